@@ -1,0 +1,115 @@
+"""AdaIN model (Huang & Belongie, ICCV 2017): pure tensor functions, encoder and decoder.
+
+Inference features (trade-off, interpolation, masks, tiles, batches) live in
+:mod:`painterly.adain.stylize`;
+training lives in :mod:`painterly.training`.
+
+Pixel convention: the encoder takes RGB in [0, 1] (it converts to what the VGG weights expect) and
+the decoder returns RGB in the same [0, 1] convention, with **no** activation or clamp on its last
+convolution: an output ReLU/sigmoid/clip is the classic cause of decoders that learn to output black
+images (dead gradients on clipped pixels).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..features import FeatureExtractor, build_extractor
+from ..losses import mean_std
+
+#: Layers whose statistics the AdaIN style loss matches; the encoder stops at the last one.
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+CONTENT_LAYER = "relu4_1"
+
+#: relu4_1 of the raw Caffe VGG19 averages about 514 on photographs; the decoder divides its input
+#: by this so its first layer sees values of order 1 (as with the reference's normalized VGG).
+DEFAULT_INPUT_SCALE = 1.0 / 512.0
+
+
+def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
+          eps: float = 1e-5) -> torch.Tensor:
+    """Give ``content`` features the per-channel mean/std of the style (batched, broadcasting)."""
+    c_mean, c_std = mean_std(content, eps)
+    return (content - c_mean) / c_std * style_std + style_mean
+
+
+def masked_mean_std(features: torch.Tensor, mask: torch.Tensor,
+                    eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean/std over the region where ``mask`` (N,1,h,w in [0,1]) is on (weighted)."""
+    w = mask.to(features.dtype)
+    total = w.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    mean = (features * w).sum(dim=(2, 3), keepdim=True) / total
+    var = ((features - mean).pow(2) * w).sum(dim=(2, 3), keepdim=True) / total
+    return mean, (var + eps).sqrt()
+
+
+def masked_adain(content: torch.Tensor, mask: torch.Tensor, style_mean: torch.Tensor,
+                 style_std: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """AdaIN that uses the content's statistics over ``mask`` only (spatial control)."""
+    c_mean, c_std = masked_mean_std(content, mask, eps)
+    return (content - c_mean) / c_std * style_std + style_mean
+
+
+class Decoder(nn.Module):
+    """Mirror of VGG19 up to relu4_1: reflection padding, nearest upsampling, no normalization.
+
+    A plain ``nn.Sequential`` (``self.net``) that reads against the paper; the last conv has no
+    activation. ``padding`` may be "reflect" (the paper's) or "zeros" (faster).
+    """
+
+    #: (in, out) channels of each 3x3 conv; "up" marks a 2x nearest upsample.
+    PLAN = ((512, 256), "up", (256, 256), (256, 256), (256, 256), (256, 128), "up",
+            (128, 128), (128, 64), "up", (64, 64), (64, 3))
+
+    def __init__(self, padding: str = "reflect", input_scale: float = DEFAULT_INPUT_SCALE) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        convs = [p for p in self.PLAN if p != "up"]
+        for item in self.PLAN:
+            if item == "up":
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                continue
+            cin, cout = item
+            layers.append(nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding))
+            if item is not convs[-1]:
+                layers.append(nn.ReLU(inplace=True))
+        self.net = nn.Sequential(*layers)
+        self.padding = padding
+        self.register_buffer("input_scale", torch.tensor(float(input_scale)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features * self.input_scale.to(features.dtype))
+
+
+class Encoder(nn.Module):
+    """Frozen VGG19 up to relu4_1, returning relu4_1 or every style layer."""
+
+    def __init__(self, extractor: FeatureExtractor | None = None, padding: str = "zeros",
+                 weights: str | None = None) -> None:
+        super().__init__()
+        self.vgg = extractor or build_extractor("vgg19", weights, padding=padding,
+                                                max_layer=CONTENT_LAYER)
+        self.vgg.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> Encoder:  # the encoder never leaves eval mode
+        super().train(False)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vgg(x, [CONTENT_LAYER])[CONTENT_LAYER]
+
+    def layers(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """relu1_1 .. relu4_1 in one pass (for the style loss)."""
+        return self.vgg(x, list(STYLE_LAYERS))
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad H and W up to a multiple (so any size round-trips the encoder/decoder)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)

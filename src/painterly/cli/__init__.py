@@ -1,0 +1,88 @@
+"""Command-line interface: parses arguments and calls the library; nothing else lives here.
+
+Each sub-command is a module of this package with ``register(subparsers)``; user mistakes
+(:class:`painterly.PainterlyError`) are printed once as ``error: ...`` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import PainterlyError
+
+#: Sub-command modules, in the order ``--help`` lists them.
+COMMANDS = ("stylize", "demo", "sweep", "train", "models", "eval", "export", "serve", "video")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (sub-commands whose module is missing are left out)."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="painterly", description="Neural style transfer: Gatys, AdaIN and fast networks.")
+    parser.add_argument("--version", action="version", version=f"painterly {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``painterly`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PainterlyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of memory (try a smaller --size)", file=sys.stderr)
+        return 2
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def float_list(text: str) -> list[float]:
+    """argparse type: comma-separated non-negative floats."""
+    return [non_negative_float(t) for t in text.replace(" ", "").split(",") if t]
+
+
+def name_list(text: str) -> list[str]:
+    """argparse type: comma-separated names."""
+    return [t for t in text.replace(" ", "").split(",") if t]

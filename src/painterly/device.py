@@ -1,0 +1,59 @@
+"""Device choice and mixed precision, in one place so every method behaves the same."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .errors import PainterlyError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist."""
+    if isinstance(name, torch.device):
+        return name
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    base = name.split(":", 1)[0]
+    if base == "cuda" and not torch.cuda.is_available():
+        raise PainterlyError("device 'cuda' asked for, but no CUDA GPU is available "
+                             "(use --device cpu or auto)")
+    if base == "mps" and not (getattr(torch.backends, "mps", None)
+                              and torch.backends.mps.is_available()):
+        raise PainterlyError("device 'mps' asked for, but Apple MPS is not available")
+    if base not in ("cpu", "cuda", "mps"):
+        raise PainterlyError(f"unknown device '{name}' (choose from {', '.join(DEVICES)})")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise PainterlyError(f"unknown device '{name}'") from None
+
+
+def autocast(device: torch.device, enabled: bool = True, dtype: torch.dtype | None = None):
+    """bf16 autocast on CUDA (fp16 where bf16 is missing); a no-op elsewhere or when disabled."""
+    if not enabled or device.type != "cuda":
+        return contextlib.nullcontext()
+    if dtype is None:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def seed_everything(seed: int | None) -> None:
+    """Seed torch (CPU and CUDA) and Python's and NumPy's generators."""
+    if seed is None:
+        return
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)

@@ -1,0 +1,107 @@
+"""Feed-forward transformation network (Johnson, Alahi & Fei-Fei 2016) with conditional instance
+normalization (Dumoulin, Shlens & Kudlur 2017), so that one network holds one or many styles.
+
+Input and output: RGB in [0, 1] (the output is not clamped inside the network; callers clamp when
+they save). With ``n_styles == 1`` conditional instance norm is ordinary affine instance norm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Instance norm with one (gamma, beta) pair per style, blended by a style-weight vector."""
+
+    def __init__(self, channels: int, n_styles: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(n_styles, channels))
+        self.beta = nn.Parameter(torch.zeros(n_styles, channels))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """``style``: ``(N, n_styles)`` weights (one-hot to pick, fractional to blend)."""
+        gamma = (style @ self.gamma)[:, :, None, None]
+        beta = (style @ self.beta)[:, :, None, None]
+        return F.instance_norm(x, eps=1e-5) * gamma + beta
+
+
+class ConvNormAct(nn.Module):
+    """Reflection-padded conv, conditional instance norm, optional ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, n_styles: int,
+                 relu: bool = True, upsample: bool = False) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2,
+                              padding_mode="reflect")
+        self.norm = ConditionalInstanceNorm(cout, n_styles)
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = self.norm(self.conv(x), style)
+        return F.relu(x) if self.relu else x
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, n_styles: int) -> None:
+        super().__init__()
+        self.a = ConvNormAct(channels, channels, 3, 1, n_styles)
+        self.b = ConvNormAct(channels, channels, 3, 1, n_styles, relu=False)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return x + self.b(self.a(x, style), style)
+
+
+class TransformerNet(nn.Module):
+    """3 downsampling convs, 5 residual blocks, 2 upsample+conv, a final 9x9 conv.
+
+    ``width`` is the first layer's channel count (32 in the paper; 16 is a slimmer CPU variant).
+    """
+
+    def __init__(self, n_styles: int = 1, width: int = 32, n_residual: int = 5) -> None:
+        super().__init__()
+        w = width
+        self.n_styles = n_styles
+        self.width = width
+        self.down = nn.ModuleList([
+            ConvNormAct(3, w, 9, 1, n_styles),
+            ConvNormAct(w, 2 * w, 3, 2, n_styles),
+            ConvNormAct(2 * w, 4 * w, 3, 2, n_styles),
+        ])
+        self.res = nn.ModuleList([ResidualBlock(4 * w, n_styles) for _ in range(n_residual)])
+        self.up = nn.ModuleList([
+            ConvNormAct(4 * w, 2 * w, 3, 1, n_styles, upsample=True),
+            ConvNormAct(2 * w, w, 3, 1, n_styles, upsample=True),
+        ])
+        self.out = nn.Conv2d(w, 3, 9, 1, padding=4, padding_mode="reflect")
+
+    def style_vector(self, style: torch.Tensor | int | None, batch: int,
+                     device: torch.device) -> torch.Tensor:
+        """Index, weight vector or batch of weight vectors -> ``(N, n_styles)``."""
+        if style is None:
+            style = 0
+        if isinstance(style, int):
+            v = torch.zeros(batch, self.n_styles, device=device)
+            v[:, style] = 1.0
+            return v
+        style = style.to(device=device, dtype=torch.float32)
+        return style.expand(batch, -1) if style.dim() == 1 else style
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | int | None = None) -> torch.Tensor:
+        s = self.style_vector(style, x.shape[0], x.device).to(x.dtype)
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % 4, (-w) % 4  # two stride-2 convs: pad so the output matches the input
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        y = x
+        for layer in self.down:
+            y = layer(y, s)
+        for block in self.res:
+            y = block(y, s)
+        for layer in self.up:
+            y = layer(y, s)
+        return self.out(y)[..., :h, :w]

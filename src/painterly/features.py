@@ -1,0 +1,272 @@
+"""Feature extractors (VGG19, VGG16, ResNet50) that return named intermediate activations.
+
+``extractor(x, ["relu1_1", "conv4_2"])`` returns ``{"relu1_1": ..., "conv4_2": ...}`` for an RGB
+batch ``x`` in [0, 1], running the network only as deep as the deepest layer asked for. VGG layer
+names: ``convB_K``, ``reluB_K``, ``poolB``; Keras names are accepted too (``blockB_convK`` is
+Keras' conv with its ReLU, so it means ``reluB_K``; ``blockB_pool`` means ``poolB``). ResNet50
+layers: ``relu`` (the stem), ``maxpool``, ``layer1`` .. ``layer4``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .errors import PainterlyError
+from .weights import (
+    Preprocess,
+    download_torchvision,
+    load_caffe_vgg19,
+    load_state_dict_file,
+)
+
+BACKBONES = ("vgg19", "vgg16", "resnet50")
+POOLINGS = ("max", "avg")
+PADDINGS = ("zeros", "reflect")
+
+_VGG_BLOCKS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
+_VGG_WIDTHS = (64, 128, 256, 512, 512)
+
+#: Per-backbone default (content layers, style layers) for the optimization method.
+DEFAULT_LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "vgg19": (("conv4_2",), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+    "vgg16": (("conv4_2",), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+    "resnet50": (("layer3",), ("relu", "layer1", "layer2", "layer3")),
+}
+
+
+def vgg_layer_names(arch: str = "vgg19") -> list[str]:
+    """Names of every module in a VGG ``features`` stack, in order (torchvision indices)."""
+    names = []
+    for b, n in enumerate(_VGG_BLOCKS[arch], start=1):
+        for k in range(1, n + 1):
+            names += [f"conv{b}_{k}", f"relu{b}_{k}"]
+        names.append(f"pool{b}")
+    return names
+
+
+def canonical_layer(name: str) -> str:
+    """Map Keras-style names to painterly's (``block4_conv1`` -> ``relu4_1``); others unchanged."""
+    m = re.fullmatch(r"block(\d)_conv(\d)", name)
+    if m:
+        return f"relu{m[1]}_{m[2]}"
+    m = re.fullmatch(r"block(\d)_pool", name)
+    if m:
+        return f"pool{m[1]}"
+    return name
+
+
+class FeatureExtractor(nn.Module):
+    """Base class: preprocessing, layer-name checking and truncated forward passes."""
+
+    layer_names: list[str]
+
+    def __init__(self, preprocess: Preprocess) -> None:
+        super().__init__()
+        self.preprocess_spec = preprocess
+        self.register_buffer("_mean", torch.tensor(preprocess.mean).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("_std", torch.tensor(preprocess.std).view(1, 3, 1, 1),
+                             persistent=False)
+        self.requires_grad_(False)
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] -> what the weights expect: ``(x * scale - mean) / std``, BGR if asked."""
+        if self.preprocess_spec.bgr:
+            x = x.flip(1)
+        return (x * self.preprocess_spec.scale - self._mean.to(x.dtype)) / self._std.to(x.dtype)
+
+    def resolve(self, layers: Iterable[str]) -> list[str]:
+        """Canonical names for ``layers``; a clear error for unknown ones."""
+        out = []
+        for name in layers:
+            c = canonical_layer(name)
+            if c not in self.layer_names:
+                raise PainterlyError(
+                    f"unknown layer '{name}' for {self.arch} "
+                    f"(known: {', '.join(n for n in self.layer_names if not n.startswith('pool'))})")
+            out.append(c)
+        return out
+
+    def forward(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        wanted = self.resolve(layers)
+        index = {n: i for i, n in enumerate(self.layer_names)}
+        last = max(index[n] for n in wanted)
+        want = set(wanted)
+        out: dict[str, torch.Tensor] = {}
+        h = self.preprocess(x)
+        for i, (name, module) in enumerate(self.named_stages()):
+            if i > last:
+                break
+            h = module(h)
+            if name in want:
+                out[name] = h
+        # Keras aliases map back to what the caller asked for.
+        return {name: out[canonical_layer(name)] for name in layers}
+
+    def named_stages(self) -> Iterable[tuple[str, nn.Module]]:
+        raise NotImplementedError
+
+
+class VGG(FeatureExtractor):
+    """VGG19/VGG16 convolutional stack, module indices identical to torchvision's ``features``."""
+
+    def __init__(self, arch: str, layers: list[tuple[torch.Tensor, torch.Tensor]] | None,
+                 preprocess: Preprocess, pooling: str = "max", padding: str = "zeros",
+                 max_layer: str | None = None) -> None:
+        super().__init__(preprocess)
+        if pooling not in POOLINGS:
+            raise PainterlyError(f"unknown pooling '{pooling}' (choose from max, avg)")
+        if padding not in PADDINGS:
+            raise PainterlyError(f"unknown padding '{padding}' (choose from zeros, reflect)")
+        self.arch = arch
+        names = vgg_layer_names(arch)
+        if max_layer is not None:
+            max_layer = canonical_layer(max_layer)
+            if max_layer not in names:
+                raise PainterlyError(f"unknown layer '{max_layer}' for {arch}")
+            names = names[: names.index(max_layer) + 1]
+        self.layer_names = names
+        modules: list[nn.Module] = []
+        in_ch = 3
+        conv_i = 0
+        for name in names:
+            if name.startswith("conv"):
+                out_ch = _VGG_WIDTHS[int(name[4]) - 1]
+                conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, padding_mode=padding)
+                if layers is not None:
+                    w, b = layers[conv_i]
+                    conv.weight.data.copy_(w)
+                    conv.bias.data.copy_(b)
+                modules.append(conv)
+                in_ch = out_ch
+                conv_i += 1
+            elif name.startswith("relu"):
+                modules.append(nn.ReLU(inplace=False))
+            else:
+                modules.append(nn.MaxPool2d(2, 2) if pooling == "max"
+                               else nn.AvgPool2d(2, 2))
+        self.features = nn.Sequential(*modules)
+        self.requires_grad_(False)
+        self.eval()
+
+    def named_stages(self) -> Iterable[tuple[str, nn.Module]]:
+        return zip(self.layer_names, self.features)
+
+    def load_torchvision_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Copy ``features.N.weight/bias`` from a torchvision state dict, checking every shape."""
+        for i, module in enumerate(self.features):
+            if isinstance(module, nn.Conv2d):
+                for kind in ("weight", "bias"):
+                    key = f"features.{i}.{kind}"
+                    if key not in state:
+                        raise PainterlyError(f"{source} is not a {self.arch} state dict "
+                                             f"(missing {key})")
+                    param = getattr(module, kind)
+                    if tuple(state[key].shape) != tuple(param.shape):
+                        raise PainterlyError(
+                            f"{source} does not fit {self.arch}: {key} is "
+                            f"{tuple(state[key].shape)}, expected {tuple(param.shape)}")
+                    param.data.copy_(state[key].float())
+
+
+class _Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_ch: int, width: int, stride: int, downsample: bool) -> None:
+        super().__init__()
+        out_ch = width * self.expansion
+        self.conv1 = nn.Conv2d(in_ch, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out_ch, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_ch)
+        self.relu = nn.ReLU()
+        self.downsample = (nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False),
+                                         nn.BatchNorm2d(out_ch)) if downsample else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = self.downsample(x) if self.downsample is not None else x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ResNet50(FeatureExtractor):
+    """ResNet50 trunk with torchvision's parameter names (so its state dicts load as they are)."""
+
+    arch = "resnet50"
+
+    def __init__(self) -> None:
+        super().__init__(Preprocess.torchvision())
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        in_ch = 64
+        for i, (width, blocks, stride) in enumerate(((64, 3, 1), (128, 4, 2), (256, 6, 2),
+                                                     (512, 3, 2)), start=1):
+            layer = []
+            for j in range(blocks):
+                layer.append(_Bottleneck(in_ch, width, stride if j == 0 else 1, j == 0))
+                in_ch = width * 4
+            setattr(self, f"layer{i}", nn.Sequential(*layer))
+        self.layer_names = ["conv1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+        self.requires_grad_(False)
+        self.eval()
+
+    def named_stages(self) -> Iterable[tuple[str, nn.Module]]:
+        stem = nn.Sequential(self.conv1, self.bn1)
+        return [("conv1", stem), ("relu", self.relu), ("maxpool", self.maxpool),
+                ("layer1", self.layer1), ("layer2", self.layer2), ("layer3", self.layer3),
+                ("layer4", self.layer4)]
+
+    def load_torchvision_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise PainterlyError(f"{source} is not a resnet50 state dict (missing {missing[0]})")
+        for k, v in own.items():
+            if tuple(state[k].shape) != tuple(v.shape):
+                raise PainterlyError(f"{source} does not fit resnet50: {k} is "
+                                     f"{tuple(state[k].shape)}, expected {tuple(v.shape)}")
+        self.load_state_dict({k: state[k] for k in own}, strict=True)
+        self.eval()
+
+
+def build_extractor(arch: str = "vgg19", weights: str | os.PathLike | None = None, *,
+                    pooling: str = "max", padding: str = "zeros",
+                    max_layer: str | None = None) -> FeatureExtractor:
+    """Build a frozen feature extractor in eval mode on the CPU.
+
+    ``weights``: ``None`` means the default for ``arch`` ("caffe" for VGG19, "torchvision" for the
+    others); "caffe" (VGG19 only), "torchvision" (download), or a path to a torchvision state dict.
+    ``max_layer`` drops every layer after it (VGG only), to save memory when only shallow
+    features are needed (the AdaIN encoder stops at ``relu4_1``).
+    """
+    if arch not in BACKBONES:
+        raise PainterlyError(f"unknown backbone '{arch}' (choose from {', '.join(BACKBONES)})")
+    if weights is None:
+        weights = "caffe" if arch == "vgg19" else "torchvision"
+    weights = str(weights)
+    if arch == "resnet50":
+        if pooling != "max":
+            raise PainterlyError("resnet50 supports only max pooling")
+        model = ResNet50()
+    elif weights == "caffe":
+        if arch != "vgg19":
+            raise PainterlyError(f"the built-in Caffe weights are VGG19's; {arch} needs "
+                                 f"--weights torchvision or a weight file")
+        return VGG(arch, load_caffe_vgg19(), Preprocess.caffe(), pooling, padding, max_layer)
+    else:
+        model = VGG(arch, None, Preprocess.torchvision(), pooling, padding, max_layer)
+    if weights == "torchvision":
+        model.load_torchvision_state(download_torchvision(arch), f"torchvision {arch} weights")
+    else:
+        model.load_torchvision_state(load_state_dict_file(weights), weights)
+    return model

@@ -1,0 +1,273 @@
+"""Image I/O shared by every method.
+
+Tensor convention everywhere in painterly: ``float32`` tensors shaped ``(N, 3, H, W)``, RGB, values
+in ``[0, 1]`` (a decoder's raw output may stray outside and is clamped only when saved). Feature
+extractors convert to whatever their weights expect.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import PainterlyError
+
+#: Anything :func:`load_image` accepts.
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor, bytes]
+
+#: Refuse images with more pixels than this (decompression bombs); 16k x 16k.
+MAX_PIXELS = 16384 * 16384
+
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+                ".tif": "TIFF", ".tiff": "TIFF"}
+
+#: Built-in images that ship with scikit-image, so the demo works on a fresh machine.
+BUILTIN_CONTENT = ("chelsea", "astronaut", "coffee", "rocket")
+BUILTIN_STYLES = ("hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
+
+
+def builtin_names() -> dict[str, tuple[str, ...]]:
+    """Names usable as ``builtin:NAME`` wherever an image path is expected."""
+    return {"content": BUILTIN_CONTENT, "style": BUILTIN_STYLES}
+
+
+def _builtin(name: str) -> Image.Image:
+    import skimage.data
+
+    if name not in BUILTIN_CONTENT + BUILTIN_STYLES:
+        raise PainterlyError(
+            f"unknown built-in image 'builtin:{name}' "
+            f"(choose from {', '.join(BUILTIN_CONTENT + BUILTIN_STYLES)})")
+    return Image.fromarray(getattr(skimage.data, name)())
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is composited on white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGB" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def _open(source: str | os.PathLike | bytes, what: str) -> Image.Image:
+    label = "uploaded data" if isinstance(source, bytes) else str(source)
+    if isinstance(source, (str, os.PathLike)) and not isinstance(source, bytes):
+        path = Path(source)
+        if not path.exists():
+            raise PainterlyError(f"{what} not found: {label}")
+        if path.is_dir():
+            raise PainterlyError(f"{what} is a folder, not an image: {label}")
+        if path.stat().st_size == 0:
+            raise PainterlyError(f"{what} is an empty file: {label}")
+        fp: object = path
+    else:
+        if len(source) == 0:
+            raise PainterlyError(f"{what} is empty")
+        fp = io.BytesIO(source)
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PainterlyError(
+            f"{what} is too large (over {MAX_PIXELS // 1_000_000} megapixels; "
+            f"possible decompression bomb): {label}") from None
+    except UnidentifiedImageError:
+        raise PainterlyError(f"{what} is not an image Pillow can read: {label}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PainterlyError(f"{what} could not be read ({exc}): {label}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    return img
+
+
+def load_image(source: ImageLike, *, what: str = "image") -> Image.Image:
+    """Load ``source`` as an 8-bit RGB PIL image.
+
+    Accepts a path, ``builtin:NAME``, encoded bytes, a PIL image, a ``HxW``/``HxWxC`` array
+    (uint8 0..255 or float 0..1) or a ``3xHxW``/``1x3xHxW`` tensor in [0, 1]. EXIF orientation is
+    applied; grayscale, palette, CMYK and 16-bit images become RGB; alpha is composited on white.
+    """
+    if isinstance(source, Image.Image):
+        img = source
+    elif isinstance(source, torch.Tensor):
+        return tensor_to_pil(source)
+    elif isinstance(source, np.ndarray):
+        img = _array_to_pil(source, what)
+    elif isinstance(source, str) and source.startswith("builtin:"):
+        return _builtin(source.split(":", 1)[1])
+    elif isinstance(source, (str, os.PathLike, bytes)):
+        img = _open(source, what)
+    else:
+        raise PainterlyError(f"{what} must be a path, PIL image, array or tensor, "
+                             f"not {type(source).__name__}")
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a damaged EXIF block should not make a readable image unusable
+        pass
+    if img.width == 0 or img.height == 0:
+        raise PainterlyError(f"{what} has no pixels")
+    return _to_rgb(img)
+
+
+def _array_to_pil(arr: np.ndarray, what: str) -> Image.Image:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
+        raise PainterlyError(f"{what} array must be HxW or HxWx3/4, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        arr = np.asarray(arr, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise PainterlyError(f"{what} array holds NaN or infinite values")
+        scale = 255.0 if arr.max() <= 1.0 else 1.0
+        arr = np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def resize(img: Image.Image, size: int | None = None, *, pixels: int | None = None,
+           multiple: int = 1) -> Image.Image:
+    """Resize so the long side is ``size`` (or the area is about ``pixels``), keeping aspect.
+
+    ``multiple`` rounds each side to a multiple of it (at least one multiple). With neither
+    ``size`` nor ``pixels`` the image is returned unchanged.
+    """
+    w, h = img.size
+    if size is not None:
+        if size < 1:
+            raise PainterlyError(f"size must be a positive number of pixels, got {size}")
+        scale = size / max(w, h)
+    elif pixels is not None:
+        if pixels < 1:
+            raise PainterlyError(f"pixel count must be positive, got {pixels}")
+        scale = (pixels / (w * h)) ** 0.5
+    else:
+        scale = 1.0
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    if multiple > 1:
+        nw = max(multiple, round(nw / multiple) * multiple)
+        nh = max(multiple, round(nh / multiple) * multiple)
+    if (nw, nh) == (w, h):
+        return img
+    return img.resize((nw, nh), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+
+
+def pil_to_tensor(img: Image.Image, device: torch.device | str | None = None) -> torch.Tensor:
+    """RGB PIL image -> ``(1, 3, H, W)`` float tensor in [0, 1]."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    t = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    return t.to(device) if device is not None else t
+
+
+def tensor_to_pil(t: torch.Tensor) -> Image.Image:
+    """``(3, H, W)`` or ``(1, 3, H, W)`` tensor in [0, 1] -> RGB PIL image (clamped)."""
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise PainterlyError(f"expected one image, got a batch of {t.shape[0]}")
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] not in (1, 3):
+        raise PainterlyError(f"expected a 3xHxW image tensor, got shape {tuple(t.shape)}")
+    if t.shape[0] == 1:
+        t = t.expand(3, -1, -1)
+    arr = (t.detach().float().clamp(0, 1).mul(255).add_(0.5).to(torch.uint8)
+           .permute(1, 2, 0).cpu().numpy())
+    return Image.fromarray(arr)
+
+
+def load_tensor(source: ImageLike, size: int | None = None, *, what: str = "image",
+                device: torch.device | str | None = None, multiple: int = 1) -> torch.Tensor:
+    """Load, optionally resize (long side), and convert to a ``(1, 3, H, W)`` tensor."""
+    return pil_to_tensor(resize(load_image(source, what=what), size, multiple=multiple), device)
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """Pillow format name for ``path`` from its extension, or a clear error."""
+    ext = Path(path).suffix.lower()
+    if ext not in SAVE_FORMATS:
+        raise PainterlyError(f"cannot tell the output format from '{path}' "
+                             f"(use one of {', '.join(sorted(SAVE_FORMATS))})")
+    return SAVE_FORMATS[ext]
+
+
+def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike, *,
+               overwrite: bool = False, quality: int = 95) -> Path:
+    """Save by extension (PNG, JPEG, WebP, ...), atomically; refuse to overwrite unless asked."""
+    path = Path(path)
+    fmt = output_format(path)
+    if path.exists() and not overwrite:
+        raise PainterlyError(f"output exists: {path} (pass --overwrite to replace it)")
+    if isinstance(img, torch.Tensor):
+        img = tensor_to_pil(img)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    try:
+        img.save(tmp, format=fmt, **kwargs)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def encode_image(img: Image.Image, fmt: str = "PNG", quality: int = 95) -> bytes:
+    """Encode a PIL image to bytes (for the HTTP service)."""
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+    return buf.getvalue()
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm")
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files under ``folder`` by extension, sorted; an error if the folder is missing."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise PainterlyError(f"not a folder: {root}")
+    it = root.rglob("*") if recursive else root.glob("*")
+    return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def contact_sheet(images: Sequence[Image.Image], labels: Sequence[str] | None = None,
+                  columns: int | None = None, cell: int = 256) -> Image.Image:
+    """Lay images out in a labelled grid (for sweeps, validation grids and docs)."""
+    from PIL import ImageDraw
+
+    n = len(images)
+    if n == 0:
+        raise PainterlyError("no images for the contact sheet")
+    columns = columns or min(n, 4)
+    rows = (n + columns - 1) // columns
+    label_h = 14 if labels else 0
+    sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, im in enumerate(images):
+        r, c = divmod(i, columns)
+        thumb = im.copy()
+        thumb.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+        x0 = c * cell + (cell - thumb.width) // 2
+        y0 = r * (cell + label_h) + label_h + (cell - thumb.height) // 2
+        sheet.paste(thumb, (x0, y0))
+        if labels:
+            draw.text((c * cell + 2, r * (cell + label_h) + 1), labels[i][: cell // 6], fill=(0, 0, 0))
+    return sheet

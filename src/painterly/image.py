@@ -12,16 +12,18 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import PainterlyError
 
+if TYPE_CHECKING:  # torch is imported lazily so the ONNX backend can run without it
+    import torch
+
 #: Anything :func:`load_image` accepts.
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor, bytes]
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, "torch.Tensor", bytes]
 
 #: Refuse images with more pixels than this (decompression bombs); 16k x 16k.
 MAX_PIXELS = 16384 * 16384
@@ -109,7 +111,7 @@ def load_image(source: ImageLike, *, what: str = "image") -> Image.Image:
     """
     if isinstance(source, Image.Image):
         img = source
-    elif isinstance(source, torch.Tensor):
+    elif _is_tensor(source):
         return tensor_to_pil(source)
     elif isinstance(source, np.ndarray):
         img = _array_to_pil(source, what)
@@ -127,6 +129,10 @@ def load_image(source: ImageLike, *, what: str = "image") -> Image.Image:
     if img.width == 0 or img.height == 0:
         raise PainterlyError(f"{what} has no pixels")
     return _to_rgb(img)
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 
 
 def _array_to_pil(arr: np.ndarray, what: str) -> Image.Image:
@@ -172,6 +178,8 @@ def resize(img: Image.Image, size: int | None = None, *, pixels: int | None = No
 
 def pil_to_tensor(img: Image.Image, device: torch.device | str | None = None) -> torch.Tensor:
     """RGB PIL image -> ``(1, 3, H, W)`` float tensor in [0, 1]."""
+    import torch
+
     arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
     t = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     return t.to(device) if device is not None else t
@@ -179,6 +187,8 @@ def pil_to_tensor(img: Image.Image, device: torch.device | str | None = None) ->
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:
     """``(3, H, W)`` or ``(1, 3, H, W)`` tensor in [0, 1] -> RGB PIL image (clamped)."""
+    import torch
+
     if t.dim() == 4:
         if t.shape[0] != 1:
             raise PainterlyError(f"expected one image, got a batch of {t.shape[0]}")
@@ -214,7 +224,7 @@ def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike, *,
     fmt = output_format(path)
     if path.exists() and not overwrite:
         raise PainterlyError(f"output exists: {path} (pass --overwrite to replace it)")
-    if isinstance(img, torch.Tensor):
+    if _is_tensor(img):
         img = tensor_to_pil(img)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

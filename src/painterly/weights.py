@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,3 +140,48 @@ def download_torchvision(arch: str) -> dict[str, torch.Tensor]:
         raise PainterlyError(
             f"cannot download {arch} weights ({type(exc).__name__}); offline, save {url} "
             f"as {cached} or pass the file with --weights PATH") from None
+
+
+def save_model_file(state: dict[str, torch.Tensor], config: dict, path: str | os.PathLike,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Write weights we ship: ``path`` (.safetensors, config embedded as metadata) plus a
+    ``.json`` sidecar with the same config; both atomically (temp file + rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise PainterlyError(f"model files are written as .safetensors, not {path.suffix or 'no suffix'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach())
+               .contiguous().cpu() for k, v in state.items()}
+    text = json.dumps(config, indent=2, sort_keys=True, default=str)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata={"painterly_config": text})
+    os.replace(tmp, path)
+    side = path.with_suffix(".json")
+    tmp_side = side.with_name(f".{side.name}.tmp{os.getpid()}")
+    tmp_side.write_text(text + "\n")
+    os.replace(tmp_side, side)
+    return path
+
+
+def load_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read weights and their config: ``.safetensors`` (config from metadata or the ``.json``
+    beside it) or a PyTorch file (``weights_only=True``; config from the ``.json`` if present)."""
+    path = Path(path)
+    state = load_state_dict_file(path)
+    config: dict = {}
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if "painterly_config" in meta:
+            config = json.loads(meta["painterly_config"])
+    side = path.with_suffix(".json")
+    if not config and side.is_file():
+        try:
+            config = json.loads(side.read_text())
+        except (OSError, ValueError):
+            raise PainterlyError(f"config file is not valid JSON: {side}") from None
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, config

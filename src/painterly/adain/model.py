@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import PainterlyError
 from ..features import FeatureExtractor, build_extractor
 from ..losses import mean_std
+from ..weights import load_model_file, save_model_file
 
 #: Layers whose statistics the AdaIN style loss matches; the encoder stops at the last one.
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -113,3 +115,51 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> tuple[torch.Tensor, t
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
+
+
+def save_decoder(decoder: Decoder, path: str, config: dict | None = None,
+                 half: bool = True) -> None:
+    """Export a decoder as ``.safetensors`` (fp16 by default) plus a JSON of its config."""
+    meta = {"kind": "adain-decoder", "padding": decoder.padding,
+            "input_scale": float(decoder.input_scale), **(config or {})}
+    save_model_file(decoder.state_dict(), meta, path, torch.float16 if half else None)
+
+
+def load_decoder(path: str) -> tuple[Decoder, dict]:
+    """Load a decoder from ``.safetensors`` or a PyTorch state dict, checking every shape.
+
+    Accepts painterly's own keys (``net.N.weight``) and the reference code's plain
+    ``nn.Sequential`` keys (``N.weight``, with its explicit ReflectionPad layers).
+    """
+    state, config = load_model_file(path)
+    decoder = Decoder(padding=config.get("padding", "reflect"),
+                      input_scale=float(config.get("input_scale", DEFAULT_INPUT_SCALE)))
+    own = decoder.state_dict()
+    if "input_scale" not in state:
+        state["input_scale"] = own["input_scale"]
+    if not any(k.startswith("net.") for k in state):
+        state = _from_reference_keys(state, decoder)
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise PainterlyError(f"{path} is not an AdaIN decoder (missing {missing[0]})")
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise PainterlyError(f"{path} does not fit the AdaIN decoder: {k} is "
+                                 f"{tuple(state[k].shape)}, expected {tuple(v.shape)}")
+    decoder.load_state_dict({k: state[k] for k in own})
+    return decoder.eval(), config
+
+
+def _from_reference_keys(state: dict, decoder: Decoder) -> dict:
+    """Map ``N.weight`` keys of an ``nn.Sequential`` with explicit padding layers onto ours."""
+    theirs = sorted({int(k.split(".")[0]) for k in state if k.split(".")[0].isdigit()
+                     and k.endswith(".weight")})
+    ours = [i for i, m in enumerate(decoder.net) if isinstance(m, nn.Conv2d)]
+    if len(theirs) != len(ours):
+        return state
+    out = {"input_scale": state["input_scale"]}
+    for t, o in zip(theirs, ours):
+        for kind in ("weight", "bias"):
+            if f"{t}.{kind}" in state:
+                out[f"net.{o}.{kind}"] = state[f"{t}.{kind}"]
+    return out

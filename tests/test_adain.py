@@ -1,0 +1,261 @@
+"""AdaIN inference: options, masks, sizes, tiles, decoder resolution and the CLI (small images,
+random decoder weights: these check the pipeline, not the look)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_image
+from PIL import Image
+
+import painterly.adain.stylize as adain_stylize
+from painterly.adain import AdaINStylizer, StyleStats, adain_transform, plan_tiles
+from painterly.adain.model import Decoder, save_decoder
+from painterly.color import rgb_to_yiq
+from painterly.errors import PainterlyError
+from painterly.image import pil_to_tensor
+from painterly.losses import mean_std
+
+
+@pytest.fixture(scope="module")
+def decoder_file(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    dec = Decoder()
+    # Larger weights than the default init (whose output barely depends on the input) and a
+    # mid-gray bias, so random outputs vary (std ~0.25) around 0.5 without saturating.
+    with torch.no_grad():
+        for m in dec.net:
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.mul_(2.0)
+        dec.net[-1].bias.fill_(0.5)
+    path = tmp_path_factory.mktemp("dec") / "decoder.safetensors"
+    save_decoder(dec, str(path), {"encoder_padding": "zeros"}, half=False)
+    return str(path)
+
+
+@pytest.fixture
+def styles(style_image) -> list[Image.Image]:
+    return [style_image, make_image(80, 80, seed=7)]
+
+
+def _stylizer(decoder_file: str, styles: list[Image.Image], **kw) -> AdaINStylizer:
+    return AdaINStylizer(styles, kw.pop("style_weights", None), decoder=decoder_file,
+                         device="cpu", style_size=64, **kw)
+
+
+def test_transform_gives_style_statistics() -> None:
+    torch.manual_seed(0)
+    f = torch.rand(1, 16, 6, 7) * 10
+    stats = StyleStats(torch.rand(2, 16, 1, 1) * 3, torch.rand(2, 16, 1, 1) + 0.5,
+                       torch.tensor([0.25, 0.75]))
+    out = adain_transform(f, stats)
+    mean, std = mean_std(out)
+    b_mean, b_std = stats.blended()
+    assert torch.allclose(mean, b_mean, atol=1e-4) and torch.allclose(std, b_std, atol=1e-3)
+    # Blending the targets equals blending the AdaIN outputs (the paper's interpolation).
+    one = [adain_transform(f, StyleStats(stats.mean[k:k + 1], stats.std[k:k + 1], torch.ones(1)))
+           for k in range(2)]
+    assert torch.allclose(out, 0.25 * one[0] + 0.75 * one[1], atol=1e-4)
+    assert torch.allclose(adain_transform(f, stats, alpha=0.0), f)
+
+
+def test_alpha_zero_is_decode_of_encode(decoder_file, styles) -> None:
+    st = _stylizer(decoder_file, styles[:1], alpha=0.0)
+    x = pil_to_tensor(make_image(96, 64, seed=2))
+    out = st.stylize_tensor(x)
+    with torch.inference_mode():
+        ref = st.nets.decoder(st.nets.encoder(x)).clamp(0, 1)
+    assert torch.allclose(out, ref, atol=1e-5)
+    # ... and alpha moves the result away from it.
+    full = _stylizer(decoder_file, styles[:1]).stylize_tensor(x)
+    assert (full - ref).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, "much", float("nan")])
+def test_alpha_bounds(decoder_file, styles, alpha) -> None:
+    with pytest.raises(PainterlyError, match="alpha"):
+        _stylizer(decoder_file, styles[:1], alpha=alpha)
+
+
+def test_style_weights_count_mismatch(decoder_file, styles) -> None:
+    with pytest.raises(PainterlyError, match="style weight"):
+        _stylizer(decoder_file, styles, style_weights=[1.0])
+
+
+def test_style_interpolation_extremes(decoder_file, styles) -> None:
+    x = pil_to_tensor(make_image(64, 48, seed=4))
+    only_first = _stylizer(decoder_file, styles[:1]).stylize_tensor(x)
+    weighted = _stylizer(decoder_file, styles, style_weights=[1.0, 0.0]).stylize_tensor(x)
+    half = _stylizer(decoder_file, styles, style_weights=[1.0, 1.0]).stylize_tensor(x)
+    assert torch.allclose(only_first, weighted, atol=1e-5)
+    assert (half - only_first).abs().mean() > 1e-3
+
+
+def test_unknown_option_and_missing_style(decoder_file, styles) -> None:
+    with pytest.raises(PainterlyError, match="steps"):
+        _stylizer(decoder_file, styles[:1], steps=10)
+    with pytest.raises(PainterlyError, match="style"):
+        AdaINStylizer([], None, decoder=decoder_file)
+    # seed is accepted: AdaIN is deterministic
+    _stylizer(decoder_file, styles[:1], seed=3)
+
+
+@pytest.mark.parametrize("w,h", [(67, 45), (101, 30), (150, 9), (33, 120)])
+def test_any_size_round_trips(decoder_file, styles, w, h) -> None:
+    st = _stylizer(decoder_file, styles[:1])
+    out = st(make_image(w, h, seed=5))
+    assert out.size == (w, h)
+
+
+def test_size_option_resizes_long_side(decoder_file, styles) -> None:
+    out = _stylizer(decoder_file, styles[:1], size=80)(make_image(120, 60))
+    assert out.size == (80, 40)
+
+
+def test_batch_equals_single_images(decoder_file, styles) -> None:
+    st = _stylizer(decoder_file, styles[:1])
+    batch = torch.cat([pil_to_tensor(make_image(64, 48, seed=s)) for s in (1, 2)])
+    out = st.stylize_tensor(batch)
+    assert out.shape == batch.shape
+    for i in range(2):
+        assert torch.allclose(out[i:i + 1], st.stylize_tensor(batch[i:i + 1]), atol=1e-5)
+
+
+def test_preserve_color_modes(decoder_file, styles) -> None:
+    content = make_image(48, 32, seed=6)
+    x = pil_to_tensor(content)
+    lum = _stylizer(decoder_file, styles[:1], preserve_color="luminance").stylize_tensor(x)
+    # The result's chrominance is the content's (up to clamping to [0, 1]).
+    assert (rgb_to_yiq(lum)[:, 1:] - rgb_to_yiq(x)[:, 1:]).abs().mean() < 0.02
+    hist = _stylizer(decoder_file, styles[:1], preserve_color="histogram")
+    assert hist.style_stats is None  # depends on the content, so computed per image
+    plain = _stylizer(decoder_file, styles[:1]).stylize_tensor(x)
+    assert (hist.stylize_tensor(x) - plain).abs().mean() > 1e-3
+    with pytest.raises(PainterlyError, match="color"):
+        _stylizer(decoder_file, styles[:1], preserve_color="sepia")
+
+
+def _mask(w: int, h: int, left: bool) -> Image.Image:
+    arr = np.zeros((h, w), np.uint8)
+    if left:
+        arr[:, : w // 2] = 255
+    else:
+        arr[:, w // 2:] = 255
+    return Image.fromarray(arr)
+
+
+def test_masks(decoder_file, styles) -> None:
+    content = make_image(96, 48, seed=8)
+    x = pil_to_tensor(content)
+    st_a = _stylizer(decoder_file, styles[:1])
+    a = st_a.stylize_tensor(x)
+    b = _stylizer(decoder_file, styles[1:]).stylize_tensor(x)
+    # A full mask uses the whole image's statistics: same as no mask.
+    full = Image.new("L", (96, 48), 255)
+    assert torch.allclose(_stylizer(decoder_file, styles[:1], mask=[full]).stylize_tensor(x),
+                          a, atol=1e-4)
+    # An empty mask keeps the content features: decode(encode(x)), as alpha = 0.
+    empty = Image.new("RGB", (192, 96), (0, 0, 0))  # any mode and any size of the right aspect
+    with torch.inference_mode():
+        identity = st_a.nets.decoder(st_a.nets.encoder(x)).clamp(0, 1)
+    assert torch.allclose(_stylizer(decoder_file, styles[:1], mask=[empty]).stylize_tensor(x),
+                          identity, atol=1e-4)
+    # Two styles in two halves: each half looks like its own style's result, away from the cut.
+    two = _stylizer(decoder_file, styles, mask=[_mask(96, 48, True), _mask(96, 48, False)])
+    out = two.stylize_tensor(x)[0]
+    left, right = slice(0, 28), slice(68, 96)
+    assert (out[..., left] - a[0][..., left]).abs().mean() < (out[..., left] - b[0][..., left]).abs().mean()
+    assert (out[..., right] - b[0][..., right]).abs().mean() < \
+        (out[..., right] - a[0][..., right]).abs().mean()
+
+
+def test_mask_errors(decoder_file, styles, tmp_path) -> None:
+    content = make_image(64, 32)
+    with pytest.raises(PainterlyError, match="one mask per"):
+        _stylizer(decoder_file, styles, mask=[_mask(64, 32, True)])
+    with pytest.raises(PainterlyError, match="aspect ratio"):
+        _stylizer(decoder_file, styles[:1], mask=[Image.new("L", (64, 64), 255)])(content)
+    with pytest.raises(PainterlyError, match="mask 1"):
+        _stylizer(decoder_file, styles[:1], mask=[str(tmp_path / "missing.png")])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(PainterlyError):
+        _stylizer(decoder_file, styles[:1], mask=[str(bad)])
+
+
+def test_plan_tiles_covers_with_overlap() -> None:
+    plan = plan_tiles(4096, 4096, 1536)
+    assert plan.n_tiles == 9
+    for starts, size, length in ((plan.ys, plan.tile_h, 4096), (plan.xs, plan.tile_w, 4096)):
+        assert starts[0] == 0 and starts[-1] + size == length
+        assert all(s % 8 == 0 for s in starts)
+        assert all(a + size - b >= adain_stylize.TILE_OVERLAP for a, b in zip(starts, starts[1:]))
+    assert plan_tiles(200, 120, 256).n_tiles == 1
+
+
+def test_tiled_matches_untiled_without_seams(decoder_file, styles) -> None:
+    """Tolerance: 1e-3 per pixel (in [0, 1]) everywhere; tiles share whole-image statistics."""
+    x = pil_to_tensor(make_image(376, 120, seed=9))
+    st = _stylizer(decoder_file, styles[:1])
+    untiled = st.stylize_tensor(x)
+    tiled_st = _stylizer(decoder_file, styles[:1], tile=256)
+    encoded: list[tuple[int, ...]] = []
+    encode = tiled_st.nets.encode
+    tiled_st.nets.encode = lambda t: (encoded.append(tuple(t.shape)), encode(t))[1]
+    tiled = tiled_st.stylize_tensor(x)
+    assert encoded == [(1, 3, 120, 256)] * 2  # really tiled: two windows
+    assert tiled.shape == untiled.shape
+    assert (tiled - untiled).abs().max() < 1e-3
+    # Seams: horizontal-gradient energy at the cut columns is no higher than elsewhere.
+    plan = plan_tiles(120, 376, 256)
+    assert len(plan.xs) == 2
+    cuts = [s for s in plan.xs[1:]] + [s + plan.tile_w for s in plan.xs[:-1]]
+    grad = (tiled[..., :, 1:] - tiled[..., :, :-1]).abs().mean(dim=(0, 1, 2))
+    at_cuts = torch.stack([grad[c - 3: c + 3].mean() for c in cuts]).max()
+    assert at_cuts < 1.5 * grad.mean()
+    with pytest.raises(PainterlyError, match="tile"):
+        _stylizer(decoder_file, styles[:1], tile=64)
+
+
+def test_missing_default_decoder(monkeypatch, tmp_path, styles) -> None:
+    monkeypatch.setattr(adain_stylize, "default_decoder_path", lambda: tmp_path / "none.safetensors")
+    assert not adain_stylize.is_available()
+    with pytest.raises(PainterlyError, match="painterly train adain") as info:
+        AdaINStylizer(styles[:1], None, device="cpu")
+    assert "--decoder" in str(info.value)
+
+
+def test_bad_decoder_paths(styles, tmp_path) -> None:
+    with pytest.raises(PainterlyError, match="not found"):
+        AdaINStylizer(styles[:1], None, decoder=str(tmp_path / "nope.safetensors"))
+    txt = tmp_path / "decoder.txt"
+    txt.write_text("x")
+    with pytest.raises(PainterlyError, match="safetensors"):
+        AdaINStylizer(styles[:1], None, decoder=str(txt))
+
+
+def test_encoder_padding_comes_from_decoder_config(tmp_path, styles) -> None:
+    path = tmp_path / "reflect.safetensors"
+    save_decoder(Decoder(), str(path), {"encoder_padding": "reflect"})
+    st = AdaINStylizer(styles[:1], None, decoder=str(path), device="cpu", style_size=64)
+    assert st.nets.encoder_padding == "reflect"
+    conv = st.nets.encoder.vgg.features[0]
+    assert conv.padding_mode == "reflect"
+
+
+def test_cli(decoder_file, tmp_path, capsys) -> None:
+    from painterly.cli import main
+
+    out = tmp_path / "out.png"
+    args = ["stylize", "builtin:chelsea", "--style", "builtin:hubble_deep_field", "--method", "adain",
+            "--decoder", decoder_file, "--size", "96", "--style-size", "96", "--device", "cpu",
+            "-o", str(out)]
+    assert main(args) == 0
+    with Image.open(out) as im:
+        assert im.size == (96, 64)
+    # existing output is never overwritten; bad alpha is a clean error
+    assert main(args) == 2
+    assert main(args[:-2] + ["--alpha", "2", "-o", str(tmp_path / "b.png")]) == 2
+    err = capsys.readouterr().err
+    assert "output exists" in err and "alpha" in err

@@ -1,0 +1,159 @@
+"""``painterly train adain|fast``: train an AdaIN decoder or a fast feed-forward network.
+
+Options left unset keep the defaults of :mod:`painterly.training.config`; with ``--resume`` they
+keep the values saved in the run's checkpoint instead (only the options given are changed, and
+only those that do not change what is trained may change). See docs/TRAINING.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import name_list, non_negative_float, positive_int
+
+#: Options of TrainConfig set from the command line (dest names equal field names).
+TRAIN_OPTIONS = ("content_dir", "style_dir", "out", "iterations", "batch_size", "lr", "lr_decay", "resize",
+                 "crop", "workers", "seed", "checkpoint_every", "log_every", "val_every", "val_pairs", "amp",
+                 "channels_last", "compile", "device", "style_augment", "tensorboard", "progress", "threads",
+                 "health_every", "collapse_patience", "collapse_grace", "stall_window")
+ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_reduce", "style_distance",
+                 "encoder_padding", "decoder_padding")
+FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
+                "width", "n_residual", "luminance")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
+    """Options shared by both methods (all default to None: unset keeps the config's value)."""
+    g = p.add_argument_group("data")
+    g.add_argument("--content-dir", help="folder of content photos (nested folders too; required "
+                   "unless resuming)")
+    g.add_argument("--style-dir", default=None,
+                   help="folder of style images (required unless resuming)" if style_dir_required
+                   else argparse.SUPPRESS)
+    g.add_argument("--resize", type=positive_int, help="short side before cropping (default 512)")
+    g.add_argument("--crop", type=positive_int, help="random square crop (default 256; multiple of 8)")
+    g.add_argument("--workers", type=non_negative_int, help="DataLoader worker processes (default 2)")
+    g.add_argument("--no-style-augment", dest="style_augment", action="store_false", default=None,
+                   help="no random resized crops / flips / color jitter on style images")
+    g = p.add_argument_group("optimization")
+    g.add_argument("--out", required=True, help="run directory (checkpoints, logs, exported model)")
+    g.add_argument("--iterations", type=positive_int)
+    g.add_argument("--batch-size", type=positive_int, help="per process (per GPU with torchrun)")
+    g.add_argument("--lr", type=positive_float)
+    g.add_argument("--lr-decay", type=non_negative_float, help="lr / (1 + decay * iteration)")
+    g.add_argument("--seed", type=non_negative_int)
+    g.add_argument("--amp", choices=("none", "bf16", "fp16"), help="mixed precision (default none)")
+    g.add_argument("--channels-last", action="store_true", default=None, help="channels_last on CUDA")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the network")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps (default auto)")
+    g.add_argument("--threads", type=non_negative_int, help="CPU threads for torch (0: default)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    g = p.add_argument_group("logging and health checks")
+    g.add_argument("--checkpoint-every", type=positive_int, help="default 1000")
+    g.add_argument("--log-every", type=positive_int, help="default 50")
+    g.add_argument("--val-every", type=positive_int, help="validation grid every N iterations (default 1000)")
+    g.add_argument("--val-pairs", type=positive_int, help="validation rows (default 4)")
+    g.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=None)
+    g.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    g.add_argument("--health-every", type=positive_int, help="look at the output every N iterations (10)")
+    g.add_argument("--collapse-patience", type=positive_int, help="collapsed checks before stopping (5)")
+    g.add_argument("--collapse-grace", type=non_negative_int, help="iterations before collapse checks (200)")
+    g.add_argument("--stall-window", type=non_negative_int, help="style-loss stall window (2000; 0: off)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train an AdaIN decoder or a fast network",
+                              description="Train an AdaIN decoder or a fast feed-forward network.")
+    sub = p.add_subparsers(dest="method", metavar="METHOD", required=True)
+
+    a = sub.add_parser("adain", help="train an AdaIN decoder (arbitrary styles)")
+    _common(a, style_dir_required=True)
+    g = a.add_argument_group("AdaIN objective")
+    g.add_argument("--style-weight", type=non_negative_float, help="default 10")
+    g.add_argument("--content-weight", type=non_negative_float, help="default 1")
+    g.add_argument("--warmup-recon", type=non_negative_int, help="iterations of plain autoencoding first (0)")
+    g.add_argument("--style-loss-reduce", choices=("sum", "mean"), help="over layers (default sum)")
+    g.add_argument("--style-distance", choices=("mse", "l2"), help="default mse")
+    g.add_argument("--encoder-padding", choices=("zeros", "reflect"), help="default zeros")
+    g.add_argument("--decoder-padding", choices=("zeros", "reflect"), help="default reflect")
+    a.set_defaults(func=run)
+
+    f = sub.add_parser("fast", help="train a fast feed-forward network for one or more styles")
+    _common(f, style_dir_required=False)
+    g = f.add_argument_group("fast objective")
+    g.add_argument("--style", dest="styles", action="append",
+                   help="style image (repeat for a multi-style network; required unless resuming)")
+    g.add_argument("--content-layers", type=name_list, help="default relu2_2")
+    g.add_argument("--style-layers", type=name_list, help="default relu1_2,relu2_2,relu3_3,relu4_3")
+    g.add_argument("--content-weight", type=non_negative_float, help="default 1")
+    g.add_argument("--style-weight", type=non_negative_float, help="default 10")
+    g.add_argument("--tv-weight", type=non_negative_float, help="default 1e-4")
+    g.add_argument("--width", type=positive_int, help="first layer channels (32; 16 = slim)")
+    g.add_argument("--n-residual", type=non_negative_int, help="residual blocks (5)")
+    g.add_argument("--luminance", action="store_true", default=None,
+                   help="train on luminance (color preservation)")
+    f.set_defaults(func=run)
+
+
+def build_configs(args: argparse.Namespace):
+    """(TrainConfig, objective config): saved run config (when resuming) or defaults, then the
+    options given on the command line."""
+    from ..training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from ..training.config import OBJECTIVE_CONFIGS, TrainConfig, default_train_config, from_dict
+
+    method = args.method
+    ckpt_path = Path(args.out) / CHECKPOINT_NAME
+    if args.resume and ckpt_path.is_file():
+        saved = load_checkpoint(ckpt_path).get("config", {})
+        train = from_dict(TrainConfig, saved.get("train", {}))
+        train.method = saved.get("method", method)
+        objective = from_dict(OBJECTIVE_CONFIGS[method], saved.get("objective", {}))
+    else:
+        train = default_train_config(method)
+        objective = OBJECTIVE_CONFIGS[method]()
+    for name in TRAIN_OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(train, name, value)
+    names = ADAIN_OPTIONS if method == "adain" else FAST_OPTIONS
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            if name == "styles":
+                value = [str(Path(v).resolve()) if not v.startswith("builtin:") else v for v in value]
+            setattr(objective, name, value)
+    train.method = method
+    return train, objective
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training import build_trainer
+
+    train, objective = build_configs(args)
+    trainer = build_trainer(train, objective, resume=args.resume)
+    path = trainer.run()
+    if trainer.info is None or trainer.info.is_main:
+        print(f"trained {train.method} in {train.out}: {path}")
+    return 0
+
+
+__all__ = ["register", "run", "build_configs"]

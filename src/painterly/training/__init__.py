@@ -1,0 +1,37 @@
+"""Training: one framework (data, optimizer, schedule, AMP, DDP, checkpoints, logs, health checks)
+and one small objective class per method (AdaIN decoder, fast feed-forward network).
+
+    from painterly.training import TrainConfig, AdaINConfig, build_trainer
+    build_trainer(TrainConfig(method="adain", content_dir=..., style_dir=..., out="runs/x"),
+                  AdaINConfig()).run()
+
+See docs/TRAINING.md.
+"""
+
+from __future__ import annotations
+
+from ..errors import PainterlyError
+from .config import AdaINConfig, FastConfig, TrainConfig
+from .health import TrainingHealthError, TrainingHealthWarning
+from .trainer import Trainer
+
+
+def build_trainer(cfg: TrainConfig, objective_cfg: AdaINConfig | FastConfig, resume: bool = False,
+                  **objective_kwargs) -> Trainer:
+    """The trainer for ``cfg.method`` with its objective (``objective_kwargs`` go to the objective,
+    e.g. a custom ``decoder`` for experiments and tests)."""
+    if cfg.method == "adain":
+        from .adain import AdaINObjective
+
+        objective = AdaINObjective(objective_cfg, cfg, **objective_kwargs)
+    elif cfg.method == "fast":
+        from .fast import FastObjective
+
+        objective = FastObjective(objective_cfg, cfg, **objective_kwargs)
+    else:
+        raise PainterlyError(f"unknown training method '{cfg.method}' (choose adain or fast)")
+    return Trainer(cfg, objective_cfg, objective, resume=resume)
+
+
+__all__ = ["AdaINConfig", "FastConfig", "TrainConfig", "Trainer", "TrainingHealthError",
+           "TrainingHealthWarning", "build_trainer"]

@@ -1,0 +1,121 @@
+"""The AdaIN objective (Huang & Belongie 2017): train a decoder to invert a frozen VGG19 encoder
+so that decoding AdaIN-mixed features gives the stylized image.
+
+    t = AdaIN(f(c), f(s));  g = decoder(t)
+    content loss = ||f(g) - t||^2 at relu4_1
+    style loss   = sum over relu1_1..relu4_1 of ||mean(f(g)) - mean(f(s))||^2 + ||std(..) - std(..)||^2
+
+Scale: the default encoder is the raw Caffe VGG19, whose activations differ ~20x between layers;
+both losses are normalized per layer by the target's scale (``losses.content_loss`` and
+``losses.style_loss_mean_std(normalize=True)``), so each layer counts about equally. They are
+computed **per sample** and averaged over the batch, so the loss of a batch is the mean of its
+items' losses -- which makes a DDP step exactly a single-process step on the combined batch.
+
+Optional reconstruction warm-up: the first ``warmup_recon`` iterations train plain autoencoding,
+pixel MSE + normalized relu4_1 feature MSE of ``decoder(f(c))`` against ``c``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ..adain.model import CONTENT_LAYER, STYLE_LAYERS, Decoder, Encoder, adain, save_decoder
+from ..image import pil_to_tensor, tensor_to_pil
+from ..losses import content_loss, mean_std, style_loss_mean_std
+from ..weights import save_model_file
+from .config import AdaINConfig, TrainConfig
+
+
+def per_sample_content_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``content_loss`` of each batch item (normalized by its own target), averaged."""
+    return torch.stack([content_loss(output[i:i + 1], target[i:i + 1])
+                        for i in range(output.shape[0])]).mean()
+
+
+class AdaINObjective:
+    """Builds the decoder, computes the loss of a batch, renders validation rows, exports."""
+
+    name = "adain"
+    uses_style_stream = True
+
+    def __init__(self, cfg: AdaINConfig, train: TrainConfig, decoder: nn.Module | None = None,
+                 encoder: Encoder | None = None) -> None:
+        cfg.check()
+        self.cfg, self.train = cfg, train
+        self._decoder, self.encoder = decoder, encoder
+        self.val_content: list[Image.Image] = []
+        self.val_style: list[Image.Image] = []
+
+    def build(self, device: torch.device) -> nn.Module:
+        """The trainable decoder (the frozen encoder is kept here, on ``device``)."""
+        if self.encoder is None:
+            self.encoder = Encoder(padding=self.cfg.encoder_padding)
+        self.encoder = self.encoder.to(device)
+        decoder = self._decoder if self._decoder is not None else Decoder(padding=self.cfg.decoder_padding)
+        return decoder.to(device)
+
+    def in_warmup(self, iteration: int) -> bool:
+        return iteration < self.cfg.warmup_recon
+
+    def loss(self, net: nn.Module, batch: dict, iteration: int
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Total loss, its named parts (detached) and the decoder output (for health checks)."""
+        c = batch["content"]
+        if self.in_warmup(iteration):
+            with torch.no_grad():
+                f_c = self.encoder(c)
+            g = net(f_c)
+            pixel = F.mse_loss(g.float(), c.float())
+            feat = per_sample_content_loss(self.encoder(g).float(), f_c.float())
+            total = pixel + feat
+            return total, {"loss": total.detach(), "recon_pixel": pixel.detach(),
+                           "recon_feature": feat.detach()}, g
+        s = batch["style"]
+        with torch.no_grad():
+            f_c = self.encoder(c)
+            s_layers = self.encoder.layers(s)
+            s_stats = {k: mean_std(v.float()) for k, v in s_layers.items()}
+            t = adain(f_c.float(), *s_stats[CONTENT_LAYER])
+        g = net(t.to(f_c.dtype))
+        g_layers = self.encoder.layers(g)
+        lc = per_sample_content_loss(g_layers[CONTENT_LAYER].float(), t)
+        ls = torch.stack([
+            style_loss_mean_std({k: g_layers[k][i:i + 1].float() for k in STYLE_LAYERS},
+                                {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in s_stats.items()},
+                                reduce=self.cfg.style_loss_reduce, distance=self.cfg.style_distance)
+            for i in range(g.shape[0])]).mean()
+        total = self.cfg.content_weight * lc + self.cfg.style_weight * ls
+        return total, {"loss": total.detach(), "content": lc.detach(), "style": ls.detach()}, g
+
+    def style_loss_name(self, iteration: int) -> str | None:
+        """Which logged value the stall check watches now (none during warm-up)."""
+        return None if self.in_warmup(iteration) else "style"
+
+    def set_validation(self, content: list[Image.Image], style: list[Image.Image]) -> None:
+        self.val_content, self.val_style = content, style
+
+    @torch.no_grad()
+    def validation_rows(self, net: nn.Module, device: torch.device
+                        ) -> tuple[list[list[Image.Image]], list[str]]:
+        """content | style | stylized | reconstruction (decoder(f(c)): how well it inverts)."""
+        rows = []
+        for c_img, s_img in zip(self.val_content, self.val_style):
+            c = pil_to_tensor(c_img, device)
+            s = pil_to_tensor(s_img, device)
+            f_c = self.encoder(c)
+            t = adain(f_c, *mean_std(self.encoder(s)))
+            rows.append([c_img, s_img, tensor_to_pil(net(t).float()), tensor_to_pil(net(f_c).float())])
+        return rows, ["content", "style", "stylized", "reconstruction"]
+
+    def export(self, net: nn.Module, run_dir, config: dict) -> str:
+        """``RUN_DIR/decoder.safetensors`` (fp16) + JSON with the training config."""
+        path = str(run_dir / "decoder.safetensors")
+        meta = {"encoder_padding": self.cfg.encoder_padding, "training": config}
+        if isinstance(net, Decoder):
+            save_decoder(net, path, meta)
+        else:  # an experimental decoder passed in by the caller: keep its weights as they are
+            save_model_file(net.state_dict(), {"kind": "adain-decoder-custom", **meta}, path)
+        return path

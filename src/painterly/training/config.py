@@ -1,0 +1,164 @@
+"""Training configuration: plain dataclasses with defaults, saved (as plain types) with every
+checkpoint and beside every exported model, so a run can always be read back and resumed.
+
+``TrainConfig`` holds what the framework owns (data, optimizer, schedule, precision, logging,
+checkpoints, health checks); ``AdaINConfig`` and ``FastConfig`` hold what each objective owns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import PainterlyError
+
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """Framework options (shared by every objective)."""
+
+    method: str = "adain"
+    out: str = "runs/train"
+    content_dir: str = ""
+    style_dir: str = ""
+    iterations: int = 160_000
+    batch_size: int = 8
+    lr: float = 1e-4
+    lr_decay: float = 5e-5            # lr_t = lr / (1 + lr_decay * t)  (0: constant)
+    resize: int = 512                 # short side before the random crop
+    crop: int = 256
+    style_augment: bool = True        # random resized crops, flips, mild color jitter on styles
+    workers: int = 2
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    val_every: int = 1000
+    val_pairs: int = 4
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"
+    tensorboard: bool = True
+    progress: bool = True
+    threads: int = 0                  # torch.set_num_threads (0: leave torch's default)
+    # Health checks (see painterly.training.health).
+    health_every: int = 10            # look at the output every N iterations
+    collapse_patience: int = 5        # consecutive collapsed looks before stopping with an error
+    collapse_grace: int = 200         # iterations during which a collapse only warns
+    stall_window: int = 2000          # iterations over which the style loss must move (0: off)
+
+    def check(self) -> None:
+        """Refuse impossible values with a clear message (before any work is done)."""
+        if not self.content_dir:
+            raise PainterlyError("no content folder: pass --content-dir")
+        if self.method == "adain" and not self.style_dir:
+            raise PainterlyError("no style folder: pass --style-dir")
+        for name in ("iterations", "batch_size", "resize", "crop", "checkpoint_every", "log_every",
+                     "val_every", "health_every", "collapse_patience"):
+            if int(getattr(self, name)) < 1:
+                raise PainterlyError(f"{name.replace('_', '-')} must be at least 1, "
+                                     f"got {getattr(self, name)}")
+        if self.crop > self.resize:
+            raise PainterlyError(f"crop ({self.crop}) is larger than the resized short side "
+                                 f"({self.resize}); lower --crop or raise --resize")
+        if self.crop % 8:
+            raise PainterlyError(f"crop must be a multiple of 8 (the networks downsample), got {self.crop}")
+        if not self.lr > 0:
+            raise PainterlyError(f"lr must be positive, got {self.lr}")
+        if self.lr_decay < 0:
+            raise PainterlyError(f"lr-decay must be >= 0, got {self.lr_decay}")
+        if self.amp not in AMP_MODES:
+            raise PainterlyError(f"unknown --amp '{self.amp}' (choose from {', '.join(AMP_MODES)})")
+        if self.workers < 0:
+            raise PainterlyError(f"workers must be >= 0, got {self.workers}")
+
+
+@dataclass
+class AdaINConfig:
+    """The AdaIN decoder objective (Huang & Belongie 2017)."""
+
+    style_weight: float = 10.0
+    content_weight: float = 1.0
+    warmup_recon: int = 0             # iterations of plain autoencoding before style training
+    style_loss_reduce: str = "sum"    # over relu1_1..relu4_1: "sum" (paper) or "mean"
+    style_distance: str = "mse"       # "mse" (paper) or "l2"
+    encoder_padding: str = "zeros"    # the encoder's conv padding ("zeros" = VGG's own)
+    decoder_padding: str = "reflect"
+
+    def check(self) -> None:
+        """Refuse impossible values."""
+        if self.style_loss_reduce not in ("sum", "mean"):
+            raise PainterlyError(f"style-loss-reduce must be sum or mean, got {self.style_loss_reduce}")
+        if self.style_distance not in ("mse", "l2"):
+            raise PainterlyError(f"style-distance must be mse or l2, got {self.style_distance}")
+        for name in ("encoder_padding", "decoder_padding"):
+            if getattr(self, name) not in ("zeros", "reflect"):
+                raise PainterlyError(f"{name.replace('_', '-')} must be zeros or reflect, "
+                                     f"got {getattr(self, name)}")
+        if self.style_weight < 0 or self.content_weight < 0 or self.warmup_recon < 0:
+            raise PainterlyError("weights and warmup-recon must be >= 0")
+
+
+@dataclass
+class FastConfig:
+    """The fast feed-forward network objective (Johnson et al. 2016; Dumoulin et al. 2017)."""
+
+    styles: list[str] = field(default_factory=list)
+    content_layers: list[str] = field(default_factory=lambda: ["relu2_2"])
+    style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 1e-4
+    width: int = 32
+    n_residual: int = 5
+    luminance: bool = False           # train on luminance only (colors come from the content)
+
+    def check(self) -> None:
+        """Refuse impossible values."""
+        if not self.styles:
+            raise PainterlyError("fast training needs at least one --style image")
+        if not self.content_layers or not self.style_layers:
+            raise PainterlyError("content-layers and style-layers must not be empty")
+        if self.width < 1 or self.n_residual < 0:
+            raise PainterlyError("width must be >= 1 and n-residual >= 0")
+        if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
+            raise PainterlyError("loss weights must be >= 0")
+
+
+OBJECTIVE_CONFIGS: dict[str, type] = {"adain": AdaINConfig, "fast": FastConfig}
+
+#: Options that may differ when resuming a run (they do not change what is being trained).
+RESUMABLE_CHANGES = frozenset({"iterations", "checkpoint_every", "log_every", "val_every", "workers",
+                               "device", "tensorboard", "progress", "threads", "out", "content_dir",
+                               "style_dir", "health_every", "collapse_patience", "collapse_grace",
+                               "stall_window", "compile"})
+#: Objective options that may differ when resuming (schedule knobs, not the model or the loss).
+RESUMABLE_OBJECTIVE_CHANGES = frozenset({"warmup_recon"})
+
+
+def to_dict(cfg: Any) -> dict:
+    """A dataclass as plain Python types (safe for ``torch.load(weights_only=True)`` and JSON)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Build ``cls`` from a dict, ignoring unknown keys (older/newer checkpoints)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+#: Framework defaults that differ per method (Johnson et al.: Adam 1e-3, batch 4, constant lr).
+METHOD_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "adain": {},
+    "fast": {"lr": 1e-3, "lr_decay": 0.0, "batch_size": 4, "iterations": 40_000},
+}
+
+
+def default_train_config(method: str, **overrides: Any) -> TrainConfig:
+    """``TrainConfig`` with ``method``'s defaults, then ``overrides``."""
+    if method not in METHOD_TRAIN_DEFAULTS:
+        raise PainterlyError(f"unknown training method '{method}' (choose adain or fast)")
+    return TrainConfig(**{"method": method, **METHOD_TRAIN_DEFAULTS[method], **overrides})

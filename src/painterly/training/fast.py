@@ -1,0 +1,114 @@
+"""The fast feed-forward objective (Johnson et al. 2016), one network for one or several styles
+via conditional instance norm (Dumoulin et al. 2017).
+
+Perceptual loss from the shared VGG19 extractor: content at ``content_layers`` (relu2_2), Gram
+style at ``style_layers`` (relu1_2, relu2_2, relu3_3, relu4_3), total variation. Each batch item
+gets a random style (one-hot, drawn from the sample's own random key so runs are deterministic);
+style Gram targets are computed once per style with the style image's short side at the crop size.
+Losses are per layer normalized (see :mod:`painterly.losses`) and computed per sample, averaged.
+
+``luminance``: train on luminance (Y of YIQ, as gray RGB) for both content and styles, so the
+network learns texture, not color; at inference the content's colors are put back
+(``color.luminance_transfer``) -- color preservation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from ..color import rgb_to_yiq
+from ..fast.model import TransformerNet, save_model
+from ..features import build_extractor
+from ..image import load_image, pil_to_tensor, tensor_to_pil
+from ..losses import content_loss, gram_matrix, style_loss_gram, tv_loss
+from .config import FastConfig, TrainConfig
+from .data import resize_short
+
+
+def to_luminance(x: torch.Tensor) -> torch.Tensor:
+    """RGB -> its luminance as a gray RGB image (same shape)."""
+    return rgb_to_yiq(x)[:, :1].expand(-1, 3, -1, -1).contiguous()
+
+
+class FastObjective:
+    """Builds the transformer network, computes the perceptual loss, validation rows, exports."""
+
+    name = "fast"
+    uses_style_stream = False
+
+    def __init__(self, cfg: FastConfig, train: TrainConfig) -> None:
+        cfg.check()
+        self.cfg, self.train = cfg, train
+        self.style_images = [load_image(s, what="style image") for s in cfg.styles]
+        self.style_names = [Path(s).stem if not str(s).startswith("builtin:") else str(s).split(":", 1)[1]
+                            for s in cfg.styles]
+        self.val_content: list[Image.Image] = []
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        return to_luminance(x) if self.cfg.luminance else x
+
+    def build(self, device: torch.device) -> nn.Module:
+        """The network; also the VGG extractor and the per-style Gram targets on ``device``."""
+        layers = list(self.cfg.content_layers) + list(self.cfg.style_layers)
+        self.extractor = build_extractor("vgg19").to(device)
+        self.extractor.resolve(layers)  # unknown layer names fail here, before training
+        self.targets: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            grams = []
+            for img in self.style_images:
+                s = self._prep(pil_to_tensor(resize_short(img, self.train.crop), device))
+                feats = self.extractor(s, self.cfg.style_layers)
+                grams.append({k: gram_matrix(v) for k, v in feats.items()})
+            self.targets = {k: torch.cat([g[k] for g in grams]) for k in self.cfg.style_layers}
+        n = len(self.style_images)
+        return TransformerNet(n, self.cfg.width, self.cfg.n_residual).to(device)
+
+    def loss(self, net: nn.Module, batch: dict, iteration: int
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Perceptual loss of a batch; each item stylized with its own random style."""
+        x = self._prep(batch["content"])
+        n_styles = len(self.style_images)
+        idx = (batch["content_key"] % n_styles).to(x.device)
+        onehot = torch.nn.functional.one_hot(idx, n_styles).float()
+        y = net(x, onehot)
+        feats_y = self.extractor(self._prep(y) if self.cfg.luminance else y,
+                                 list(self.cfg.content_layers) + list(self.cfg.style_layers))
+        with torch.no_grad():
+            feats_x = self.extractor(x, self.cfg.content_layers)
+        lc = sum(torch.stack([content_loss(feats_y[k][i:i + 1].float(), feats_x[k][i:i + 1].float())
+                              for i in range(x.shape[0])]).mean() for k in self.cfg.content_layers)
+        lc = lc / len(self.cfg.content_layers)
+        ls = torch.stack([
+            style_loss_gram({k: feats_y[k][i:i + 1].float() for k in self.cfg.style_layers},
+                            {k: self.targets[k][int(idx[i]):int(idx[i]) + 1] for k in self.cfg.style_layers})
+            for i in range(x.shape[0])]).mean() / len(self.cfg.style_layers)
+        ltv = tv_loss(y.float())
+        total = self.cfg.content_weight * lc + self.cfg.style_weight * ls + self.cfg.tv_weight * ltv
+        return total, {"loss": total.detach(), "content": lc.detach(), "style": ls.detach(),
+                       "tv": ltv.detach()}, y
+
+    def style_loss_name(self, iteration: int) -> str | None:
+        return "style"
+
+    def set_validation(self, content: list[Image.Image], style: list[Image.Image]) -> None:
+        self.val_content = content
+
+    @torch.no_grad()
+    def validation_rows(self, net: nn.Module, device: torch.device
+                        ) -> tuple[list[list[Image.Image]], list[str]]:
+        """content | its stylization with each style."""
+        rows = []
+        for c_img in self.val_content:
+            x = self._prep(pil_to_tensor(c_img, device))
+            rows.append([c_img] + [tensor_to_pil(net(x, i).float()) for i in range(len(self.style_images))])
+        return rows, ["content"] + self.style_names
+
+    def export(self, net: nn.Module, run_dir, config: dict) -> str:
+        """``RUN_DIR/model.safetensors`` + JSON (style names, architecture, training config)."""
+        path = str(run_dir / "model.safetensors")
+        save_model(net, path, self.style_names, {"luminance": self.cfg.luminance, "training": config})
+        return path

@@ -1,0 +1,280 @@
+"""The training loop, shared by every objective (nanoGPT-style: read it top to bottom).
+
+The framework owns data, optimizer, learning-rate schedule, mixed precision, DDP, checkpoints,
+logs and health checks; an *objective* (``AdaINObjective``, ``FastObjective``) owns its networks
+and its loss::
+
+    net = objective.build(device)                       # the trainable network
+    loss, parts, output = objective.loss(net, batch, iteration)
+    rows, labels = objective.validation_rows(net, device)
+    objective.export(net, run_dir, config)               # the model file users load
+
+Run directory: ``config.json``, ``checkpoint.pt`` (latest, atomic), the exported model,
+``losses.csv``, ``val_XXXXXX.png`` grids and ``tb/`` (TensorBoard).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import PainterlyError
+from . import distributed as D
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import RESUMABLE_CHANGES, RESUMABLE_OBJECTIVE_CHANGES, TrainConfig, to_dict
+from .data import ImageStream, make_loader, scan_folder, validation_images
+from .health import HealthMonitor, TrainingHealthError, check_finite, lint_output_layer
+from .logs import RunLogger, plot_losses
+
+
+def lr_at(cfg: TrainConfig, iteration: int) -> float:
+    """Inverse decay: ``lr / (1 + lr_decay * iteration)`` (the AdaIN paper's schedule)."""
+    return cfg.lr / (1.0 + cfg.lr_decay * iteration)
+
+
+def autocast_context(device: torch.device, amp: str):
+    """bf16/fp16 autocast on CUDA, bf16 on CPU; ``none`` is full fp32."""
+    if amp == "none":
+        return contextlib.nullcontext()
+    if device.type == "cpu" and amp == "fp16":
+        raise PainterlyError("--amp fp16 needs a CUDA GPU (use --amp bf16 or none on the CPU)")
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def existing_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` already holds a training run."""
+    return (run_dir / CHECKPOINT_NAME).exists() or (run_dir / "config.json").exists()
+
+
+class Trainer:
+    """One training run: ``Trainer(cfg, objective_cfg, objective).run()``."""
+
+    def __init__(self, cfg: TrainConfig, objective_cfg, objective, resume: bool = False) -> None:
+        cfg.check()
+        self.cfg, self.objective_cfg, self.objective = cfg, objective_cfg, objective
+        self.resume = resume
+        self.run_dir = Path(cfg.out)
+        self.info: D.DistInfo | None = None
+        self.logger: RunLogger | None = None
+
+    # ------------------------------------------------------------------ setup
+    def config_dict(self) -> dict:
+        return {"method": self.cfg.method, "train": to_dict(self.cfg),
+                "objective": to_dict(self.objective_cfg)}
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.info = info = D.init_distributed(cfg.device)
+        self.device = info.device
+        if cfg.amp == "fp16" and self.device.type != "cuda":
+            raise PainterlyError("--amp fp16 needs a CUDA GPU (use --amp bf16 or none on the CPU)")
+        ckpt = self._check_run_dir()
+        torch.manual_seed(cfg.seed)  # every rank builds the same initial network
+
+        # Data: each stream is deterministic in (seed, position); see data.py.
+        self.content_paths = scan_folder(cfg.content_dir, "content", warn=info.is_main)
+        self.style_paths = (scan_folder(cfg.style_dir, "style", warn=info.is_main)
+                            if self.objective.uses_style_stream else [])
+
+        # Networks.
+        self.net = self.objective.build(self.device)
+        lint_output_layer(self.net, "network being trained")
+        if cfg.channels_last and self.device.type == "cuda":
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.start = 0
+        if ckpt is not None:
+            self.net.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
+            set_rng_state(ckpt["rng"])
+            self.start = int(ckpt["iteration"])
+        self.model = D.wrap(self.net, info)
+        if cfg.compile:
+            self.model = torch.compile(self.model)
+
+        self.content_iter = make_loader(ImageStream(self.content_paths, cfg.resize, cfg.crop, cfg.seed),
+                                        cfg.batch_size, cfg.workers, info.rank, info.world_size,
+                                        self.start, pin_memory=self.device.type == "cuda")
+        self.style_iter = None
+        if self.style_paths:
+            self.style_iter = make_loader(
+                ImageStream(self.style_paths, cfg.resize, cfg.crop, cfg.seed + 1, augment=cfg.style_augment),
+                cfg.batch_size, cfg.workers, info.rank, info.world_size, self.start,
+                pin_memory=self.device.type == "cuda")
+        self.objective.set_validation(
+            validation_images(self.content_paths, cfg.val_pairs, cfg.crop),
+            validation_images(self.style_paths, cfg.val_pairs, cfg.crop) if self.style_paths else [])
+
+        self.health = HealthMonitor(cfg.collapse_patience, cfg.collapse_grace, cfg.stall_window, amp=cfg.amp)
+        if info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_json(self.run_dir / "config.json", self.config_dict())
+        self.logger = RunLogger(self.run_dir, info.is_main, cfg.tensorboard, cfg.progress,
+                                cfg.iterations, self.start)
+
+    def _check_run_dir(self) -> dict | None:
+        """Refuse an ``out`` holding another run unless resuming; load the checkpoint to resume."""
+        if not existing_run(self.run_dir):
+            return None
+        if not self.resume:
+            raise PainterlyError(f"{self.run_dir} already holds a training run; pass --resume to "
+                                 f"continue it, or choose another --out")
+        path = self.run_dir / CHECKPOINT_NAME
+        if not path.exists():
+            return None  # set up but never checkpointed: start over in place
+        ckpt = load_checkpoint(path)
+        saved = ckpt.get("config", {})
+        if saved.get("method") != self.cfg.method:
+            raise PainterlyError(f"{self.run_dir} holds a '{saved.get('method')}' run, not "
+                                 f"'{self.cfg.method}'")
+        now = self.config_dict()
+        changed = [k for k, v in saved.get("train", {}).items()
+                   if k not in RESUMABLE_CHANGES and now["train"].get(k) != v]
+        changed += [k for k, v in saved.get("objective", {}).items()
+                    if k not in RESUMABLE_OBJECTIVE_CHANGES and now["objective"].get(k) != v]
+        if changed:
+            raise PainterlyError(f"cannot resume {self.run_dir} with different {', '.join(changed)} "
+                                 f"(start a new run with another --out)")
+        return ckpt
+
+    # ------------------------------------------------------------------ one step
+    def next_batch(self) -> dict:
+        """The next batch of this rank, on the device."""
+        nb = self.device.type == "cuda"
+        c = next(self.content_iter)
+        batch = {"content": c["image"].to(self.device, non_blocking=nb), "content_key": c["key"]}
+        if self.style_iter is not None:
+            s = next(self.style_iter)
+            batch["style"] = s["image"].to(self.device, non_blocking=nb)
+            batch["style_key"] = s["key"]
+        if self.cfg.channels_last and self.device.type == "cuda":
+            batch = {k: v.contiguous(memory_format=torch.channels_last) if k in ("content", "style") else v
+                     for k, v in batch.items()}
+        return batch
+
+    def forward_backward(self, batch: dict, iteration: int) -> tuple[dict[str, float], torch.Tensor]:
+        """Loss, backward (DDP averages gradients); raise on a non-finite loss on any rank."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast_context(self.device, self.cfg.amp):
+            loss, parts, output = self.objective.loss(self.model, batch, iteration)
+        values = {k: float(v) for k, v in parts.items()}
+        bad = not torch.isfinite(loss.detach()).item()
+        if D.any_across(bad, self.info):
+            check_finite(values, iteration, self.cfg.amp)
+            raise TrainingHealthError(f"non-finite loss on another rank at iteration {iteration}")
+        self.scaler.scale(loss).backward()
+        return values, output
+
+    def step(self, iteration: int) -> tuple[dict[str, float], torch.Tensor]:
+        """One optimization step at ``iteration`` (0-based)."""
+        lr = lr_at(self.cfg, iteration)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        values, output = self.forward_backward(self.next_batch(), iteration)
+        if iteration % self.cfg.health_every == 0:
+            self.scaler.unscale_(self.optimizer)
+            self._health(lambda: self.health.check_gradients(self.net, iteration))
+            self._health(lambda: self.health.check_output(output, iteration))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        values["lr"] = lr
+        return values, output
+
+    def _health(self, check) -> None:
+        """Run a check; if it fails on any rank, every rank stops (no DDP deadlock)."""
+        error = None
+        try:
+            check()
+        except TrainingHealthError as exc:
+            error = exc
+        if D.any_across(error is not None, self.info):
+            raise error or TrainingHealthError("stopped: a health check failed on another rank")
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> Path:
+        """Train from the start (or the checkpoint) to ``cfg.iterations``; return the model path."""
+        self.setup()
+        cfg, info, log = self.cfg, self.info, self.logger
+        if self.start and info.is_main:
+            log.write(f"resuming {self.run_dir} at iteration {self.start}")
+        if self.start >= cfg.iterations:
+            log.write(f"{self.run_dir} is already at iteration {self.start} >= {cfg.iterations}")
+        window: dict[str, float] = {}
+        count, t0 = 0, time.perf_counter()
+        exported = None
+        try:
+            for it in range(self.start, cfg.iterations):
+                self.model.train()
+                values, _ = self.step(it)
+                done = it + 1
+                for k, v in values.items():
+                    window[k] = window.get(k, 0.0) + v
+                count += 1
+                log.progress(1, values)
+                if done % cfg.log_every == 0 or done == cfg.iterations:
+                    means = D.mean_across({k: v / count for k, v in window.items()}, info)
+                    means["it_per_s"] = count / max(time.perf_counter() - t0, 1e-9)
+                    log.log(done, means)
+                    name = self.objective.style_loss_name(it)
+                    if info.is_main and name in means:
+                        self.health.check_style_progress(means[name], done)
+                    window, count, t0 = {}, 0, time.perf_counter()
+                if info.is_main and (done % cfg.val_every == 0 or done == cfg.iterations):
+                    self.validate(done)
+                if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+                    exported = self.checkpoint(done)
+            if exported is None and info.is_main:  # nothing left to train: export what we have
+                exported = self.objective.export(self.net, self.run_dir, self.config_dict())
+            if info.is_main and log.csv_path.is_file():
+                plot_losses(log.csv_path, self.run_dir / "losses.png")
+        finally:
+            log.close()
+            D.cleanup(info)
+        return Path(exported) if exported else self.run_dir
+
+    def validate(self, iteration: int) -> None:
+        """Render the fixed validation pairs into ``val_XXXXXX.png`` and TensorBoard."""
+        self.net.eval()
+        rows, labels = self.objective.validation_rows(self.net, self.device)
+        self.logger.images(iteration, rows, labels)
+        self.net.train()
+
+    def checkpoint(self, iteration: int) -> str | None:
+        """Rank 0 writes ``checkpoint.pt`` atomically and re-exports the model file."""
+        exported = None
+        if self.info.is_main:
+            state = {
+                "method": self.cfg.method,
+                "iteration": iteration,
+                "model": self.net.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+                "schedule": {"kind": "inverse", "lr": self.cfg.lr, "decay": self.cfg.lr_decay,
+                             "next_lr": lr_at(self.cfg, iteration)},
+                "sampler": {"iteration": iteration, "batch_size": self.cfg.batch_size,
+                            "world_size": self.info.world_size,
+                            "position": iteration * self.cfg.batch_size * self.info.world_size},
+                "rng": rng_state(),
+                "config": self.config_dict(),
+            }
+            save_checkpoint(state, self.run_dir / CHECKPOINT_NAME)
+            exported = self.objective.export(self.net, self.run_dir, self.config_dict())
+        D.barrier(self.info)
+        return exported
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,341 @@
+"""Training framework: data, checkpoints/resume, health checks, logs, CLI, both objectives.
+
+Everything runs on the CPU with tiny generated datasets (32 px crops, a handful of iterations).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from painterly.adain.model import Decoder, Encoder, load_decoder
+from painterly.cli import main
+from painterly.errors import PainterlyError
+from painterly.fast.model import load_model
+from painterly.training import AdaINConfig, FastConfig, TrainConfig, Trainer, TrainingHealthError
+from painterly.training.adain import AdaINObjective
+from painterly.training.checkpoint import load_checkpoint
+from painterly.training.data import ImageStream, InfiniteSampler, make_loader, scan_folder
+from painterly.training.health import HealthMonitor, TrainingHealthWarning, lint_output_layer, output_stats
+from painterly.training.trainer import autocast_context, lr_at
+
+# The fixture's content folder holds one unreadable file on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:content folder .* unreadable:UserWarning")
+
+
+def _image(rng: np.random.Generator, h: int, w: int) -> Image.Image:
+    """A smooth random color field with some edges (more image-like than white noise)."""
+    small = rng.random((h // 8 + 1, w // 8 + 1, 3))
+    img = Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+    arr = np.asarray(img).copy()
+    arr[h // 3: h // 2] = 255 - arr[h // 3: h // 2]
+    return Image.fromarray(arr)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """content/ (3 images, one nested, one unreadable file) and style/ (2 images)."""
+    root = tmp_path_factory.mktemp("train_data")
+    rng = np.random.default_rng(0)
+    (root / "content" / "nested").mkdir(parents=True)
+    (root / "style").mkdir()
+    _image(rng, 40, 48).save(root / "content" / "a.png")
+    _image(rng, 48, 40).save(root / "content" / "b.jpg")
+    _image(rng, 44, 44).save(root / "content" / "nested" / "c.png")
+    (root / "content" / "broken.jpg").write_bytes(b"this is not a jpeg")
+    _image(rng, 40, 40).save(root / "style" / "s1.png")
+    _image(rng, 48, 56).save(root / "style" / "s2.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.set_num_threads(1)
+    return Encoder()
+
+
+def _cfg(data, out, **kw) -> TrainConfig:
+    base = dict(method="adain", content_dir=str(data / "content"), style_dir=str(data / "style"),
+                out=str(out), iterations=4, batch_size=2, resize=40, crop=32, workers=0,
+                checkpoint_every=2, log_every=1, val_every=100, val_pairs=2, tensorboard=False,
+                progress=False, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _trainer(data, out, encoder, adain=None, decoder=None, cls=Trainer, resume=False, **kw):
+    cfg = _cfg(data, out, **kw)
+    acfg = adain or AdaINConfig()
+    return cls(cfg, acfg, AdaINObjective(acfg, cfg, decoder=decoder, encoder=encoder), resume=resume)
+
+
+# ---------------------------------------------------------------------------------------- data
+def test_scan_skips_unreadable_and_finds_nested(data):
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        paths = scan_folder(data / "content", "content")
+    assert sorted(p.name for p in paths) == ["a.png", "b.jpg", "c.png"]
+
+
+def test_empty_or_unreadable_folder_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PainterlyError, match="no readable images"):
+        scan_folder(tmp_path / "empty", "content")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"nope")
+    with pytest.raises(PainterlyError, match="1 unreadable"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scan_folder(tmp_path / "bad", "content")
+
+
+def test_stream_is_deterministic_and_augments(data):
+    paths = scan_folder(data / "style", "style")
+    a = ImageStream(paths, 40, 32, seed=1, augment=True)
+    b = ImageStream(paths, 40, 32, seed=1, augment=True)
+    assert torch.equal(a[5]["image"], b[5]["image"]) and a[5]["key"] == b[5]["key"]
+    assert a[5]["image"].shape == (3, 32, 32)
+    assert not torch.equal(a[0]["image"], a[2]["image"])  # same file (epoch 0/1), other crop
+    # Every file is shown once per epoch.
+    assert sorted(a.file_index(p) for p in range(2)) == [0, 1]
+
+
+def test_sampler_ranks_partition_the_combined_batch():
+    single = iter(InfiniteSampler(4, 0, 1, start=3))
+    r0, r1 = iter(InfiniteSampler(2, 0, 2, start=3)), iter(InfiniteSampler(2, 1, 2, start=3))
+    for _ in range(3):
+        combined = [next(single) for _ in range(4)]
+        assert combined == [next(r0), next(r0), next(r1), next(r1)]
+
+
+def test_loader_workers_give_the_same_batches(data):
+    paths = scan_folder(data / "style", "style")
+    stream = ImageStream(paths, 40, 32, seed=2, augment=True)
+    a, b = make_loader(stream, 2, 0, start=1), make_loader(stream, 2, 1, start=1)
+    for _ in range(2):
+        x, y = next(a), next(b)
+        assert torch.equal(x["image"], y["image"]) and torch.equal(x["key"], y["key"])
+
+
+def test_lr_schedule_is_inverse_decay():
+    cfg = TrainConfig(lr=1e-4, lr_decay=5e-5)
+    assert lr_at(cfg, 0) == pytest.approx(1e-4)
+    assert lr_at(cfg, 20_000) == pytest.approx(1e-4 / 2)
+
+
+def test_config_checks():
+    with pytest.raises(PainterlyError, match="crop"):
+        TrainConfig(content_dir="c", style_dir="s", resize=64, crop=128).check()
+    with pytest.raises(PainterlyError, match="multiple of 8"):
+        TrainConfig(content_dir="c", style_dir="s", resize=64, crop=36).check()
+    with pytest.raises(PainterlyError, match="--style-dir"):
+        TrainConfig(content_dir="c").check()
+    with pytest.raises(PainterlyError, match="style-distance"):
+        AdaINConfig(style_distance="l1").check()
+    with pytest.raises(PainterlyError, match="fp16 needs a CUDA"):
+        autocast_context(torch.device("cpu"), "fp16")
+
+
+# ------------------------------------------------------------------------------ resume & checkpoints
+class _Crash(Trainer):
+    crash_at = 3
+
+    def step(self, iteration):
+        if iteration == self.crash_at:
+            raise RuntimeError("injected crash")
+        return super().step(iteration)
+
+
+def test_resume_is_exact(data, encoder, tmp_path):
+    acfg = AdaINConfig(warmup_recon=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(data, tmp_path / "a", encoder, acfg, iterations=5).run()
+        with pytest.raises(RuntimeError, match="injected"):
+            _trainer(data, tmp_path / "b", encoder, acfg, iterations=5, cls=_Crash).run()
+        assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["iteration"] == 2
+        # Without --resume an existing run is refused; with it the run continues from iteration 2.
+        with pytest.raises(PainterlyError, match="already holds a training run"):
+            _trainer(data, tmp_path / "b", encoder, acfg, iterations=5).run()
+        _trainer(data, tmp_path / "b", encoder, acfg, iterations=5, resume=True).run()
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert a["iteration"] == b["iteration"] == 5
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    assert a["optimizer"]["state"][0]["step"] == b["optimizer"]["state"][0]["step"]
+    # The CSV of the resumed run has each iteration once, warm-up columns and style columns.
+    with open(tmp_path / "b" / "losses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0]["recon_pixel"] and rows[-1]["style"] and not rows[-1]["recon_pixel"]
+    # The checkpoint holds plain types only (weights_only load) with every RNG state and config.
+    assert {"torch", "numpy", "python"} <= set(a["rng"])
+    assert a["config"]["objective"]["warmup_recon"] == 2 and a["sampler"]["position"] == 10
+
+
+def test_resume_refuses_changed_training_options(data, encoder, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(data, tmp_path / "r", encoder, iterations=2).run()
+        with pytest.raises(PainterlyError, match="different crop"):
+            _trainer(data, tmp_path / "r", encoder, iterations=3, crop=24, resume=True).run()
+
+
+# ---------------------------------------------------------------------------------- health checks
+class _NaNDecoder(Decoder):
+    def forward(self, features):
+        return super().forward(features) * float("nan")
+
+
+class _ConstantDecoder(nn.Module):
+    """Degenerate decoder: one learned color everywhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.color = nn.Parameter(torch.full((1, 3, 1, 1), 0.5))
+
+    def forward(self, t):
+        return self.color.expand(t.shape[0], 3, t.shape[2] * 8, t.shape[3] * 8)
+
+
+def _clamped_decoder() -> nn.Module:
+    """A decoder with an output ReLU + clamp whose output went dark (the classic black decoder)."""
+    dec = Decoder()
+    last = [m for m in dec.net if isinstance(m, nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.bias.fill_(-50.0)
+    return nn.Sequential(dec, nn.ReLU(), nn.Hardtanh(0.0, 1.0))
+
+
+def test_nan_trips_non_finite_check(data, encoder, tmp_path):
+    with pytest.raises(TrainingHealthError, match="non-finite loss.*learning rate"):
+        _trainer(data, tmp_path / "nan", encoder, decoder=_NaNDecoder()).run()
+
+
+def test_constant_decoder_trips_collapse(data, encoder, tmp_path):
+    with pytest.warns(TrainingHealthWarning, match="output collapse"), \
+            pytest.raises(TrainingHealthError, match="output is flat.*activation or clip"):
+        _trainer(data, tmp_path / "const", encoder, decoder=_ConstantDecoder(), iterations=10,
+                 health_every=1, collapse_grace=0, collapse_patience=3).run()
+
+
+def test_clamped_decoder_trips_lint_and_collapse(data, encoder, tmp_path):
+    with pytest.warns(TrainingHealthWarning, match="ends in Hardtanh"), \
+            pytest.raises(TrainingHealthError, match="activation or clip on the output layer"):
+        _trainer(data, tmp_path / "clamp", encoder, decoder=_clamped_decoder(), iterations=10,
+                 health_every=1, collapse_grace=0, collapse_patience=3).run()
+
+
+def test_healthy_decoder_passes_checks(data, encoder, tmp_path):
+    assert lint_output_layer(Decoder()) is None
+    # A fresh decoder's output is nearly flat (tiny init): the grace period lets it settle.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingHealthWarning)
+        _trainer(data, tmp_path / "ok", encoder, iterations=3, health_every=1).run()
+
+
+def test_output_stats_and_style_stall():
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert output_stats(flat)["spatial_std"] == 0
+    assert output_stats(torch.zeros(2, 3, 8, 8))["clamped"] == 1
+    assert output_stats(torch.full((1, 3, 8, 8), 3.0))["outside"] == 1
+    mon = HealthMonitor(stall_window=100)
+    with pytest.warns(TrainingHealthWarning, match="style loss has not moved"):
+        for it in range(0, 120, 10):
+            mon.check_style_progress(5.0, it)
+    mon = HealthMonitor(stall_window=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for it in range(0, 120, 10):
+            mon.check_style_progress(5.0 - it / 50, it)
+    with pytest.raises(TrainingHealthError, match="no trainable parameters"):
+        HealthMonitor().check_gradients(nn.Linear(2, 2).requires_grad_(False), 0)
+
+
+# --------------------------------------------------------------------------------------- CLI / export
+def test_cli_trains_and_exports_adain_decoder(data, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["train", "adain", "--content-dir", str(data / "content"), "--style-dir", str(data / "style"),
+            "--out", str(out), "--iterations", "2", "--batch-size", "2", "--resize", "40", "--crop", "32",
+            "--workers", "0", "--val-every", "2", "--log-every", "1", "--no-progress",
+            "--encoder-padding", "reflect", "--style-loss-reduce", "mean", "--style-distance", "l2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(args) == 0
+    assert (out / "val_000002.png").is_file() and (out / "losses.csv").is_file()
+    assert any((out / "tb").iterdir())
+    decoder, config = load_decoder(str(out / "decoder.safetensors"))
+    assert config["encoder_padding"] == "reflect"
+    assert config["training"]["objective"]["style_distance"] == "l2"
+    from safetensors import safe_open
+
+    with safe_open(str(out / "decoder.safetensors"), framework="pt") as f:
+        assert f.get_tensor(f.keys()[0]).dtype == torch.float16
+    capsys.readouterr()
+    # An --out holding a run is refused (exit 2, one-line error); --resume with more iterations goes on.
+    assert main(args) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(args[:args.index("--iterations") + 1] + ["3"] + args[args.index("--iterations") + 2:]
+                    + ["--resume"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["iteration"] == 3
+    assert json.loads((out / "config.json").read_text())["train"]["iterations"] == 3
+
+
+def test_cli_reports_missing_folder(tmp_path, capsys):
+    assert main(["train", "adain", "--content-dir", str(tmp_path / "nope"), "--style-dir", str(tmp_path),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_fast_training_two_styles(data, tmp_path):
+    out = tmp_path / "fast"
+    args = ["train", "fast", "--style", str(data / "style" / "s1.png"), "--style", "builtin:colorwheel",
+            "--content-dir", str(data / "content"), "--out", str(out), "--iterations", "2",
+            "--batch-size", "2", "--resize", "40", "--crop", "32", "--workers", "0", "--width", "8",
+            "--n-residual", "1", "--no-progress", "--no-tensorboard", "--val-every", "2",
+            "--style-layers", "relu1_2,relu2_2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(args) == 0
+    net, config = load_model(str(out / "model.safetensors"))
+    assert net.n_styles == 2 and config["style_names"] == ["s1", "colorwheel"]
+    assert config["training"]["train"]["lr"] == 1e-3  # the fast method's default
+    with open(out / "losses.csv", newline="") as f:
+        assert {"content", "style", "tv"} <= set(next(csv.reader(f)))
+    assert Image.open(out / "val_000002.png").size[0] > 0
+
+
+def test_fast_luminance_objective_sees_gray(data, tmp_path):
+    from painterly.training.fast import FastObjective, to_luminance
+
+    cfg = TrainConfig(method="fast", crop=32, resize=40)
+    obj = FastObjective(FastConfig(styles=[str(data / "style" / "s1.png")], width=8, n_residual=1,
+                                   style_layers=["relu1_2"], luminance=True), cfg)
+    net = obj.build(torch.device("cpu"))
+    x = torch.rand(2, 3, 32, 32)
+    loss, parts, y = obj.loss(net, {"content": x, "content_key": torch.tensor([0, 1])}, 0)
+    loss.backward()
+    g = to_luminance(x)
+    assert torch.allclose(g[:, 0], g[:, 1]) and y.shape == x.shape and torch.isfinite(loss)
+    with pytest.raises(PainterlyError, match="unknown layer"):
+        FastObjective(FastConfig(styles=["builtin:colorwheel"], style_layers=["relu9_9"]),
+                      cfg).build(torch.device("cpu"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fp16_channels_last(data, tmp_path):
+    cfg = _cfg(data, tmp_path / "gpu", device="cuda", amp="fp16", channels_last=True, iterations=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = Trainer(cfg, AdaINConfig(), AdaINObjective(AdaINConfig(), cfg)).run()
+    ckpt = load_checkpoint(tmp_path / "gpu" / "checkpoint.pt")
+    assert ckpt["scaler"] and path.name == "decoder.safetensors"

@@ -1,0 +1,20 @@
+"""The fast method: feed-forward transformation networks (Johnson et al. 2016) holding one or many
+styles through conditional instance norm (Dumoulin et al. 2017). Train with ``painterly train fast``,
+list and install with ``painterly models``, run with ``painterly stylize --method fast --model M``.
+"""
+
+from __future__ import annotations
+
+from .model import TransformerNet, load_model, save_model
+from .stylize import FastStylizer, FrozenFastNet
+
+
+def is_available() -> bool:
+    """Whether a fast model ships with painterly, so ``--method fast`` works without ``--model``."""
+    from ..models import shipped_models
+
+    return bool(shipped_models())
+
+
+__all__ = ["FastStylizer", "FrozenFastNet", "TransformerNet", "is_available", "load_model",
+           "save_model"]

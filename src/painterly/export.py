@@ -1,0 +1,259 @@
+"""Export AdaIN decoders and fast networks to ONNX, for inference without PyTorch.
+
+File layout (``-o NAME.onnx``):
+
+* **adain** writes three files:
+
+  - ``NAME_style.onnx``: ``style`` (N,3,H,W) -> ``style_mean``, ``style_std`` (N,512,1,1), the
+    per-channel statistics of the style's VGG19 relu4_1 features. Run once per style and cache.
+  - ``NAME.onnx``: ``content`` (N,3,H,W), ``style_mean``, ``style_std`` (N or 1,512,1,1) and
+    ``alpha`` (a float32 tensor of shape (1,)) -> ``image`` (N,3,H,W).
+  - ``NAME.onnx.json``: the conventions (kind, opset, pixel range, padding, minimum size, file names).
+
+* **fast** writes ``NAME.onnx`` (``content`` (N,3,H,W), ``style`` (N or 1, n_styles) weights ->
+  ``image``) and ``NAME.onnx.json`` (style names, ...).
+
+The config is ``NAME.onnx.json`` rather than ``NAME.json`` so that exporting ``model.safetensors``
+to ``model.onnx`` in the same folder never collides with the weights' own ``model.json``.
+
+Pixels are RGB float32 in [0, 1], NCHW, in and out; the output is clamped to [0, 1] inside the
+graph. Height, width and batch are dynamic. Sizes that are not a multiple of the network's stride
+(8 for AdaIN, 4 for fast) are reflect-padded *inside the graph* and the output cropped back, so
+any size of at least :data:`MIN_SIDE` pixels works. Several AdaIN styles blend exactly by
+averaging their (mean, std) with the blend weights (AdaIN is linear in the style statistics).
+
+Exported with PyTorch's TorchScript-based exporter (``dynamo=False``: it needs no ``onnxscript``
+and handles the dynamic padding), default opset 17, which onnxruntime's CPU provider runs fully
+(reflection padding exports as ``Pad(mode="reflect")``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import PainterlyError
+
+#: Default and lowest supported ONNX opset.
+DEFAULT_OPSET = 17
+MIN_OPSET = 17
+#: Highest opset the TorchScript-based exporter writes.
+MAX_OPSET = 20
+#: Smallest image side the exported graphs accept (AdaIN's decoder reflect-pads at 1/8 scale).
+MIN_SIDE = {"adain": 16, "fast": 8}
+#: Stride multiple each graph pads to internally.
+MULTIPLE = {"adain": 8, "fast": 4}
+FORMAT_VERSION = 1
+
+
+def _pad_reflect(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad H and W (bottom/right) up to a multiple; traced with dynamic sizes."""
+    h, w = x.shape[-2], x.shape[-1]
+    return F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
+
+
+class AdaINStyleGraph(nn.Module):
+    """Style image -> per-channel mean and std of its relu4_1 features."""
+
+    def __init__(self, encoder: nn.Module, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.eps = eps
+
+    def forward(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from .losses import mean_std
+
+        return mean_std(self.encoder(style), self.eps)
+
+
+class AdaINContentGraph(nn.Module):
+    """Content image + cached style statistics + alpha -> stylized image in [0, 1]."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.eps = eps
+
+    def forward(self, content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
+                alpha: torch.Tensor) -> torch.Tensor:
+        from .adain.model import adain
+
+        h, w = content.shape[-2], content.shape[-1]
+        f = self.encoder(_pad_reflect(content, MULTIPLE["adain"]))
+        t = adain(f, style_mean, style_std, self.eps)
+        a = alpha.reshape(-1, 1, 1, 1)
+        t = a * t + (1 - a) * f
+        return self.decoder(t)[..., :h, :w].clamp(0, 1)
+
+
+class FastGraph(nn.Module):
+    """Content image + style weight vector -> stylized image in [0, 1]."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        h, w = content.shape[-2], content.shape[-1]
+        y = self.net(_pad_reflect(content, MULTIPLE["fast"]), style)
+        return y[..., :h, :w].clamp(0, 1)
+
+
+def output_paths(output: str | os.PathLike, method: str) -> dict[str, Path]:
+    """The files an export to ``output`` writes: {"model", "config"} plus "style" for adain."""
+    out = Path(output)
+    if out.suffix.lower() != ".onnx":
+        raise PainterlyError(f"export output must end in .onnx, not '{out.name}'")
+    paths = {"model": out, "config": out.with_name(out.name + ".json")}
+    if method == "adain":
+        paths["style"] = out.with_name(out.stem + "_style.onnx")
+    return paths
+
+
+def _check_opset(opset: int) -> int:
+    try:
+        import onnx
+    except ModuleNotFoundError:
+        raise PainterlyError("ONNX export needs the 'onnx' package "
+                             "(pip install 'painterly[onnx]')") from None
+    newest = min(onnx.defs.onnx_opset_version(), MAX_OPSET)
+    if not MIN_OPSET <= opset <= newest:
+        raise PainterlyError(f"opset {opset} is not supported (choose {MIN_OPSET}..{newest})")
+    return opset
+
+
+def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
+            inputs: dict[str, dict[int, str]], outputs: dict[str, dict[int, str]],
+            opset: int) -> None:
+    """Trace ``module`` to ``path`` atomically (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # Tracer/deprecation chatter: the shapes are dynamic by construction and checked by
+            # the parity tests.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), args, str(tmp), dynamo=False, opset_version=opset,
+                              input_names=list(inputs), output_names=list(outputs),
+                              dynamic_axes={**inputs, **outputs}, do_constant_folding=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _refuse_existing(paths: dict[str, Path], overwrite: bool) -> None:
+    if overwrite:
+        return
+    for p in paths.values():
+        if p.exists():
+            raise PainterlyError(f"output exists: {p} (pass --overwrite to replace it)")
+
+
+def _write_config(path: Path, config: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+_IMAGE_AXES = {0: "batch", 2: "height", 3: "width"}
+
+
+def export_adain(decoder_path: str | os.PathLike | None, output: str | os.PathLike, *,
+                 opset: int = DEFAULT_OPSET, overwrite: bool = False) -> dict[str, Path]:
+    """Export an AdaIN decoder (with the VGG19 encoder it was trained with, Caffe weights) as a
+    style graph and a content graph; ``decoder_path`` None means the installed default."""
+    from .adain.model import Encoder
+    from .adain.stylize import default_decoder_path, resolve_decoder
+
+    paths = output_paths(output, "adain")
+    _refuse_existing(paths, overwrite)
+    opset = _check_opset(opset)
+    decoder, dconfig = resolve_decoder(decoder_path)
+    decoder = decoder.float().eval()
+    padding = str(dconfig.get("encoder_padding", "zeros"))
+    if padding not in ("zeros", "reflect"):
+        raise PainterlyError(f"decoder config names an unknown encoder padding '{padding}'")
+    encoder = Encoder(padding=padding)
+    paths["model"].parent.mkdir(parents=True, exist_ok=True)
+    # Trace with sizes that need padding so the Pad node is part of the graph.
+    style = torch.rand(1, 3, 43, 51)
+    content = torch.rand(1, 3, 45, 37)
+    style_graph = AdaINStyleGraph(encoder)
+    with torch.no_grad():
+        mean, std = style_graph(style)
+    _export(style_graph, (style,), paths["style"], {"style": dict(_IMAGE_AXES)},
+            {"style_mean": {0: "batch"}, "style_std": {0: "batch"}}, opset)
+    _export(AdaINContentGraph(encoder, decoder), (content, mean, std, torch.ones(1)),
+            paths["model"],
+            {"content": dict(_IMAGE_AXES), "style_mean": {0: "style_batch"},
+             "style_std": {0: "style_batch"}, "alpha": {}},
+            {"image": dict(_IMAGE_AXES)}, opset)
+    _write_config(paths["config"], {
+        "format": "painterly-onnx", "format_version": FORMAT_VERSION, "kind": "adain",
+        "opset": opset, "model": paths["model"].name, "style_model": paths["style"].name,
+        "pixels": "RGB float32 in [0, 1], NCHW; output clamped to [0, 1]",
+        "inputs": {"content": "N,3,H,W", "style_mean": "N|1,512,1,1", "style_std": "N|1,512,1,1",
+                   "alpha": "1 (float32, 0 = content, 1 = full style)"},
+        "style_inputs": {"style": "N,3,H,W"},
+        "padding": f"reflect to a multiple of {MULTIPLE['adain']} inside the graph, output cropped",
+        "multiple": MULTIPLE["adain"], "min_side": MIN_SIDE["adain"],
+        "blend": "weighted average of style_mean and style_std (exact for AdaIN)",
+        "source": str(decoder_path or default_decoder_path()), "decoder_config": dconfig,
+        "encoder": f"VGG19 to relu4_1, Caffe weights, {padding} padding",
+    })
+    return paths
+
+
+def export_fast(model: str | os.PathLike | None, output: str | os.PathLike, *,
+                opset: int = DEFAULT_OPSET, overwrite: bool = False) -> dict[str, Path]:
+    """Export a fast (feed-forward) network as one graph taking a style weight vector;
+    ``model`` is a file, an installed model's name, or None for the default model."""
+    from .fast.model import load_model
+    from .models import default_model, resolve_model
+
+    paths = output_paths(output, "fast")
+    _refuse_existing(paths, overwrite)
+    opset = _check_opset(opset)
+    model_path = resolve_model(model) if model is not None else default_model()
+    net, config = load_model(str(model_path))
+    paths["model"].parent.mkdir(parents=True, exist_ok=True)
+    style = torch.zeros(1, net.n_styles)
+    style[0, 0] = 1.0
+    _export(FastGraph(net), (torch.rand(1, 3, 45, 37), style), paths["model"],
+            {"content": dict(_IMAGE_AXES), "style": {0: "style_batch"}},
+            {"image": dict(_IMAGE_AXES)}, opset)
+    names = config.get("style_names") or [f"style{i}" for i in range(net.n_styles)]
+    _write_config(paths["config"], {
+        "format": "painterly-onnx", "format_version": FORMAT_VERSION, "kind": "fast",
+        "opset": opset, "model": paths["model"].name,
+        "pixels": "RGB float32 in [0, 1], NCHW; output clamped to [0, 1]",
+        "inputs": {"content": "N,3,H,W", "style": f"N|1,{net.n_styles} (style blend weights)"},
+        "padding": f"reflect to a multiple of {MULTIPLE['fast']} inside the graph, output cropped",
+        "multiple": MULTIPLE["fast"], "min_side": MIN_SIDE["fast"],
+        "n_styles": net.n_styles, "style_names": list(names), "source": str(model_path),
+    })
+    return paths
+
+
+def export_onnx(method: str, output: str | os.PathLike, *, model: str | None = None,
+                decoder: str | None = None, opset: int = DEFAULT_OPSET,
+                overwrite: bool = False) -> dict[str, Path]:
+    """Export ``method`` to ONNX files: "adain" takes ``decoder``, "fast" takes ``model``
+    (each defaults to the installed one)."""
+    if method == "adain":
+        if model is not None:
+            raise PainterlyError("--model is for --method fast; adain takes --decoder")
+        return export_adain(decoder, output, opset=opset, overwrite=overwrite)
+    if method == "fast":
+        if decoder is not None:
+            raise PainterlyError("--decoder is for --method adain; fast takes --model")
+        return export_fast(model, output, opset=opset, overwrite=overwrite)
+    raise PainterlyError(f"cannot export method '{method}' (choose adain or fast)")

@@ -1,0 +1,426 @@
+"""Stylize a video frame by frame, with temporally smoothed AdaIN statistics.
+
+Decoding and encoding use imageio-ffmpeg's bundled ffmpeg: frames are read as RGB, stylized,
+written as H.264 (yuv420p; yuv444p when a side is odd) at the input's frame rate and size (or
+``size`` on the long side), and the input's audio track is then copied over in a second ffmpeg
+pass (``-map 0:v -map 1:a? -c copy``; re-encoded to AAC if the container refuses the codec).
+
+Temporal stability (AdaIN): the style statistics are computed once; the *content* statistics
+(per-channel mean/std of the relu4_1 features) are smoothed over frames with an exponential
+moving average ``m_t = smooth * m_{t-1} + (1 - smooth) * m(frame_t)``, so that a local change
+(an object entering) does not re-normalize and repaint the whole frame. The price: per-frame
+normalization also cancels *global* feature changes (pans, exposure), and smoothing gives part of
+that up — measured in docs/DEPLOY.md, hence the moderate default 0.5. ``smooth=0`` is plain
+per-frame AdaIN. The fast method runs per frame (feed-forward, nothing to smooth; its flicker is
+reported the same way).
+
+Flicker figure: mean absolute change between consecutive output frames divided by the same for
+the (resized) input frames, :attr:`VideoResult.flicker`. 1.0 means the output changes as much as
+the input does; lower is steadier.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .errors import PainterlyError
+from .image import ImageLike, load_image
+
+#: Containers the output may use (H.264 in all of them).
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi")
+VIDEO_METHODS = ("adain", "fast")
+DEFAULT_SMOOTH = 0.5
+#: Mean absolute change (8-bit levels) between consecutive frames above which a frame is taken
+#: as a hard cut and the smoothed statistics restart (a fast pan of a detailed scene stays well
+#: under this; a cut between unrelated shots is typically 40-80).
+CUT_THRESHOLD = 45.0
+
+
+@dataclass
+class VideoInfo:
+    """What :func:`probe` learns from ffmpeg's header."""
+
+    fps: float
+    size: tuple[int, int]  # (width, height)
+    duration: float
+    audio_codec: str | None
+
+    @property
+    def frames_estimate(self) -> int | None:
+        n = round(self.fps * self.duration)
+        return n if n > 0 else None
+
+
+@dataclass
+class VideoResult:
+    """Summary of a :func:`stylize_video` run."""
+
+    output: Path | None
+    frames: int
+    fps: float
+    size: tuple[int, int]
+    seconds: float
+    has_audio: bool
+    #: mean |out_t - out_{t-1}| / mean |in_t - in_{t-1}| over the run (nan for one frame).
+    flicker: float
+    input_change: float = 0.0
+    output_change: float = 0.0
+    frames_out: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+def _ffmpeg() -> str:
+    try:
+        import imageio_ffmpeg
+    except ModuleNotFoundError:
+        raise PainterlyError("video needs imageio-ffmpeg (pip install 'painterly[video]')") from None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _open_frames(path: Path) -> tuple[VideoInfo, Iterator[bytes]]:
+    """Start decoding ``path``; a clear error when it is missing or not a video."""
+    import imageio_ffmpeg
+
+    if not path.exists():
+        raise PainterlyError(f"input video not found: {path}")
+    if path.is_dir():
+        raise PainterlyError(f"input video is a folder: {path}")
+    if path.stat().st_size == 0:
+        raise PainterlyError(f"input video is an empty file: {path}")
+    gen = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(gen)
+    except (OSError, RuntimeError, IndexError, ValueError, AttributeError, StopIteration):
+        gen.close()
+        raise PainterlyError(f"not a video ffmpeg can read (no video stream): {path}") from None
+    info = VideoInfo(fps=float(meta.get("fps") or 0.0), size=tuple(meta["size"]),
+                     duration=float(meta.get("duration") or 0.0),
+                     audio_codec=meta.get("audio_codec"))
+    return info, gen
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Frame rate, size, duration and audio codec of a video file."""
+    info, gen = _open_frames(Path(path))
+    gen.close()
+    return info
+
+
+def exact_fps(fps: float) -> Fraction:
+    """ffmpeg prints NTSC rates rounded (29.97); recover 30000/1001 and friends."""
+    if fps <= 0:
+        raise PainterlyError("the input video has no usable frame rate")
+    ntsc = fps * 1.001
+    if abs(ntsc - round(ntsc)) < 0.01 and abs(fps - round(fps)) > 0.01:
+        return Fraction(round(ntsc) * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
+
+
+def output_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
+    """Frame size to process at: the input's, or scaled so the long side is ``long_side``
+    (rounded to even numbers, which H.264's yuv420p needs)."""
+    w, h = size
+    if long_side is None:
+        return w, h
+    scale = long_side / max(w, h)
+    return max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
+
+
+class AdaINVideo:
+    """AdaIN on a stream of frames with style statistics cached and content statistics smoothed.
+
+    Built on :class:`painterly.adain.AdaINStylizer` (its decoder resolution, encoder padding,
+    precision and cached style statistics); only the content normalization differs: an EMA of
+    the per-channel relu4_1 mean/std over frames. ``smooth=0`` gives exactly the stylizer's
+    per-frame result. At a hard cut (frame change above ``cut_threshold`` levels; None = never)
+    the running statistics restart, so the new shot is not painted with the old shot's
+    normalization. ``__call__`` takes and returns ``HxWx3`` uint8 arrays; :meth:`reset` forgets
+    the running statistics (call it between clips).
+    """
+
+    def __init__(self, styles: Sequence[Image.Image], style_weights: Sequence[float] | None,
+                 decoder: str | os.PathLike | None = None, *, alpha: float | None = None,
+                 smooth: float = DEFAULT_SMOOTH, style_size: int | None = None,
+                 device: str | None = None, cut_threshold: float | None = CUT_THRESHOLD) -> None:
+        from .adain import AdaINStylizer
+
+        if not 0.0 <= smooth < 1.0:
+            raise PainterlyError(f"smooth must be in [0, 1) (0 = off), got {smooth}")
+        self.stylizer = AdaINStylizer(styles, style_weights, decoder=decoder, alpha=alpha,
+                                      style_size=style_size, device=device)
+        self.smooth = float(smooth)
+        self.cut_threshold = cut_threshold
+        self.style_mean, self.style_std = self.stylizer.style_stats.blended()
+        self.cuts = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new clip: the next frame's statistics are taken as they are."""
+        self._c_mean = self._c_std = None
+        self._prev: np.ndarray | None = None
+
+    def _is_cut(self, frame: np.ndarray) -> bool:
+        """A hard cut: the mean absolute change from the previous frame exceeds the threshold."""
+        prev, self._prev = self._prev, frame
+        if self.cut_threshold is None or prev is None or prev.shape != frame.shape:
+            return False
+        # Compare on a coarse grid: cheap, and insensitive to noise and small motion.
+        a, b = prev[::4, ::4].astype(np.int16), frame[::4, ::4].astype(np.int16)
+        return float(np.abs(a - b).mean()) > self.cut_threshold
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        import torch
+
+        from .adain.model import pad_to_multiple
+        from .losses import mean_std
+
+        h, w = frame.shape[:2]
+        if min(h, w) < 16:
+            raise PainterlyError(f"frames of {w}x{h} are too small for AdaIN (16 px per side)")
+        nets, alpha = self.stylizer.nets, self.stylizer.alpha
+        x = torch.from_numpy(np.array(frame, np.uint8)).permute(2, 0, 1)[None].float().div_(255.0)
+        with torch.inference_mode():
+            f = nets.encode(pad_to_multiple(x, 8)[0])
+            m, s = mean_std(f)
+            cut = self._is_cut(frame)
+            self.cuts += int(cut)
+            if self._c_mean is None or self.smooth == 0 or cut:
+                self._c_mean, self._c_std = m, s
+            else:
+                k = self.smooth
+                self._c_mean = k * self._c_mean + (1 - k) * m
+                self._c_std = k * self._c_std + (1 - k) * s
+            t = (f - self._c_mean) / self._c_std * self.style_std + self.style_mean
+            if alpha != 1.0:
+                t = alpha * t + (1 - alpha) * f
+            y = nets.decode(t)[..., :h, :w].clamp(0, 1)
+        return y[0].permute(1, 2, 0).mul(255).add_(0.5).to(torch.uint8).cpu().numpy()
+
+
+class PerFrame:
+    """Any painterly stylizer (PIL -> PIL) applied to each frame independently."""
+
+    def __init__(self, stylizer: Callable[[Image.Image], Image.Image]) -> None:
+        self.stylizer = stylizer
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        out = self.stylizer(Image.fromarray(frame))
+        arr = np.asarray(out.convert("RGB"))
+        if arr.shape != frame.shape:  # a stylizer that resized: back to the frame size
+            arr = np.asarray(out.convert("RGB").resize((frame.shape[1], frame.shape[0]),
+                                                      Image.Resampling.BICUBIC))
+        return arr
+
+
+def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | None, *,
+                        style_weights: Sequence[float] | None = None, decoder: str | None = None,
+                        model: str | None = None, alpha: float | None = None,
+                        smooth: float = DEFAULT_SMOOTH, device: str | None = None,
+                        style_size: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """A callable ``HxWx3 uint8 -> HxWx3 uint8`` for ``method`` ("adain" or "fast")."""
+    if method not in VIDEO_METHODS:
+        raise PainterlyError(f"video supports method adain or fast, not '{method}'")
+    sources = [] if style is None else list(style) if isinstance(style, (list, tuple)) else [style]
+    if method == "adain":
+        if model is not None:
+            raise PainterlyError("--model is for --method fast; adain takes --decoder")
+        from .api import check_style_weights, require_styles
+
+        styles = [load_image(s, what="style image") for s in sources]
+        require_styles("adain", styles)
+        weights = check_style_weights(style_weights, len(styles))
+        return AdaINVideo(styles, weights, decoder, alpha=alpha, smooth=smooth,
+                          style_size=style_size, device=device)
+    if decoder is not None or alpha is not None or style_size is not None:
+        raise PainterlyError("--decoder/--alpha/--style-size are for --method adain")
+    from .api import make_stylizer
+
+    options: dict[str, Any] = {"model": model, "device": device}
+    return PerFrame(make_stylizer("fast", sources or None, style_weights,
+                                  **{k: v for k, v in options.items() if v is not None}))
+
+
+def check_output(output: Path, source: Path, overwrite: bool) -> None:
+    if output.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise PainterlyError(f"output video must end in {', '.join(VIDEO_EXTENSIONS)}: {output}")
+    if output.exists() and not overwrite:
+        raise PainterlyError(f"output exists: {output} (pass --overwrite to replace it)")
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise PainterlyError("the output must not be the input video")
+    if output.is_dir():
+        raise PainterlyError(f"output is a folder: {output}")
+
+
+def _mux_audio(video: Path, source: Path, output: Path, shortest: bool = False) -> None:
+    """Copy ``source``'s audio (if any) next to ``video``'s stream into ``output``
+    (``shortest``: cut the audio where the video ends, for partial runs)."""
+    base = [_ffmpeg(), "-y", "-loglevel", "error", "-i", str(video), "-i", str(source),
+            "-map", "0:v", "-map", "1:a?", "-c:v", "copy"] + (["-shortest"] if shortest else [])
+    for audio in (["-c:a", "copy"], ["-c:a", "aac"]):
+        proc = subprocess.run(base + audio + [str(output)], capture_output=True, text=True)
+        if proc.returncode == 0:
+            return
+    last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+    raise PainterlyError(f"could not add the audio track to {output.name}: {last[:200]}")
+
+
+def flicker_ratio(inputs_change: float, outputs_change: float) -> float:
+    """Output change relative to input change (nan when the input does not change)."""
+    return outputs_change / inputs_change if inputs_change > 0 else float("nan")
+
+
+def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
+                  frame_stylizer: Callable[[np.ndarray], np.ndarray], *, size: int | None = None,
+                  overwrite: bool = False, progress: bool = True, quality: float = 8.0,
+                  max_frames: int | None = None, keep_frames: bool = False) -> VideoResult:
+    """Stylize every frame of ``source`` into ``output`` (``None``: measure only, write nothing).
+
+    Keeps the frame rate and (unless ``size``) the frame size, copies the audio track, shows a
+    tqdm bar with frames/s, and measures flicker. ``keep_frames`` returns the output frames.
+    """
+    from tqdm import tqdm
+
+    src = Path(source)
+    out = Path(output) if output is not None else None
+    if out is not None:
+        check_output(out, src, overwrite)
+    info, frames = _open_frames(src)
+    fps = exact_fps(info.fps)
+    w, h = output_size(info.size, size)
+    writer = tmp = None
+    if out is not None:
+        import imageio_ffmpeg
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
+        pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+        writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, quality=quality,
+                                             pix_fmt_out=pix, macro_block_size=1,
+                                             ffmpeg_log_level="error")
+        writer.send(None)
+    t0 = time.perf_counter()
+    n = 0
+    truncated = False
+    d_in = d_out = 0.0
+    prev_in = prev_out = None
+    kept: list[np.ndarray] = []
+    total = info.frames_estimate
+    if max_frames is not None and total is not None:
+        total = min(total, max_frames)
+    bar = tqdm(total=total, unit="frame", disable=not progress, desc=src.name)
+    try:
+        for raw in frames:
+            frame = np.frombuffer(raw, np.uint8).reshape(info.size[1], info.size[0], 3)
+            if (w, h) != info.size:
+                frame = np.asarray(Image.fromarray(frame).resize((w, h), Image.Resampling.LANCZOS))
+            styled = frame_stylizer(frame)
+            if writer is not None:
+                writer.send(np.ascontiguousarray(styled))
+            if prev_in is not None:
+                d_in += float(np.abs(frame.astype(np.int16) - prev_in).mean())
+                d_out += float(np.abs(styled.astype(np.int16) - prev_out).mean())
+            prev_in, prev_out = frame.astype(np.int16), styled.astype(np.int16)
+            if keep_frames:
+                kept.append(styled)
+            n += 1
+            bar.update(1)
+            if max_frames is not None and n >= max_frames:
+                truncated = True
+                break
+        bar.close()
+        frames.close()
+        if writer is not None:
+            writer.close()
+            writer = None
+        if n == 0:
+            raise PainterlyError(f"no frames could be decoded from {src}")
+        if out is not None and tmp is not None:
+            if info.audio_codec:
+                _mux_audio(tmp, src, out, shortest=truncated)
+            else:
+                os.replace(tmp, out)
+    except BrokenPipeError:
+        raise PainterlyError(f"ffmpeg stopped while writing {out}") from None
+    except RuntimeError as exc:  # imageio-ffmpeg: a damaged stream part-way through
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "read error"
+        raise PainterlyError(f"could not decode {src}: {first[:200]}") from None
+    finally:
+        bar.close()
+        frames.close()
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # already failing; the temp file is removed below
+                pass
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+    pairs = max(n - 1, 1)
+    return VideoResult(output=out, frames=n, fps=float(fps), size=(w, h),
+                       seconds=time.perf_counter() - t0, has_audio=bool(info.audio_codec),
+                       flicker=flicker_ratio(d_in, d_out) if n > 1 else float("nan"),
+                       input_change=d_in / pairs, output_change=d_out / pairs, frames_out=kept)
+
+
+def synthetic_clip(path: str | os.PathLike, *, frames: int = 12, size: tuple[int, int] = (64, 48),
+                   fps: float = 12.0, source: ImageLike = "builtin:chelsea", pan: float = 2.0,
+                   noise: float = 0.0, sprite: float = 0.0, audio: bool = True,
+                   seed: int = 0) -> Path:
+    """Write a short panning clip over ``source`` (for tests, benchmarks and demos).
+
+    The window slides ``pan`` px per frame across the image; ``noise`` adds Gaussian sensor noise
+    (std in 0..255 levels); ``sprite`` > 0 adds a bright square of that fraction of the height
+    that shows up in every other frame at a random place (an object entering and leaving: a local
+    change that moves the frame's global statistics, what makes per-frame AdaIN repaint the
+    whole frame); ``audio`` adds a 440 Hz sine track (AAC)
+    as long as the clip.
+    """
+    import imageio_ffmpeg
+
+    path = Path(path)
+    w, h = size
+    img = load_image(source)
+    span = w + pan * (frames - 1)
+    scale = max(span / img.width, h / img.height)
+    big = np.asarray(img.resize((int(np.ceil(img.width * scale)), int(np.ceil(img.height * scale))),
+                                Image.Resampling.LANCZOS), np.float32)
+    rng = np.random.default_rng(seed)
+    tmp = path.with_name(f".{path.stem}.v{os.getpid()}{path.suffix}") if audio else path
+    writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, quality=9,
+                                         pix_fmt_out="yuv420p" if w % 2 == 0 and h % 2 == 0
+                                         else "yuv444p",
+                                         macro_block_size=1, ffmpeg_log_level="error")
+    writer.send(None)
+    y0 = (big.shape[0] - h) // 2
+    for i in range(frames):
+        x = pan * i
+        x0 = int(np.floor(x))
+        f = x - x0  # sub-pixel pan by linear interpolation
+        crop = (1 - f) * big[y0:y0 + h, x0:x0 + w] + f * big[y0:y0 + h, x0 + 1:x0 + w + 1] \
+            if x0 + w + 1 <= big.shape[1] else big[y0:y0 + h, x0:x0 + w]
+        if sprite and i % 2 == 1:
+            side = max(2, round(sprite * h))
+            sy, sx = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+            crop = crop.copy()
+            crop[sy:sy + side, sx:sx + side] = (255.0, 230.0, 40.0)
+        if noise:
+            crop = crop + rng.normal(0, noise, crop.shape)
+        writer.send(np.ascontiguousarray(np.clip(crop + 0.5, 0, 255).astype(np.uint8)))
+    writer.close()
+    if audio:
+        cmd = [_ffmpeg(), "-y", "-loglevel", "error", "-i", str(tmp), "-f", "lavfi", "-i",
+               f"sine=frequency=440:sample_rate=44100:duration={frames / fps:.3f}",
+               "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(path)]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path

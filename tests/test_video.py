@@ -1,0 +1,210 @@
+"""Video stylization: frame count, fps, size and audio kept; smoothing; flicker figure; errors."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+
+from painterly.adain.model import Decoder, save_decoder  # noqa: E402
+from painterly.cli import main  # noqa: E402
+from painterly.errors import PainterlyError  # noqa: E402
+from painterly.image import load_image  # noqa: E402
+from painterly.video import (  # noqa: E402
+    AdaINVideo,
+    PerFrame,
+    exact_fps,
+    output_size,
+    probe,
+    stylize_video,
+    synthetic_clip,
+)
+
+STYLE = "builtin:hubble_deep_field"
+
+
+@pytest.fixture(scope="module")
+def decoder_file(tmp_path_factory):
+    """A random decoder with signal-preserving init, so outputs depend on the content."""
+    torch.manual_seed(0)
+    dec = Decoder()
+    with torch.no_grad():
+        for m in dec.net:
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                m.bias.zero_()
+        dec.net[-1].weight.mul_(0.1)
+        dec.net[-1].bias.fill_(0.5)
+    path = tmp_path_factory.mktemp("dec") / "dec.safetensors"
+    save_decoder(dec, str(path), half=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """12 frames, 64x48, 12 fps, with a sine audio track."""
+    return synthetic_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=12, size=(64, 48),
+                          fps=12)
+
+
+def test_synthetic_clip_is_what_it_claims(clip):
+    info = probe(clip)
+    assert info.size == (64, 48) and info.fps == 12 and info.audio_codec == "aac"
+    assert imageio_ffmpeg.count_frames_and_secs(str(clip))[0] == 12
+
+
+def test_cli_keeps_frames_fps_size_audio(clip, decoder_file, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(clip), "--style", STYLE, "--decoder", decoder_file, "--style-size",
+                 "64", "-o", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "12 frames" in printed and "flicker ratio" in printed
+    info = probe(out)
+    assert info.size == (64, 48) and info.fps == 12
+    assert info.audio_codec is not None
+    assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 12
+    # The frames are the stylized ones, not the input.
+    gen = imageio_ffmpeg.read_frames(str(out))
+    next(gen)
+    first = np.frombuffer(next(gen), np.uint8).reshape(48, 64, 3).astype(float)
+    gen.close()
+    gen = imageio_ffmpeg.read_frames(str(clip))
+    next(gen)
+    src = np.frombuffer(next(gen), np.uint8).reshape(48, 64, 3).astype(float)
+    gen.close()
+    assert np.abs(first - src).mean() > 10
+    # Refuses to overwrite, and --overwrite replaces.
+    assert main(["video", str(clip), "--style", STYLE, "--decoder", decoder_file,
+                 "-o", str(out), "--quiet"]) == 2
+    assert "output exists" in capsys.readouterr().err
+
+
+def test_size_and_no_audio(decoder_file, tmp_path):
+    src = synthetic_clip(tmp_path / "mute.mkv", frames=4, size=(64, 48), fps=8, audio=False)
+    out = tmp_path / "small.mp4"
+    st = AdaINVideo([load_image(STYLE)], None, decoder_file, style_size=64)
+    result = stylize_video(src, out, st, size=40, progress=False)
+    assert result.frames == 4 and result.size == (40, 30) and not result.has_audio
+    info = probe(out)
+    assert info.size == (40, 30) and info.fps == 8 and info.audio_codec is None
+
+
+def test_smooth_zero_is_the_adain_stylizer(decoder_file):
+    from painterly.adain import AdaINStylizer
+
+    frame = np.asarray(load_image("builtin:chelsea").resize((61, 45)))
+    style = load_image(STYLE)
+    ours = AdaINVideo([style], None, decoder_file, smooth=0.0, alpha=0.8, style_size=64)(frame)
+    ref = np.asarray(AdaINStylizer([style], None, decoder=decoder_file, alpha=0.8,
+                                   style_size=64)(Image.fromarray(frame)))
+    assert ours.shape == frame.shape
+    assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_smoothing_steadies_the_rest_of_the_frame(decoder_file):
+    """An object appearing and leaving moves the frame's statistics; per-frame AdaIN then
+    repaints the whole frame, the smoothed statistics keep the far side of the frame steadier."""
+    bg = np.asarray(load_image("builtin:chelsea").resize((64, 48)))
+    frames = []
+    for i in range(6):
+        f = bg.copy()
+        if i % 2:
+            f[4:16, 4:16] = (255, 230, 40)
+        frames.append(f)
+    far = np.ones((48, 64), bool)
+    far[:32, :32] = False  # the object plus the encoder's receptive field around it
+    style = load_image(STYLE)
+    change = {}
+    for smooth in (0.0, 0.9):
+        st = AdaINVideo([style], None, decoder_file, smooth=smooth, style_size=64)
+        outs = [st(f).astype(np.int16) for f in frames]
+        change[smooth] = np.mean([np.abs(a - b).mean(-1)[far].mean()
+                                  for a, b in zip(outs[1:], outs)])
+    assert change[0.0] > 0.5  # per-frame AdaIN does repaint the far region
+    assert change[0.9] < 0.85 * change[0.0], change
+
+
+def test_hard_cut_restarts_the_smoothing(decoder_file, clip):
+    a = np.asarray(load_image("builtin:chelsea").resize((64, 48)))
+    b = np.asarray(load_image("builtin:astronaut").resize((64, 48)))
+    style = load_image(STYLE)
+    frames = [a, a, b]
+    smoothed = AdaINVideo([style], None, decoder_file, smooth=0.9, style_size=64)
+    blind = AdaINVideo([style], None, decoder_file, smooth=0.9, style_size=64, cut_threshold=None)
+    per_frame = AdaINVideo([style], None, decoder_file, smooth=0.0, style_size=64)
+    outs = {k: [st(f) for f in frames] for k, st in
+            (("cut", smoothed), ("blind", blind), ("pf", per_frame))}
+    assert smoothed.cuts == 1 and blind.cuts == 0
+    assert np.array_equal(outs["cut"][2], outs["pf"][2])  # the new shot starts afresh
+    assert np.abs(outs["blind"][2].astype(int) - outs["pf"][2]).mean() > 1
+    panning = AdaINVideo([style], None, decoder_file, smooth=0.9, style_size=64)
+    stylize_video(clip, None, panning, progress=False, max_frames=4)
+    assert panning.cuts == 0
+
+
+def test_flicker_figure(clip):
+    """Ratio of output to input change: 1 for an inversion, 0 for a constant output."""
+    invert = stylize_video(clip, None, lambda f: 255 - f, progress=False)
+    assert invert.frames == 12 and math.isclose(invert.flicker, 1.0, rel_tol=1e-9)
+    flat = stylize_video(clip, None, lambda f: np.zeros_like(f), progress=False)
+    assert flat.flicker == 0.0 and invert.input_change > 1
+    per_frame = stylize_video(clip, None, PerFrame(lambda im: im.transpose(Image.FLIP_LEFT_RIGHT)),
+                              progress=False, max_frames=5, keep_frames=True)
+    assert per_frame.frames == 5 and len(per_frame.frames_out) == 5
+    assert math.isclose(per_frame.flicker, 1.0, rel_tol=1e-9)
+
+
+def test_fast_method_per_frame(clip, tmp_path):
+    from painterly.fast.model import TransformerNet, save_model
+
+    torch.manual_seed(1)
+    model = tmp_path / "fast.safetensors"
+    save_model(TransformerNet(2, 8, 1), str(model), ["a", "b"])
+    out = tmp_path / "fast.mp4"
+    assert main(["video", str(clip), "--method", "fast", "--model", str(model),
+                 "--style-weights", "1,1", "-o", str(out), "--quiet", "--max-frames", "3"]) == 0
+    assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 3
+
+
+def test_bad_inputs(clip, decoder_file, tmp_path, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 20)
+    wav = tmp_path / "tone.wav"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=0.3", str(wav)], check=True)
+    existing = tmp_path / "exists.mp4"
+    existing.write_bytes(b"x")
+    common = ["--style", STYLE, "--decoder", decoder_file, "--quiet"]
+    cases = [
+        ([str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o.mp4")], "not found"),
+        ([str(text), "-o", str(tmp_path / "o.mp4")], "not a video"),
+        ([str(wav), "-o", str(tmp_path / "o.mp4")], "not a video"),
+        ([str(clip), "-o", str(existing)], "output exists"),
+        ([str(clip), "-o", str(tmp_path / "o.gifv")], "must end in"),
+        ([str(clip), "-o", str(tmp_path / "o.mp4"), "--smooth", "1"], "smooth"),
+        ([str(clip), "-o", str(tmp_path / "o.mp4"), "--method", "fast"], "no style image"),
+    ]
+    for argv, msg in cases:
+        extra = common if "--method" not in argv else ["--style", STYLE, "--quiet"]
+        assert main(["video", *argv, *extra]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and msg in err and "\n" not in err, err
+    assert existing.read_bytes() == b"x"
+    assert not (tmp_path / "o.mp4").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_fps_and_size_helpers():
+    assert exact_fps(29.97) == Fraction(30000, 1001) and exact_fps(25.0) == 25
+    assert output_size((64, 48), None) == (64, 48)
+    assert output_size((1920, 1080), 640) == (640, 360)
+    assert output_size((101, 51), 50) == (50, 26)
+    with pytest.raises(PainterlyError):
+        exact_fps(0)

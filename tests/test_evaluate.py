@@ -48,6 +48,7 @@ def test_eval_cli_small(tmp_path, content_image, style_image):
 def test_summarize_means():
     from painterly.evaluate import PairScore
 
-    rows = [PairScore("a", "c", "s", 1.0, 2.0, 0.5, 1.0), PairScore("a", "c", "t", 3.0, 4.0, 0.7, 1.0, ["blank"])]
+    rows = [PairScore("a", "c", "s", 1.0, 2.0, 0.5, 1.0),
+            PairScore("a", "c", "t", 3.0, 4.0, 0.7, 1.0, ["blank"])]
     s = summarize(rows)["a"]
     assert s["content_loss"] == 2.0 and s["style_loss"] == 3.0 and s["flagged"] == 1

@@ -40,6 +40,8 @@ def styles(style_image) -> list[Image.Image]:
 
 
 def _stylizer(decoder_file: str, styles: list[Image.Image], **kw) -> AdaINStylizer:
+    # fp32 so outputs compare exactly ("auto" is bf16 on CPUs with native bf16 math).
+    kw.setdefault("precision", "fp32")
     return AdaINStylizer(styles, kw.pop("style_weights", None), decoder=decoder_file,
                          device="cpu", style_size=64, **kw)
 

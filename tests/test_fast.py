@@ -199,7 +199,7 @@ def test_precision_option(model_file):
     bf = FastStylizer([], None, model=str(model_file), device="cpu", precision="bf16")
     assert bf.precision == "bf16"
     assert np.abs(np.asarray(bf(img), dtype=float) - ref).mean() < 8  # bf16 rounding only
-    from painterly.fast.stylize import cpu_has_bf16
+    from painterly.device import cpu_has_bf16
 
     auto = FastStylizer([], None, model=str(model_file), device="cpu")
     assert auto.precision == ("bf16" if cpu_has_bf16() else "fp32")

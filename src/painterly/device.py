@@ -57,3 +57,17 @@ def seed_everything(seed: int | None) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 math natively (AVX512-BF16 or AMX): there bf16 autocast is
+    1.6-3x faster than fp32; on other CPUs oneDNN emulates it and it is slower."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def auto_bf16(device: torch.device) -> bool:
+    """What ``precision="auto"`` means for every method: bf16 on CUDA and on CPUs with native bf16."""
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())

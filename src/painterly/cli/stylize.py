@@ -24,6 +24,8 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preserve-color", choices=("luminance", "histogram"), default=None)
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                   help="auto (default): bf16 on CUDA and on CPUs with native bf16 math, else fp32")
 
     g = p.add_argument_group("gatys (optimization)")
     g.add_argument("--steps", type=positive_int, default=None)
@@ -67,7 +69,7 @@ METHOD_OPTIONS = (
     "size", "style_size", "preserve_color", "device", "seed", "steps", "optimizer", "lr",
     "content_layers", "style_layers", "style_layer_weights", "content_weight", "style_weight",
     "tv_weight", "style_loss", "init", "style_scale", "scales", "backbone", "weights", "pooling",
-    "save_every", "log_dir", "alpha", "mask", "decoder", "tile", "model",
+    "save_every", "log_dir", "alpha", "mask", "decoder", "tile", "model", "precision",
 )
 
 
@@ -87,6 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="onnx: run an exported model with onnxruntime (no PyTorch in the path)")
+    p.add_argument("--onnx-model", default=None, metavar="MODEL.onnx",
+                   help="with --backend onnx: a model from `painterly export onnx`")
     add_method_options(p)
     p.set_defaults(func=run)
 
@@ -100,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         from ..onnx_backend import onnx_stylize_cli
 
         return onnx_stylize_cli(args, options)
+    if getattr(args, "onnx_model", None):
+        raise PainterlyError("--onnx-model needs --backend onnx")
     styles = args.style or []
     content = Path(args.content)
     if content.is_dir() or any(Path(s).is_dir() for s in styles):
@@ -114,7 +120,14 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise PainterlyError(f"output exists: {out} (pass --overwrite to replace it)")
     stylizer = make_stylizer(args.method, styles or None, args.style_weights, **options)
-    result = stylizer(load_image(args.content, what="content image"))
+    try:
+        result = stylizer(load_image(args.content, what="content image"))
+    except PainterlyError as exc:
+        partial = getattr(exc, "image", None)  # gatys: the last good image before a NaN/inf
+        if partial is None:
+            raise
+        save_image(partial, out, overwrite=args.overwrite)
+        raise PainterlyError(f"{exc}; saved it to {out}") from None
     save_image(result, out, overwrite=args.overwrite)
     print(f"wrote {out} ({result.width}x{result.height}) in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -143,7 +156,9 @@ def _run_folder(args: argparse.Namespace, options: dict[str, Any]) -> int:
     t0 = time.perf_counter()
     n = 0
     for group in groups:
-        stylizer = make_stylizer(args.method, group or None, None, **options)
+        # no style images (fast: styles live in the model): --style-weights blends the model's
+        stylizer = make_stylizer(args.method, group or None, None if group else args.style_weights,
+                                 **options)
         tag = group[0].stem if group else (options.get("model") or "model")
         for c in contents:
             target = out_dir / f"{c.stem}__{Path(str(tag)).stem}.png"

@@ -134,15 +134,6 @@ class FrozenFastNet(nn.Module):
         return F.conv2d(y, self.out_weight, self.out_bias)[..., :h, :w]
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU does bf16 math natively (AVX512-BF16 or AMX): there bf16 is faster; on
-    other CPUs oneDNN emulates it and it is slower than fp32."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def _load_network(model: str | os.PathLike | TransformerNet) -> tuple[TransformerNet, dict, str]:
     """A model name, file or in-memory network -> (network, config, label for messages)."""
     if isinstance(model, TransformerNet):
@@ -179,7 +170,7 @@ class FastStylizer:
                  precision: str | None = None, compile: bool = False, **options: Any) -> None:
         from ..api import check_style_weights, reject_unknown
         from ..color import check_mode
-        from ..device import resolve_device
+        from ..device import auto_bf16, resolve_device
 
         reject_unknown("fast", options)
         if styles:
@@ -211,7 +202,7 @@ class FastStylizer:
         if precision not in (None, "auto", "fp32", "bf16"):
             raise PainterlyError(f"unknown precision '{precision}' (choose from auto, fp32, bf16)")
         if precision in (None, "auto"):
-            native = self.device.type == "cuda" or (self.device.type == "cpu" and cpu_has_bf16())
+            native = auto_bf16(self.device)
             precision = "bf16" if native else "fp32"
         self.precision = precision
         self.size = size

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .batch import stylize_folder
 from .errors import PainterlyError
-from .image import list_images, load_image, output_format, resize, save_image
+from .image import load_image, output_format, resize, save_image
 
 #: Long side the style image is resized to unless ``style_size`` is given (the AdaIN paper's).
 DEFAULT_STYLE_SIZE = 512
@@ -283,32 +284,14 @@ def onnx_stylize_cli(args: argparse.Namespace, options: dict[str, Any]) -> int:
         print(f"wrote {out} ({result.width}x{result.height}) in {time.perf_counter() - t0:.1f} s "
               "(onnxruntime)")
         return 0
-    contents = list_images(content) if content.is_dir() else [content]
-    if not contents:
-        raise PainterlyError(f"no images found in {content}")
-    style_paths: list[Path] = []
-    for s in style_args:
-        style_paths += list_images(s) if Path(s).is_dir() else [Path(s)]
-    if style_args and not style_paths:
-        raise PainterlyError("no style images found")
-    if out.exists() and not out.is_dir():
-        raise PainterlyError(f"output must be a folder when stylizing a folder: {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    n = 0
-    for group in [[p] for p in style_paths] or [[]]:
+
+    def make(group: list[Path]) -> OnnxStylizer:
         styles = [load_image(p, what="style image") for p in group]
-        stylizer = OnnxStylizer(model, styles, args.style_weights if not group else None,
-                                **options)
+        stylizer = OnnxStylizer(model, styles, args.style_weights if not group else None, **options)
         _check_method(stylizer, method, model)
-        tag = group[0].stem if group else Path(model).stem
-        for c in contents:
-            target = out / f"{c.stem}__{tag}.png"
-            if target.exists() and not args.overwrite:
-                print(f"skip {target} (exists; --overwrite to replace)")
-                continue
-            save_image(stylizer(load_image(c, what="content image")), target,
-                       overwrite=args.overwrite)
-            n += 1
+        return stylizer
+
+    n = stylize_folder(args.content, style_args, args.output, make, model, args.overwrite)
     print(f"wrote {n} image(s) to {out} in {time.perf_counter() - t0:.1f} s (onnxruntime)")
     return 0
 

@@ -136,37 +136,13 @@ def run(args: argparse.Namespace) -> int:
 def _run_folder(args: argparse.Namespace, options: dict[str, Any]) -> int:
     """Folder of contents x folder (or list) of styles -> folder of results."""
     from ..api import make_stylizer
-    from ..errors import PainterlyError
-    from ..image import list_images, load_image, save_image
+    from ..batch import stylize_folder
 
-    content = Path(args.content)
-    contents = list_images(content) if content.is_dir() else [content]
-    style_paths: list[Path] = []
-    for s in args.style or []:
-        style_paths += list_images(s) if Path(s).is_dir() else [Path(s)]
-    if not contents:
-        raise PainterlyError(f"no images found in {content}")
-    if args.style and not style_paths:
-        raise PainterlyError("no style images found")
-    out_dir = Path(args.output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PainterlyError(f"output must be a folder when stylizing a folder: {out_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    groups = [[p] for p in style_paths] if style_paths else [[]]
     t0 = time.perf_counter()
-    n = 0
-    for group in groups:
-        # no style images (fast: styles live in the model): --style-weights blends the model's
-        stylizer = make_stylizer(args.method, group or None, None if group else args.style_weights,
-                                 **options)
-        tag = group[0].stem if group else (options.get("model") or "model")
-        for c in contents:
-            target = out_dir / f"{c.stem}__{Path(str(tag)).stem}.png"
-            if target.exists() and not args.overwrite:
-                print(f"skip {target} (exists; --overwrite to replace)")
-                continue
-            save_image(stylizer(load_image(c, what="content image")), target,
-                       overwrite=args.overwrite)
-            n += 1
-    print(f"wrote {n} image(s) to {out_dir} in {time.perf_counter() - t0:.1f} s")
+    # No style images (fast: the styles live in the model): --style-weights blends the model's.
+    n = stylize_folder(args.content, args.style or [], args.output,
+                       lambda group: make_stylizer(args.method, group or None,
+                                                   None if group else args.style_weights, **options),
+                       str(options.get("model") or "model"), args.overwrite)
+    print(f"wrote {n} image(s) to {args.output} in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -261,3 +261,10 @@ def test_cli(decoder_file, tmp_path, capsys) -> None:
     assert main(args[:-2] + ["--alpha", "2", "-o", str(tmp_path / "b.png")]) == 2
     err = capsys.readouterr().err
     assert "output exists" in err and "alpha" in err
+
+
+def test_tiny_content_is_a_clear_error(decoder_file, styles) -> None:
+    st = _stylizer(decoder_file, styles[:1])
+    with pytest.raises(PainterlyError, match="too small"):
+        st(Image.new("RGB", (200, 3)))
+    assert st(Image.new("RGB", (17, 9))).size == (17, 9)

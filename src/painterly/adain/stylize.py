@@ -60,6 +60,11 @@ CPU_CHANNELS_LAST = True
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+#: Smallest content side: padded to a multiple of 8, relu4_1 (1/8 of that) must be at least 2 px
+#: for the decoder's reflection padding.
+MIN_SIDE = 9
+
+
 def default_decoder_path() -> Path:
     """Where the shipped decoder lives: ``painterly/assets/adain_decoder.safetensors``."""
     return Path(__file__).resolve().parents[1] / "assets" / "adain_decoder.safetensors"
@@ -435,8 +440,9 @@ class AdaINStylizer:
         if content.dim() != 4 or content.shape[1] != 3:
             raise PainterlyError(f"content batch must be (N, 3, H, W), got {tuple(content.shape)}")
         h, w = content.shape[-2:]
-        if min(h, w) < 2:
-            raise PainterlyError(f"content image is too small ({w}x{h})")
+        if min(h, w) < MIN_SIDE:
+            raise PainterlyError(f"content image is too small ({w}x{h}); AdaIN needs at least "
+                                 f"{MIN_SIDE} px on each side")
         content = content.float()
         masks = self._feature_masks(h, w)
         if stats is not None:

@@ -71,3 +71,35 @@ def cpu_has_bf16() -> bool:
 def auto_bf16(device: torch.device) -> bool:
     """What ``precision="auto"`` means for every method: bf16 on CUDA and on CPUs with native bf16."""
     return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new tensors on ``device`` (CPU: the kernel's MemAvailable), or None."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        try:
+            import os
+
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return None
+
+
+def check_memory(pixels: int, bytes_per_pixel: int, device: torch.device, what: str) -> None:
+    """Refuse work that cannot fit, with a one-line error instead of an out-of-memory kill."""
+    free = available_memory(device)
+    need = pixels * bytes_per_pixel
+    if free is not None and need > free:
+        raise PainterlyError(
+            f"{what} needs about {need / 2**30:.1f} GiB on {device.type}, but only "
+            f"{free / 2**30:.1f} GiB is free: use a smaller --size")

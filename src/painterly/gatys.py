@@ -33,7 +33,7 @@ from PIL import Image
 from . import losses
 from .api import reject_unknown, require_styles
 from .color import check_mode, luminance_transfer, match_histogram
-from .device import auto_bf16, resolve_device, seed_everything
+from .device import auto_bf16, check_memory, resolve_device, seed_everything
 from .errors import PainterlyError
 from .features import (
     BACKBONES,
@@ -503,6 +503,13 @@ def parse_options(options: dict[str, Any]) -> GatysConfig:
 # The stylizer
 # --------------------------------------------------------------------------------------------
 
+#: Rough memory of one optimization step per output pixel (VGG19 activations kept for the
+#: backward pass, their gradients, the image and L-BFGS history), fp32.
+OPTIMIZE_BYTES_PER_PIXEL = 6000
+#: Rough memory per style pixel to compute style targets (no gradients).
+TARGET_BYTES_PER_PIXEL = 1500
+
+
 def _level_sizes(size: int, scales: int) -> list[int]:
     return [max(MIN_LEVEL_SIZE, round(size / 2 ** (scales - 1 - k))) for k in range(scales)]
 
@@ -557,7 +564,10 @@ class GatysStylizer:
         return max(16, round(cfg.style_scale * level))
 
     def _style_tensor(self, style: Image.Image, level: int) -> torch.Tensor:
-        return pil_to_tensor(resize(style, self._style_long_side(level)), self.device)
+        side = self._style_long_side(level)
+        w, h = (round(style.width * side / max(style.size)), round(style.height * side / max(style.size)))
+        check_memory(w * h, TARGET_BYTES_PER_PIXEL, self.device, f"a {w}x{h} style image")
+        return pil_to_tensor(resize(style, side), self.device)
 
     def _features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         if self.amp_dtype is None:
@@ -662,6 +672,10 @@ class GatysStylizer:
                                  "resolved_device": str(self.device)}, device=self.device)
         history: list[dict[str, float]] = []
         x: torch.Tensor | None = None
+        scale = cfg.size / max(content.size)
+        out_w, out_h = max(1, round(content.width * scale)), max(1, round(content.height * scale))
+        check_memory(out_w * out_h, OPTIMIZE_BYTES_PER_PIXEL, self.device,
+                     f"optimizing a {out_w}x{out_h} image")
         full_content = pil_to_tensor(resize(content, cfg.size), self.device)
         step_offset = 0
         try:

@@ -171,6 +171,8 @@ def resize(img: Image.Image, size: int | None = None, *, pixels: int | None = No
     if multiple > 1:
         nw = max(multiple, round(nw / multiple) * multiple)
         nh = max(multiple, round(nh / multiple) * multiple)
+    if nw * nh > MAX_PIXELS:
+        raise PainterlyError(f"size {nw}x{nh} is too large (over {MAX_PIXELS // 1_000_000} megapixels)")
     if (nw, nh) == (w, h):
         return img
     return img.resize((nw, nh), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)

@@ -211,6 +211,7 @@ class FastStylizer:
         self.style_weights = weights
         self.config = config
         self.model_name = label
+        self.width = int(net.width)
         # trained with --luminance: the network saw gray luminance; colors come from the content
         self.luminance_model = bool(config.get("luminance", False))
         frozen = FrozenFastNet(net, torch.tensor(weights, dtype=torch.float32)).eval()
@@ -225,8 +226,11 @@ class FastStylizer:
 
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` RGB in [0, 1] -> stylized, same size, clamped to [0, 1]."""
-        from ..device import autocast
+        from ..device import autocast, check_memory
 
+        # Peak of one pass: about four full-resolution fp32 maps of `width` channels.
+        check_memory(x.shape[0] * x.shape[-2] * x.shape[-1], 16 * self.width, self.device,
+                     f"a {x.shape[-1]}x{x.shape[-2]} image")
         x = x.to(self.device, torch.float32)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)

@@ -58,3 +58,15 @@ def test_tv_and_layer_weights():
     assert float(tv_loss(torch.rand(1, 3, 8, 8))) > 0
     w = normalize_layer_weights(["a", "b"], [1, 3])
     assert w == {"a": 0.25, "b": 0.75}
+
+
+def test_gram_gradient_matches_autograd_of_the_plain_formula():
+    f = torch.randn(2, 4, 3, 5, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(gram_matrix, (f,))
+    g = torch.randn(2, 4, 4, dtype=torch.double)
+    (gram_matrix(f) * g).sum().backward()
+    ours = f.grad.clone()
+    f.grad = None
+    flat = f.reshape(2, 4, 15)
+    ((torch.bmm(flat, flat.transpose(1, 2)) / 60) * g).sum().backward()
+    assert torch.allclose(ours, f.grad)

@@ -20,11 +20,29 @@ import torch
 import torch.nn.functional as F
 
 
+class _Gram(torch.autograd.Function):
+    """``F F^T / n`` with a one-matmul backward: ``dF = (dG + dG^T) F / n``.
+
+    Autograd's own backward for ``bmm(f, f.transpose(1, 2))`` runs two full-size matmuls and adds
+    two ``(C, H*W)`` gradients; this one runs one matmul (a Gatys step spends ~17% in Gram matmuls).
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, f: torch.Tensor, n: float) -> torch.Tensor:
+        ctx.save_for_backward(f)
+        ctx.n = n
+        return torch.bmm(f, f.transpose(1, 2)) / n
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (f,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), f) / ctx.n, None
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """``(N, C, H, W)`` -> ``(N, C, C)`` Gram matrix normalized by ``C * H * W``."""
     n, c, h, w = features.shape
-    f = features.reshape(n, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    return _Gram.apply(features.reshape(n, c, h * w), float(c * h * w))
 
 
 def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:

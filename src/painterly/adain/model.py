@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import PainterlyError
 from ..features import FeatureExtractor, build_extractor
 from ..losses import mean_std
+from ..upsample import UpsampleConv2d
 from ..weights import load_model_file, save_model_file
 
 #: Layers whose statistics the AdaIN style loss matches; the encoder stops at the last one.
@@ -163,42 +164,6 @@ def _from_reference_keys(state: dict, decoder: Decoder) -> dict:
             if f"{t}.{kind}" in state:
                 out[f"net.{o}.{kind}"] = state[f"{t}.{kind}"]
     return out
-
-
-class UpsampleConv2d(nn.Module):
-    """``conv3x3(upsample_nearest_2x(x))`` computed at the low resolution (inference only).
-
-    Nearest upsampling repeats each pixel 2x2, so each of the four output phases of the 3x3 conv
-    is a 2x2 conv of the low-resolution input with summed taps: 4/9 of the multiply-adds, and the
-    upsampled tensor is never built. Reflection padding of the upsampled image equals replicate
-    padding of the low-resolution one (zeros stays zeros), so the result is the same up to float
-    rounding. All four phases come from one conv with ``4 * out`` channels.
-    """
-
-    #: A[p] maps the 3 taps of phase p onto 2 low-resolution rows.
-    _A = (torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]), torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
-
-    def __init__(self, conv: nn.Conv2d, padding: str) -> None:
-        super().__init__()
-        w = conv.weight.detach().float()
-        self.out_channels = w.shape[0]
-        phases = [torch.einsum("ay,oiyx,bx->oiab", self._A[py], w, self._A[px])
-                  for py in (0, 1) for px in (0, 1)]
-        self.conv = nn.Conv2d(w.shape[1], 4 * self.out_channels, 2)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.cat(phases))
-            self.conv.bias.copy_(conv.bias.detach().float().repeat(4))
-        self.pad_mode = "replicate" if padding == "reflect" else "constant"
-        self.requires_grad_(False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        y = self.conv(F.pad(x, (1, 1, 1, 1), mode=self.pad_mode))
-        c = self.out_channels
-        p = [y[:, k * c:(k + 1) * c, py:py + h, px:px + w]
-             for k, (py, px) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1)))]
-        rows = [torch.stack(p[0:2], dim=-1), torch.stack(p[2:4], dim=-1)]  # (N, C, h, w, 2)
-        return torch.stack(rows, dim=3).reshape(x.shape[0], c, 2 * h, 2 * w)
 
 
 def inference_decoder(decoder: Decoder) -> nn.Module:

@@ -21,6 +21,7 @@ from .weights import (
     Preprocess,
     download_torchvision,
     load_caffe_vgg19,
+    load_checked,
     load_state_dict_file,
 )
 
@@ -159,19 +160,7 @@ class VGG(FeatureExtractor):
 
     def load_torchvision_state(self, state: dict[str, torch.Tensor], source: str) -> None:
         """Copy ``features.N.weight/bias`` from a torchvision state dict, checking every shape."""
-        for i, module in enumerate(self.features):
-            if isinstance(module, nn.Conv2d):
-                for kind in ("weight", "bias"):
-                    key = f"features.{i}.{kind}"
-                    if key not in state:
-                        raise PainterlyError(f"{source} is not a {self.arch} state dict "
-                                             f"(missing {key})")
-                    param = getattr(module, kind)
-                    if tuple(state[key].shape) != tuple(param.shape):
-                        raise PainterlyError(
-                            f"{source} does not fit {self.arch}: {key} is "
-                            f"{tuple(state[key].shape)}, expected {tuple(param.shape)}")
-                    param.data.copy_(state[key].float())
+        load_checked(self, state, source, f"a {self.arch} state dict")
 
 
 class _Bottleneck(nn.Module):
@@ -227,15 +216,7 @@ class ResNet50(FeatureExtractor):
                 ("layer4", self.layer4)]
 
     def load_torchvision_state(self, state: dict[str, torch.Tensor], source: str) -> None:
-        own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        if missing:
-            raise PainterlyError(f"{source} is not a resnet50 state dict (missing {missing[0]})")
-        for k, v in own.items():
-            if tuple(state[k].shape) != tuple(v.shape):
-                raise PainterlyError(f"{source} does not fit resnet50: {k} is "
-                                     f"{tuple(state[k].shape)}, expected {tuple(v.shape)}")
-        self.load_state_dict({k: state[k] for k in own}, strict=True)
+        load_checked(self, state, source, "a resnet50 state dict")
         self.eval()
 
 

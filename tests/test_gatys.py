@@ -57,6 +57,24 @@ def test_style_targets_are_computed_once(monkeypatch, content_image, style_image
     assert calls == []
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_content_targets_from_the_first_step_equal_separate_ones(precision, content_image,
+                                                                 style_image):
+    """A run from the content takes its content targets from the first forward pass (one pass
+    fewer); the losses it computes are those of separately computed targets, step after step."""
+    s = GatysStylizer([style_image], None, size=48, steps=2, precision=precision, **FAST)
+    c = pil_to_tensor(content_image.resize((48, 32)), s.device)
+    style_targets = s._style_targets[48]
+    lazy = s._loss_fn(None, style_targets)
+    eager = s._loss_fn(s._content_targets(c), style_targets)
+    moved = (c + 0.05 * torch.randn_like(c)).clamp(0, 1)
+    for x in (c, moved, moved.flip(-1)):
+        a, b = lazy(x.clone()), eager(x.clone())
+        for k in ("total", "content", "style", "tv"):
+            assert float(a[k]) == float(b[k]), k
+    assert float(lazy(c)["content"]) == 0.0
+
+
 def test_multiple_styles_blend(content_image, style_image):
     other = Image.new("RGB", (64, 64), (200, 40, 40))
     img = content_image.resize((48, 32))

@@ -70,3 +70,19 @@ def test_gram_gradient_matches_autograd_of_the_plain_formula():
     flat = f.reshape(2, 4, 15)
     ((torch.bmm(flat, flat.transpose(1, 2)) / 60) * g).sum().backward()
     assert torch.allclose(ours, f.grad)
+
+
+def test_bf16_gram_matches_float32():
+    """The Gram of bf16 features (bf16 matmul, float32 out) and its gradient stay within bf16's
+    rounding of the float32 ones."""
+    f = torch.rand(1, 16, 12, 12) * 50
+    f16 = f.bfloat16().requires_grad_(True)
+    f32 = f16.detach().float().requires_grad_(True)
+    g16, g32 = gram_matrix(f16), gram_matrix(f32)
+    assert g16.dtype == torch.float32
+    torch.testing.assert_close(g16, g32, rtol=1e-2, atol=0)
+    w = torch.rand_like(g32)
+    (g16 * w).sum().backward()
+    (g32 * w).sum().backward()
+    assert f16.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(f16.grad.float(), f32.grad, rtol=2e-2, atol=1e-3)

@@ -570,39 +570,46 @@ class GatysStylizer:
         return pil_to_tensor(resize(style, side), self.device)
 
     def _features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Features in the network's compute dtype (bf16 under autocast): the Gram takes them as
+        they are (a bf16 matmul, float32 out); every other loss widens them to float32."""
         if self.amp_dtype is None:
-            feats = self.extractor(x, layers)
-        else:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype):
-                feats = self.extractor(x, layers)
-        return {k: v.float() for k, v in feats.items()}
+            return self.extractor(x, layers)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype):
+            return self.extractor(x, layers)
 
     @torch.no_grad()
     def _style_stats(self, style: torch.Tensor) -> dict[str, Any]:
         feats = self._features(style, self.style_layers)
         if self.config.style_loss == "gram":
             return {k: losses.gram_matrix(v).clone() for k, v in feats.items()}
-        return {k: tuple(t.clone() for t in losses.mean_std(v)) for k, v in feats.items()}
+        return {k: tuple(t.clone() for t in losses.mean_std(v.float())) for k, v in feats.items()}
 
     @torch.no_grad()
     def _content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {k: v.clone() for k, v in self._features(content, self.content_layers).items()}
+        return {k: v.float().clone()
+                for k, v in self._features(content, self.content_layers).items()}
 
     # -- loss ---------------------------------------------------------------------------------
-    def _loss_fn(self, content_targets: dict[str, torch.Tensor],
+    def _loss_fn(self, content_targets: dict[str, torch.Tensor] | None,
                  style_targets: list[dict[str, Any]]) -> LossFn:
+        """The loss of an image. ``content_targets=None`` takes them from the first evaluation:
+        for a run that starts from the content image itself, its features at the first step
+        *are* the targets, so computing them separately would cost one more forward pass."""
         cfg = self.config
         cw, sw, tw = cfg.content_weight, cfg.style_weight, cfg.tv_weight
         layers = self.all_layers if cw > 0 else self.style_layers
         if sw == 0:
             layers = self.content_layers
+        targets_c: dict[str, torch.Tensor] = dict(content_targets or {})
 
         def loss_fn(x: torch.Tensor) -> dict[str, torch.Tensor]:
             feats = self._features(x, layers)
             zero = x.new_zeros(())
             c = zero
             if cw > 0:
-                c = sum((losses.content_loss(feats[k], content_targets[k])
+                if not targets_c:
+                    targets_c.update({k: feats[k].detach().float() for k in self.content_layers})
+                c = sum((losses.content_loss(feats[k].float(), targets_c[k])
                          for k in self.content_layers), zero) / len(self.content_layers)
             s = zero
             if sw > 0:
@@ -612,7 +619,8 @@ class GatysStylizer:
                     if cfg.style_loss == "gram":
                         s = s + w * losses.style_loss_gram(feats, targets, self.layer_weights)
                     else:
-                        s = s + w * losses.style_loss_mean_std(feats, targets, self.layer_weights)
+                        wide = {k: v.float() for k, v in feats.items()}
+                        s = s + w * losses.style_loss_mean_std(wide, targets, self.layer_weights)
             tv = losses.tv_loss(x) if tw > 0 else zero
             total = cw * c + sw * s + tw * tv
             return {"total": total, "content": c, "style": s, "tv": tv}
@@ -700,7 +708,10 @@ class GatysStylizer:
                     if cfg.save_every and (offset + step) % cfg.save_every == 0:
                         record.save_image(tensor_to_pil(img.clamp(0, 1)), offset + step)
 
-                result = optimize(start, self._loss_fn(self._content_targets(c), style_targets),
+                # Starting from the content itself, the first step's features are the targets.
+                from_content = x is None and cfg.init == "content"
+                targets = None if from_content else self._content_targets(c)
+                result = optimize(start, self._loss_fn(targets, style_targets),
                                   cfg.steps, cfg.optimizer, cfg.lr, callback=callback,
                                   progress=cfg.progress,
                                   desc=f"gatys {level}px" if len(self.level_sizes) > 1 else "gatys")

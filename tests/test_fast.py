@@ -198,6 +198,10 @@ def test_precision_option(model_file):
                      dtype=float)
     bf = FastStylizer([], None, model=str(model_file), device="cpu", precision="bf16")
     assert bf.precision == "bf16"
+    # on a CPU the frozen network itself runs in bf16 (no per-layer autocast casts)
+    assert {b.dtype for b in bf.net.buffers()} == {torch.bfloat16}
+    out = bf.stylize_tensor(torch.rand(1, 3, 20, 28))
+    assert out.dtype == torch.float32 and out.shape == (1, 3, 20, 28)
     assert np.abs(np.asarray(bf(img), dtype=float) - ref).mean() < 8  # bf16 rounding only
     from painterly.device import cpu_has_bf16
 

@@ -11,7 +11,7 @@ Figures printed (all measured in this one run, rounds interleaved so machine loa
 variant alike):
 
 * single-image latency at ``--size`` (median of ``--repeats``): reference vs painterly variants
-  (fp32 contiguous / channels_last, encoder padding zeros / reflect, CPU bf16 autocast; on CUDA
+  (fp32 contiguous / channels_last, encoder padding zeros / reflect, CPU bf16 (cast networks); on CUDA
   fp32, bf16 + channels_last, + torch.compile);
 * on CUDA: batched throughput (images/s) at ``--size`` for ``--batches``;
 * ``--cli``: cold start of ``painterly stylize ... --method adain --decoder X`` (subprocess wall);
@@ -198,7 +198,7 @@ def main() -> None:
     ap.add_argument("--decoder", default=None, help="decoder file (default: random weights)")
     ap.add_argument("--batches", default="1,4,8,16", help="CUDA batch sizes for throughput")
     ap.add_argument("--no-compile", action="store_true", help="CUDA: skip the torch.compile variant")
-    ap.add_argument("--cpu-bf16", action="store_true", help="CPU: add a bf16 autocast variant")
+    ap.add_argument("--cpu-bf16", action="store_true", help="CPU: add a bf16 variant")
     ap.add_argument("--cli", action="store_true", help="measure the CLI cold start")
     ap.add_argument("--large", type=int, default=0, help="also stylize one N x N image (tiled)")
     args = ap.parse_args()
@@ -253,7 +253,7 @@ def main() -> None:
         variants["painterly fp32, decoder not folded"] = lambda: unfolded.stylize_tensor(content)
         if args.cpu_bf16:
             bf = stylizer(precision="bf16", channels_last=True)
-            variants["painterly bf16 autocast + channels_last"] = lambda: bf.stylize_tensor(content)
+            variants["painterly bf16 (cast) + channels_last"] = lambda: bf.stylize_tensor(content)
     else:
         bf = stylizer(precision="auto", channels_last=True)
         variants["painterly fp32 (style cached)"] = lambda: base.stylize_tensor(content)

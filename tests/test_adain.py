@@ -268,3 +268,18 @@ def test_tiny_content_is_a_clear_error(decoder_file, styles) -> None:
     with pytest.raises(PainterlyError, match="too small"):
         st(Image.new("RGB", (200, 3)))
     assert st(Image.new("RGB", (17, 9))).size == (17, 9)
+
+
+def test_cpu_bf16_runs_cast_networks(decoder_file, styles) -> None:
+    """bf16 on a CPU casts the encoder and decoder weights (no autocast); the output stays
+    float32 and within bf16 rounding of the float32 one."""
+    ref = _stylizer(decoder_file, styles[:1])
+    bf = _stylizer(decoder_file, styles[:1], precision="bf16")
+    assert bf.nets.cast and not ref.nets.cast
+    assert next(bf.nets.encoder.parameters()).dtype == torch.bfloat16
+    assert next(bf.nets.fast_decoder.parameters()).dtype == torch.bfloat16
+    assert next(ref.nets.encoder.parameters()).dtype == torch.float32  # cache kept apart
+    x = pil_to_tensor(make_image(96, 64, seed=2))
+    a, b = ref.stylize_tensor(x), bf.stylize_tensor(x)
+    assert b.dtype == torch.float32 and b.shape == a.shape
+    assert (a - b).abs().mean() < 0.02

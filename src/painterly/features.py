@@ -81,6 +81,14 @@ class FeatureExtractor(nn.Module):
             x = x.flip(1)
         return (x * self.preprocess_spec.scale - self._mean.to(x.dtype)) / self._std.to(x.dtype)
 
+    def cast_weights(self, dtype: torch.dtype) -> FeatureExtractor:
+        """Cast the weights (not the preprocessing constants) to ``dtype``, in place: the input
+        is then preprocessed in its own precision and cast once before the first layer, so a
+        bf16 network needs no per-layer autocast casts (inference on a CPU)."""
+        for p in self.parameters():
+            p.data = p.data.to(dtype)
+        return self
+
     def resolve(self, layers: Iterable[str]) -> list[str]:
         """Canonical names for ``layers``; a clear error for unknown ones."""
         out = []
@@ -100,6 +108,9 @@ class FeatureExtractor(nn.Module):
         want = set(wanted)
         out: dict[str, torch.Tensor] = {}
         h = self.preprocess(x)
+        weight = next(self.parameters(), None)
+        if weight is not None and weight.dtype != h.dtype:
+            h = h.to(weight.dtype)  # weights cast by cast_weights()
         for i, (name, module) in enumerate(self.named_stages()):
             if i > last:
                 break

@@ -228,6 +228,19 @@ def test_extractor_is_cut_after_the_deepest_layer_and_cached():
     assert gatys.get_extractor("vgg19", None, "max", torch.device("cpu"), ["relu3_1", "conv4_2"]) is a
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_preload_builds_the_extractor_a_default_run_uses(precision, style_image):
+    gatys._EXTRACTORS.clear()
+    gatys.preload("cpu", precision=precision)
+    assert len(gatys._EXTRACTORS) == 1
+    (built,) = gatys._EXTRACTORS.values()
+    s = GatysStylizer([style_image], None, size=32, steps=1, precision=precision, **FAST)
+    assert s.extractor is built
+    # bf16 on a CPU: the weights themselves are bf16 (no autocast); float32 otherwise
+    want = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert next(built.parameters()).dtype == want
+
+
 def test_no_style_and_bad_weights(style_image):
     with pytest.raises(PainterlyError, match="style image"):
         GatysStylizer([], None, **FAST)

@@ -553,14 +553,8 @@ class Service:
         if self.config.preload_gatys:
             from ..device import resolve_device
 
-            gatys = sys.modules["painterly.gatys"]
-            device = resolve_device(self.config.device)
-            if hasattr(gatys, "get_extractor"):  # gatys's per-process cache: built once, here
-                gatys.get_extractor("vgg19", None, "max", device)
-            else:
-                from ..features import build_extractor
-
-                build_extractor("vgg19")  # at least warm the weight file
+            # the extractor a default request uses, into gatys's per-process cache
+            sys.modules["painterly.gatys"].preload(str(resolve_device(self.config.device)))
 
     def methods_summary(self) -> dict[str, dict[str, Any]]:
         out = {}

@@ -128,6 +128,27 @@ def test_damaged_and_missing_weight_files(tmp_path):
     torch.save(state, tmp_path / "partial.bin")
     with pytest.raises(PainterlyError, match="block3_conv2_W_q"):
         load_caffe_vgg19(tmp_path / "partial.bin")
+    state = torch.load(caffe_vgg19_path(), weights_only=True)
+    state["block5_conv4_W_table"][17] = float("nan")  # a layer past any cut is checked too
+    torch.save(state, tmp_path / "nan.bin")
+    with pytest.raises(PainterlyError, match="non-finite values in block5_conv4"):
+        load_caffe_vgg19(tmp_path / "nan.bin", n_layers=4)
+    state = torch.load(caffe_vgg19_path(), weights_only=True)
+    state["block4_conv1_W_q"] = state["block4_conv1_W_q"][:, :128]
+    torch.save(state, tmp_path / "shape.bin")
+    with pytest.raises(PainterlyError, match="wrong shapes for block4_conv1"):
+        load_caffe_vgg19(tmp_path / "shape.bin")
+
+
+def test_cut_extractor_dequantizes_only_its_layers_and_matches_the_full_one():
+    full = load_caffe_vgg19()
+    first = load_caffe_vgg19(n_layers=10)
+    assert len(first) == 10
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, full))
+    cut = build_extractor("vgg19", max_layer="relu4_1")
+    convs = [m for m in cut.features if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 9 and torch.equal(convs[-1].weight, full[8][0])  # conv1_1 .. conv4_1
+    assert not any(p.requires_grad for p in cut.parameters())
 
 
 def test_offline_download_says_what_to_supply(monkeypatch, tmp_path):

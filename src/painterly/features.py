@@ -149,11 +149,17 @@ class VGG(FeatureExtractor):
         for name in names:
             if name.startswith("conv"):
                 out_ch = _VGG_WIDTHS[int(name[4]) - 1]
-                conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, padding_mode=padding)
-                if layers is not None:
+                if layers is not None:  # no random init just to overwrite it (start-up)
+                    conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, padding_mode=padding,
+                                     device="meta")
                     w, b = layers[conv_i]
-                    conv.weight.data.copy_(w)
-                    conv.bias.data.copy_(b)
+                    if tuple(w.shape) != tuple(conv.weight.shape):
+                        raise PainterlyError(f"{name}: weight shape {tuple(w.shape)}, "
+                                             f"expected {tuple(conv.weight.shape)}")
+                    conv.weight = nn.Parameter(w.float().contiguous(), requires_grad=False)
+                    conv.bias = nn.Parameter(b.float().contiguous(), requires_grad=False)
+                else:
+                    conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, padding_mode=padding)
                 modules.append(conv)
                 in_ch = out_ch
                 conv_i += 1
@@ -254,7 +260,12 @@ def build_extractor(arch: str = "vgg19", weights: str | os.PathLike | None = Non
         if arch != "vgg19":
             raise PainterlyError(f"the built-in Caffe weights are VGG19's; {arch} needs "
                                  f"--weights torchvision or a weight file")
-        return VGG(arch, load_caffe_vgg19(), Preprocess.caffe(), pooling, padding, max_layer)
+        names = vgg_layer_names(arch)  # dequantize only the layers up to max_layer
+        if max_layer is not None and canonical_layer(max_layer) in names:
+            names = names[: names.index(canonical_layer(max_layer)) + 1]
+        n_convs = sum(n.startswith("conv") for n in names)
+        return VGG(arch, load_caffe_vgg19(n_layers=n_convs), Preprocess.caffe(), pooling, padding,
+                   max_layer)
     else:
         model = VGG(arch, None, Preprocess.torchvision(), pooling, padding, max_layer)
     if weights == "torchvision":

@@ -70,8 +70,10 @@ def caffe_vgg19_path() -> Path:
         "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
 
 
-def load_caffe_vgg19(path: str | os.PathLike | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Dequantize the 16 VGG19 conv layers: ``[(weight OIHW float32, bias), ...]``, in order.
+def load_caffe_vgg19(path: str | os.PathLike | None = None,
+                     n_layers: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Dequantize the first ``n_layers`` of the 16 VGG19 conv layers:
+    ``[(weight OIHW float32, bias), ...]``, in order (every layer's shapes are checked).
 
     The file is a ``torch.save``d dict holding, per layer, ``<name>_W_q`` (uint8 indices shaped like
     the weight), ``<name>_W_table`` (256 float32 values) and ``<name>_b``. Read with
@@ -96,10 +98,11 @@ def load_caffe_vgg19(path: str | os.PathLike | None = None) -> list[tuple[torch.
         if (tuple(q.shape) != (out_ch, in_ch, 3, 3) or q.dtype != torch.uint8
                 or tuple(table.shape) != (256,) or tuple(bias.shape) != (out_ch,)):
             raise PainterlyError(f"VGG19 weight file has wrong shapes for {name}: {path}")
-        weight = table.float()[q.long()]
-        if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
+        # Every weight is a table entry: checking the 256 entries checks them all.
+        if not (torch.isfinite(table).all() and torch.isfinite(bias).all()):
             raise PainterlyError(f"VGG19 weight file holds non-finite values in {name}: {path}")
-        layers.append((weight, bias.float().clone()))
+        if len(layers) < n_layers:
+            layers.append((torch.take(table.float(), q.long()), bias.float().clone()))
         in_ch = out_ch
     return layers
 

@@ -179,6 +179,45 @@ def test_resume_is_exact(data, encoder, tmp_path):
     assert a["config"]["objective"]["warmup_recon"] == 2 and a["sampler"]["position"] == 10
 
 
+def test_time_limit_stops_cleanly_and_resume_finishes_exactly(data, encoder, tmp_path, capsys):
+    acfg = AdaINConfig(warmup_recon=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trainer(data, tmp_path / "a", encoder, acfg, iterations=5, health_every=2,
+                 checkpoint_every=100).run()
+        # A limit already spent: the run stops at the first agreed check (iteration 2) with a
+        # checkpoint and an exported decoder, although neither was due.
+        t = _trainer(data, tmp_path / "b", encoder, acfg, iterations=5, health_every=2,
+                     checkpoint_every=100, time_limit=1e-9)
+        t.run()
+        assert t.stopped_at_time_limit
+        assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["iteration"] == 2
+        assert (tmp_path / "b" / "decoder.safetensors").is_file()
+        assert list((tmp_path / "b").glob("val_000002.png"))
+        t = _trainer(data, tmp_path / "b", encoder, acfg, iterations=5, health_every=2,
+                     checkpoint_every=100, time_limit=0.0, resume=True)
+        t.run()
+        assert not t.stopped_at_time_limit
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert a["iteration"] == b["iteration"] == 5
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    with pytest.raises(PainterlyError, match="time-limit"):
+        _cfg(data, tmp_path / "c", time_limit=-1.0).check()
+    # The CLI says it stopped early and how to go on, and exits 0.
+    args = ["train", "adain", "--content-dir", str(data / "content"), "--style-dir",
+            str(data / "style"), "--out", str(tmp_path / "cli"), "--iterations", "50",
+            "--batch-size", "1", "--resize", "40", "--crop", "32", "--workers", "0",
+            "--no-tensorboard", "--no-progress", "--health-every", "1", "--time-limit", "0.000001",
+            "--threads", "1"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "stopped adain at the time limit" in out and "--resume" in out
+
+
 def test_resume_refuses_changed_training_options(data, encoder, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -16,7 +16,7 @@ from . import name_list, non_negative_float, non_negative_int, positive_float, p
 TRAIN_OPTIONS = ("content_dir", "style_dir", "out", "iterations", "batch_size", "lr", "lr_decay", "resize",
                  "crop", "workers", "seed", "checkpoint_every", "log_every", "val_every", "val_pairs", "amp",
                  "channels_last", "compile", "device", "style_augment", "tensorboard", "progress", "threads",
-                 "health_every", "collapse_patience", "collapse_grace", "stall_window")
+                 "health_every", "collapse_patience", "collapse_grace", "stall_window", "time_limit")
 ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_reduce", "style_distance",
                  "encoder_padding", "decoder_padding")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
@@ -49,6 +49,10 @@ def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps (default auto)")
     g.add_argument("--threads", type=non_negative_int, help="CPU threads for torch (0: default)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    g.add_argument("--time-limit", type=non_negative_float, metavar="MINUTES",
+                   help="stop cleanly after this many minutes of training: checkpoint, export the "
+                        "model, exit 0; --resume goes on, with the same limit unless given again "
+                        "(default 0: no limit)")
     g = p.add_argument_group("logging and health checks")
     g.add_argument("--checkpoint-every", type=positive_int, help="default 1000")
     g.add_argument("--log-every", type=positive_int, help="default 50")
@@ -134,7 +138,11 @@ def run(args: argparse.Namespace) -> int:
     trainer = build_trainer(train, objective, resume=args.resume)
     path = trainer.run()
     if trainer.info is None or trainer.info.is_main:
-        print(f"trained {train.method} in {train.out}: {path}")
+        if getattr(trainer, "stopped_at_time_limit", False):
+            print(f"stopped {train.method} at the time limit in {train.out} (model so far: {path}); "
+                  f"continue with: painterly train {train.method} --out {train.out} --resume")
+        else:
+            print(f"trained {train.method} in {train.out}: {path}")
     return 0
 
 

@@ -44,6 +44,7 @@ class TrainConfig:
     tensorboard: bool = True
     progress: bool = True
     threads: int = 0                  # torch.set_num_threads (0: leave torch's default)
+    time_limit: float = 0.0           # minutes of training, then checkpoint + export + stop (0: off)
     # Health checks (see painterly.training.health).
     health_every: int = 10            # look at the output every N iterations
     collapse_patience: int = 5        # consecutive collapsed looks before stopping with an error
@@ -66,6 +67,8 @@ class TrainConfig:
                                  f"({self.resize}); lower --crop or raise --resize")
         if self.crop % 8:
             raise PainterlyError(f"crop must be a multiple of 8 (the networks downsample), got {self.crop}")
+        if not (self.time_limit >= 0 and self.time_limit < float("inf")):
+            raise PainterlyError(f"time-limit must be a number of minutes >= 0, got {self.time_limit}")
         if not self.lr > 0:
             raise PainterlyError(f"lr must be positive, got {self.lr}")
         if self.lr_decay < 0:
@@ -134,7 +137,7 @@ OBJECTIVE_CONFIGS: dict[str, type] = {"adain": AdaINConfig, "fast": FastConfig}
 RESUMABLE_CHANGES = frozenset({"iterations", "checkpoint_every", "log_every", "val_every", "workers",
                                "device", "tensorboard", "progress", "threads", "out", "content_dir",
                                "style_dir", "health_every", "collapse_patience", "collapse_grace",
-                               "stall_window", "compile"})
+                               "stall_window", "compile", "time_limit"})
 #: Objective options that may differ when resuming (schedule knobs, not the model or the loss).
 RESUMABLE_OBJECTIVE_CHANGES = frozenset({"warmup_recon"})
 

@@ -212,7 +212,9 @@ class Trainer:
             log.write(f"{self.run_dir} is already at iteration {self.start} >= {cfg.iterations}")
         window: dict[str, float] = {}
         count, t0 = 0, time.perf_counter()
+        deadline = t0 + cfg.time_limit * 60 if cfg.time_limit > 0 else None
         exported = None
+        self.stopped_at_time_limit = False
         try:
             for it in range(self.start, cfg.iterations):
                 self.model.train()
@@ -234,6 +236,20 @@ class Trainer:
                     self.validate(done)
                 if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
                     exported = self.checkpoint(done)
+                # The time limit: every rank agrees (checked every health_every iterations), so
+                # all stop together after the same iteration with a checkpoint and an export.
+                if (deadline is not None and done < cfg.iterations and done % cfg.health_every == 0
+                        and D.any_across(time.perf_counter() >= deadline, info)):
+                    if done % cfg.checkpoint_every:
+                        exported = self.checkpoint(done)
+                    if info.is_main:
+                        if done % cfg.val_every:
+                            self.validate(done)
+                        log.write(f"time limit of {cfg.time_limit:g} min reached at iteration "
+                                  f"{done} of {cfg.iterations}: checkpoint and model written; "
+                                  f"continue with --resume")
+                    self.stopped_at_time_limit = True
+                    break
             if exported is None and info.is_main:  # nothing left to train: export what we have
                 exported = self.objective.export(self.net, self.run_dir, self.config_dict())
             if info.is_main and log.csv_path.is_file():

@@ -69,5 +69,9 @@ def test_ddp_step_matches_single_process(tmp_path):
         scale = g.abs().max().item() + 1e-12
         for r in ranks:  # DDP averaged the gradients: every rank holds the combined batch's gradient
             assert (r["grads"][name] - g).abs().max().item() <= 1e-4 * scale, name
-        assert torch.allclose(ranks[0]["params"][name], single["params"][name], atol=1e-6), name
+        # Adam's first step moves a parameter by lr * g / (|g| + eps), whose slope in g is at most
+        # lr / eps: the rounding differences of the two gradients bound the parameters' (a
+        # gradient far below eps, 1e-8, would otherwise fail a fixed tolerance by chance).
+        bound = 1e-6 + TrainConfig().lr / 1e-8 * (ranks[0]["grads"][name] - g).abs()
+        assert ((ranks[0]["params"][name] - single["params"][name]).abs() <= bound).all(), name
         assert torch.equal(ranks[0]["params"][name], ranks[1]["params"][name]), name

@@ -50,7 +50,7 @@ def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
     g.add_argument("--threads", type=non_negative_int, help="CPU threads for torch (0: default)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     g.add_argument("--time-limit", type=non_negative_float, metavar="MINUTES",
-                   help="stop cleanly after this many minutes of training: checkpoint, export the "
+                   help="stop cleanly after this many minutes (set-up included): checkpoint, export the "
                         "model, exit 0; --resume goes on, with the same limit unless given again "
                         "(default 0: no limit)")
     g = p.add_argument_group("logging and health checks")

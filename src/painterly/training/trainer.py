@@ -203,7 +203,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Path:
-        """Train from the start (or the checkpoint) to ``cfg.iterations``; return the model path."""
+        """Train from the start (or the checkpoint) to ``cfg.iterations``; return the model path.
+
+        ``time_limit`` counts from here (set-up included), so a run fits a wall-clock budget."""
+        started = time.perf_counter()
         self.setup()
         cfg, info, log = self.cfg, self.info, self.logger
         if self.start and info.is_main:
@@ -212,7 +215,7 @@ class Trainer:
             log.write(f"{self.run_dir} is already at iteration {self.start} >= {cfg.iterations}")
         window: dict[str, float] = {}
         count, t0 = 0, time.perf_counter()
-        deadline = t0 + cfg.time_limit * 60 if cfg.time_limit > 0 else None
+        deadline = started + cfg.time_limit * 60 if cfg.time_limit > 0 else None
         exported = None
         self.stopped_at_time_limit = False
         try:

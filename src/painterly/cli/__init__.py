@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..errors import PainterlyError
 
@@ -17,11 +18,19 @@ from ..errors import PainterlyError
 COMMANDS = ("stylize", "demo", "sweep", "train", "models", "eval", "export", "serve", "video")
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line (``error: ...``, exit status 2) like every
+    other user mistake, pointing at ``--help`` instead of printing the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (sub-commands whose module is missing are left out)."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="painterly", description="Neural style transfer: Gatys, AdaIN and fast networks.")
     parser.add_argument("--version", action="version", version=f"painterly {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -60,8 +60,8 @@ def seed_everything(seed: int | None) -> None:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU does bf16 math natively (AVX512-BF16 or AMX): there bf16 autocast is
-    1.6-3x faster than fp32; on other CPUs oneDNN emulates it and it is slower."""
+    """Whether this CPU does bf16 math natively (AVX512-BF16 or AMX): there bf16 networks are
+    1.6-3x faster than fp32; on other CPUs oneDNN emulates bf16 and it is slower."""
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):

@@ -63,7 +63,8 @@ DEFAULT_STEPS: dict[str, int] = {"lbfgs": 300, "adam": 500, "sgd": 500, "adagrad
                                  "adadelta": 500, "rmsprop": 500}
 
 STYLE_LOSSES = ("gram", "mean_std")
-#: ``auto``: bf16 autocast on CUDA, float32 elsewhere; ``fp32``; ``bf16`` (autocast on any device).
+#: ``auto``: bf16 on CUDA and on CPUs with native bf16 math (see :func:`network_dtype`), float32
+#: elsewhere; ``fp32``; ``bf16`` on any device.
 PRECISIONS = ("auto", "fp32", "bf16")
 INIT_MODES = ("content", "noise", "style")
 

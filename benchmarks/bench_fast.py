@@ -132,6 +132,7 @@ def _random_cin(net: nn.Module) -> nn.Module:
 def build_candidates(args: argparse.Namespace, device: torch.device, size: int
                      ) -> dict[str, Callable[[], object]]:
     """name -> a zero-argument callable running one forward pass (synchronized on CUDA)."""
+    from painterly.device import cast_dtype
     from painterly.fast import FastStylizer, TransformerNet
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -176,7 +177,7 @@ def build_candidates(args: argparse.Namespace, device: torch.device, size: int
         st = FastStylizer([], [0.7, 0.3], model=_random_cin(TransformerNet(2, width)),
                           device=str(device), precision="fp32")
         net = st.net.to(memory_format=memory)
-        cast = bf16 and device.type == "cpu"
+        cast = cast_dtype(torch.bfloat16 if bf16 else None, device) is not None
         if cast:
             net = net.to(torch.bfloat16)
         if compile:

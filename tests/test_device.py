@@ -38,3 +38,12 @@ def test_absurd_sizes_are_refused_before_allocating(monkeypatch):
                        device="cpu")
     with pytest.raises(PainterlyError, match="use a smaller --size"):
         st(Image.new("RGB", (30, 20)))
+
+
+def test_cast_dtype_casts_low_precision_networks_off_cuda_only():
+    from painterly.device import cast_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert cast_dtype(torch.bfloat16, cpu) == torch.bfloat16
+    assert cast_dtype(torch.bfloat16, cuda) is None  # autocast there
+    assert cast_dtype(torch.float32, cpu) is None and cast_dtype(None, cpu) is None

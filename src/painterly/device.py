@@ -46,6 +46,20 @@ def autocast(device: torch.device, enabled: bool = True, dtype: torch.dtype | No
     return torch.autocast("cuda", dtype=dtype)
 
 
+def cast_dtype(dtype: torch.dtype | None, device: torch.device) -> torch.dtype | None:
+    """The dtype to cast a frozen network's weights to, for a low-precision ``dtype`` on
+    ``device``; None to leave them float32.
+
+    On a CPU the network itself is cast (its input once, before the first layer): autocast would
+    cast at every layer and keep padding and normalization in float32 (measured 12-15% slower
+    at 512 px). On CUDA autocast does the work (and float16, where bf16 is missing, could
+    overflow in a cast network).
+    """
+    if dtype is None or dtype == torch.float32 or device.type == "cuda":
+        return None
+    return dtype
+
+
 def seed_everything(seed: int | None) -> None:
     """Seed torch (CPU and CUDA) and Python's and NumPy's generators."""
     if seed is None:

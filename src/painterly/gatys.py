@@ -33,7 +33,7 @@ from PIL import Image
 from . import losses
 from .api import reject_unknown, require_styles
 from .color import check_mode, luminance_transfer, match_histogram
-from .device import auto_bf16, check_memory, resolve_device, seed_everything
+from .device import auto_bf16, cast_dtype, check_memory, resolve_device, seed_everything
 from .errors import PainterlyError
 from .features import (
     BACKBONES,
@@ -528,10 +528,9 @@ def network_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def _config_extractor(cfg: GatysConfig, device: torch.device,
                       amp_dtype: torch.dtype | None) -> FeatureExtractor:
-    cast = amp_dtype is not None and device.type != "cuda"
     return get_extractor(cfg.backbone, cfg.weights, cfg.pooling, device,
                          cfg.content_layers + cfg.style_layers,
-                         amp_dtype if cast and amp_dtype is not None else torch.float32)
+                         cast_dtype(amp_dtype, device) or torch.float32)
 
 
 def preload(device: str = "auto", **options: Any) -> None:
@@ -598,7 +597,7 @@ class GatysStylizer:
     def _features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """Features in the network's compute dtype (bf16 under autocast): the Gram takes them as
         they are (a bf16 matmul, float32 out); every other loss widens them to float32."""
-        if self.amp_dtype is None or self.device.type != "cuda":
+        if self.amp_dtype is None or cast_dtype(self.amp_dtype, self.device) is not None:
             return self.extractor(x, layers)  # float32, or weights cast to bf16 (CPU)
         with torch.autocast(self.device.type, dtype=self.amp_dtype):
             return self.extractor(x, layers)

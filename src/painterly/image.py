@@ -8,6 +8,7 @@ extractors convert to whatever their weights expect.
 from __future__ import annotations
 
 import io
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -31,18 +32,34 @@ MAX_PIXELS = 16384 * 16384
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                 ".tif": "TIFF", ".tiff": "TIFF"}
 
-#: Built-in images that ship with scikit-image, so the demo works on a fresh machine.
+#: Public-domain paintings shipped in ``painterly/assets/styles`` (provenance in its NOTICE.md).
+ARTWORKS_DIR = Path(__file__).resolve().parent / "assets" / "styles"
+
+
+def builtin_artworks() -> dict[str, dict[str, str]]:
+    """The shipped artworks: ``{name: {"title", "artist", "year", "source"}}``."""
+    try:
+        return json.loads((ARTWORKS_DIR / "styles.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+#: Built-in images: scikit-image's (so the demo works on a fresh machine) and the shipped artworks.
 BUILTIN_CONTENT = ("chelsea", "astronaut", "coffee", "rocket")
-BUILTIN_STYLES = ("hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
+BUILTIN_STYLES = tuple(builtin_artworks()) + ("hubble_deep_field", "immunohistochemistry", "retina",
+                                               "colorwheel")
 
 
 def _builtin(name: str) -> Image.Image:
-    import skimage.data
-
     if name not in BUILTIN_CONTENT + BUILTIN_STYLES:
         raise PainterlyError(
             f"unknown built-in image 'builtin:{name}' "
             f"(choose from {', '.join(BUILTIN_CONTENT + BUILTIN_STYLES)})")
+    if name in builtin_artworks():
+        with Image.open(ARTWORKS_DIR / f"{name}.jpg") as im:
+            return im.convert("RGB")
+    import skimage.data
+
     return Image.fromarray(getattr(skimage.data, name)())
 
 

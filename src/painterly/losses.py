@@ -124,6 +124,46 @@ def style_loss_mean_std(output: Mapping[str, torch.Tensor],
     return total / len(losses) if reduce == "mean" else total
 
 
+def grid_profile(image: torch.Tensor, period: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean absolute horizontal and vertical luminance step at each phase ``x mod period``.
+
+    ``image`` is ``(N, C, H, W)``; returns two ``(N, period)`` profiles. In a photograph every phase
+    has about the same mean step; a decoder that upsamples 2x three times leaves a lattice at the
+    8-pixel cell boundaries (and checkerboards at 2 and 4, which also repeat every 8), so some
+    phases stand out.
+    """
+    gray = image.float().mean(dim=1)
+    horizontal = (gray[..., :, 1:] - gray[..., :, :-1]).abs()                    # (N, H, W-1)
+    vertical = (gray[..., 1:, :] - gray[..., :-1, :]).abs().transpose(1, 2)       # (N, W, H-1)
+    profiles = []
+    for d in (horizontal, vertical):  # steps along the last axis
+        n = d.shape[-1] // period * period
+        if n == 0:
+            raise ValueError(f"image side under {period + 1} pixels: no grid profile")
+        profiles.append(d[..., :n].reshape(d.shape[0], d.shape[1], n // period, period).mean(dim=(1, 2)))
+    return profiles[0], profiles[1]
+
+
+def grid_score(image: torch.Tensor, period: int = 8) -> torch.Tensor:
+    """How strongly an image shows a ``period``-pixel lattice, per image: ``(max - min) / mean`` of
+    its phase profiles (:func:`grid_profile`), averaged over the two directions. Photographs score
+    about 0.03-0.14; a decoder's visible 8-pixel grid 0.35 and more."""
+    scores = [(p.amax(dim=1) - p.amin(dim=1)) / p.mean(dim=1).clamp_min(1e-6)
+              for p in grid_profile(image, period)]
+    return (scores[0] + scores[1]) / 2
+
+
+def grid_loss(image: torch.Tensor, period: int = 8) -> torch.Tensor:
+    """Differentiable lattice penalty for training: the variance of the phase profiles divided by
+    their squared mean (scale-free), averaged over images and directions. It is zero when every
+    phase of the ``period``-pixel lattice has the same mean step, whatever the image's content, so
+    it removes the decoder's grid without smoothing the picture (unlike total variation)."""
+    total = image.new_zeros((), dtype=torch.float32)
+    for p in grid_profile(image, period):
+        total = total + (p.var(dim=1, unbiased=False) / p.mean(dim=1).pow(2).clamp_min(1e-8)).mean()
+    return total / 2
+
+
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Total variation (mean absolute difference of neighbouring pixels), for smooth outputs."""
     dh = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()

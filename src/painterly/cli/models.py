@@ -1,4 +1,5 @@
-"""``painterly models``: list installed fast models (and the AdaIN decoder), install a trained one."""
+"""``painterly models``: list installed fast models, the AdaIN decoder and the built-in styles;
+install a trained fast model."""
 
 from __future__ import annotations
 
@@ -41,11 +42,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"installed '{info.name}' ({', '.join(info.style_names)}) -> {info.path}")
         print(f"use it with: painterly stylize PHOTO --method fast --model {info.name} -o OUT.png")
         return 0
+    from ..image import BUILTIN_STYLES, builtin_artworks
+
     models = list_models()
     decoder, has_decoder = adain_decoder_status()
+    artworks = builtin_artworks()
     if args.json:
         print(json.dumps({"fast": [m.to_dict() for m in models], "user_folder": str(user_models_dir()),
-                          "adain_decoder": {"path": str(decoder), "installed": has_decoder}},
+                          "adain_decoder": {"path": str(decoder), "installed": has_decoder},
+                          "builtin_styles": [{"name": n, **artworks.get(n, {"source": "scikit-image"})}
+                                             for n in BUILTIN_STYLES]},
                          indent=2))
         return 0
     print("fast models (painterly stylize PHOTO --method fast --model NAME):")
@@ -62,4 +68,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"user folder: {user_models_dir()} (set PAINTERLY_HOME to move it)")
     state = "installed" if has_decoder else "not installed (pass --decoder FILE to --method adain)"
     print(f"adain decoder: {state}: {decoder}")
+    print("built-in styles (--style builtin:NAME, any method; a fast model's styles by NAME):")
+    for n in BUILTIN_STYLES:
+        a = artworks.get(n)
+        print(f"  {n:22s} " + (f"{a['artist']}, {a['title']} ({a['year']})" if a else "scikit-image"))
     return 0

@@ -16,9 +16,9 @@ from . import name_list, non_negative_float, non_negative_int, positive_float, p
 TRAIN_OPTIONS = ("content_dir", "style_dir", "out", "iterations", "batch_size", "lr", "lr_decay", "resize",
                  "crop", "workers", "seed", "checkpoint_every", "log_every", "val_every", "val_pairs", "amp",
                  "channels_last", "compile", "device", "style_augment", "tensorboard", "progress", "threads",
-                 "health_every", "collapse_patience", "collapse_grace", "stall_window", "time_limit")
+                 "health_every", "collapse_patience", "collapse_grace", "stall_window", "time_limit", "init")
 ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_reduce", "style_distance",
-                 "encoder_padding", "decoder_padding")
+                 "encoder_padding", "decoder_padding", "grid_weight", "style_bank", "content_cache_mb")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
                 "width", "n_residual", "luminance")
 
@@ -49,6 +49,8 @@ def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps (default auto)")
     g.add_argument("--threads", type=non_negative_int, help="CPU threads for torch (0: default)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    g.add_argument("--init", metavar="MODEL", help="start from an exported model file (e.g. the shipped "
+                   "one) with a fresh optimizer; crop and batch may differ")
     g.add_argument("--time-limit", type=non_negative_float, metavar="MINUTES",
                    help="stop cleanly after this many minutes (set-up included): checkpoint, export the "
                         "model, exit 0; --resume goes on, with the same limit unless given again "
@@ -81,6 +83,12 @@ def register(subparsers) -> None:
     g.add_argument("--style-distance", choices=("mse", "l2"), help="default mse")
     g.add_argument("--encoder-padding", choices=("zeros", "reflect"), help="default zeros")
     g.add_argument("--decoder-padding", choices=("zeros", "reflect"), help="default reflect")
+    g.add_argument("--grid-weight", type=non_negative_float,
+                   help="penalty on an 8-pixel lattice in the output (default 0)")
+    g.add_argument("--style-bank", type=non_negative_int,
+                   help="cached augmented crops per artwork (64; 0: encode every style crop)")
+    g.add_argument("--content-cache-mb", type=non_negative_float,
+                   help="memory for cached content features (4096; 0: encode every content crop)")
     a.set_defaults(func=run)
 
     f = sub.add_parser("fast", help="train a fast feed-forward network for one or more styles")

@@ -96,6 +96,48 @@ class FrozenFastNet(nn.Module):
         return F.conv2d(y, self.out_weight, self.out_bias)[..., :h, :w]
 
 
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def _is_style_image(name: str) -> bool:
+    """Whether a ``--style`` entry names an image rather than a model's style: an image file, or a
+    ``builtin:`` image that is not one of the shipped artworks (the shipped model's styles)."""
+    from ..image import builtin_artworks
+
+    if name.startswith("builtin:"):
+        return name.removeprefix("builtin:").partition("=")[0] not in builtin_artworks()
+    return Path(name).suffix.lower() in _IMAGE_SUFFIXES or Path(name).is_file()
+
+
+def named_style_weights(requested: Sequence[str], weights: Sequence[float] | None,
+                        names: Sequence[str], label: str) -> list[float]:
+    """One weight per style of the model from style names (``udnie``, ``builtin:udnie`` or
+    ``udnie=0.7``) and optional per-name ``weights``; unknown names are a clear error."""
+    from ..api import check_style_weights
+
+    parsed: list[tuple[str, float | None]] = []
+    for entry in requested:
+        name, _, value = str(entry).removeprefix("builtin:").partition("=")
+        weight = None
+        if value:
+            try:
+                weight = float(value)
+            except ValueError:
+                raise PainterlyError(f"bad style weight in '{entry}' (write NAME=WEIGHT)") from None
+        if name not in names:
+            raise PainterlyError(f"model '{label}' has no style '{name}': method 'fast' takes no style "
+                                 f"image, pick one of its styles by name ({', '.join(names)})")
+        parsed.append((name, weight))
+    if weights is not None and any(w is not None for _, w in parsed):
+        raise PainterlyError("give style weights either as NAME=WEIGHT or with --style-weights, not both")
+    given = list(weights) if weights is not None else [1.0 if w is None else w for _, w in parsed]
+    given = check_style_weights(given, len(parsed))
+    out = [0.0] * len(names)
+    for (name, _), w in zip(parsed, given):
+        out[names.index(name)] += w
+    return out
+
+
 def _load_network(model: str | os.PathLike | TransformerNet) -> tuple[TransformerNet, dict, str]:
     """A model name, file or in-memory network -> (network, config, label for messages)."""
     if isinstance(model, TransformerNet):
@@ -115,8 +157,10 @@ class FastStylizer:
 
     * ``model``: a name from ``painterly models``, a ``.safetensors`` file or a
       :class:`TransformerNet` (default: the shipped model, else the only installed one);
-    * ``style_weights``: one per style in the model, blended through the conditional instance
-      norms; one-hot picks a style (default: the model's first style);
+    * ``style_names``: styles of the model by name (``"udnie"``, ``"builtin:udnie"``), blended by
+      ``style_weights`` (one per name) or written ``"udnie=0.7"``; ``painterly models`` lists them;
+    * ``style_weights``: without names, one per style in the model, blended through the
+      conditional instance norms; one-hot picks a style (default: the model's first style);
     * ``size``: long side of the output (default: the content's size);
     * ``preserve_color``: ``"luminance"`` only (always on for models trained with ``--luminance``,
       which see the content as gray);
@@ -128,7 +172,8 @@ class FastStylizer:
     """
 
     def __init__(self, styles: Sequence[Image.Image], style_weights: Sequence[float] | None = None,
-                 *, model: str | os.PathLike | TransformerNet | None = None, size: int | None = None,
+                 *, model: str | os.PathLike | TransformerNet | None = None,
+                 style_names: Sequence[str] | None = None, size: int | None = None,
                  preserve_color: str | None = None, device: str | torch.device | None = None,
                  precision: str | None = None, compile: bool = False, **options: Any) -> None:
         from ..api import check_style_weights, reject_unknown
@@ -139,7 +184,14 @@ class FastStylizer:
         if styles:
             raise PainterlyError(
                 "method 'fast' takes no style image: its styles are built into the model (--model); "
-                "blend or pick the model's styles with --style-weights W1,W2,...")
+                "pick them by name (--style udnie, see `painterly models`) or blend them with "
+                "--style-weights W1,W2,...")
+        files = [n for n in style_names or [] if _is_style_image(str(n))]
+        if files:
+            raise PainterlyError(
+                f"method 'fast' takes no style image ({files[0]}): its styles are built into the model; "
+                f"pick them by name (--style udnie, see `painterly models`) or blend them with "
+                f"--style-weights W1,W2,...")
         if size is not None and (not isinstance(size, int) or size < 1):
             raise PainterlyError(f"size must be a positive number of pixels, got {size!r}")
         mode = check_mode(preserve_color)
@@ -153,6 +205,8 @@ class FastStylizer:
             model = default_model()
         net, config, label = _load_network(model)
         names = list(config.get("style_names") or [f"style{i}" for i in range(net.n_styles)])
+        if style_names:
+            style_weights = named_style_weights(style_names, style_weights, names, label)
         if style_weights is None:
             weights = [1.0] + [0.0] * (net.n_styles - 1)
         else:

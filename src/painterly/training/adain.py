@@ -22,10 +22,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..adain.model import CONTENT_LAYER, STYLE_LAYERS, Decoder, Encoder, adain, save_decoder
+from ..adain.model import CONTENT_LAYER, STYLE_LAYERS, Decoder, Encoder, adain, load_decoder, save_decoder
+from ..errors import PainterlyError
 from ..image import pil_to_tensor, tensor_to_pil
-from ..losses import content_loss, mean_std, style_loss_mean_std
+from ..losses import content_loss, grid_loss, mean_std, style_loss_mean_std
 from ..weights import save_model_file
+from .cache import ContentFeatureCache, StyleStatsBank, cached_batches
 from .config import AdaINConfig, TrainConfig
 
 
@@ -63,8 +65,8 @@ class AdaINObjective:
     def loss(self, net: nn.Module, batch: dict, iteration: int
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """Total loss, its named parts (detached) and the decoder output (for health checks)."""
-        c = batch["content"]
         if self.in_warmup(iteration):
+            c = batch["content"]
             with torch.no_grad():
                 f_c = self.encoder(c)
             g = net(f_c)
@@ -73,11 +75,12 @@ class AdaINObjective:
             total = pixel + feat
             return total, {"loss": total.detach(), "recon_pixel": pixel.detach(),
                            "recon_feature": feat.detach()}, g
-        s = batch["style"]
         with torch.no_grad():
-            f_c = self.encoder(c)
-            s_layers = self.encoder.layers(s)
-            s_stats = {k: mean_std(v.float()) for k, v in s_layers.items()}
+            if "content_features" in batch:  # the cached path (cache.py): the encoder's work is done
+                f_c, s_stats = batch["content_features"], batch["style_stats"]
+            else:
+                f_c = self.encoder(batch["content"])
+                s_stats = {k: mean_std(v.float()) for k, v in self.encoder.layers(batch["style"]).items()}
             t = adain(f_c.float(), *s_stats[CONTENT_LAYER])
         g = net(t.to(f_c.dtype))
         g_layers = self.encoder.layers(g)
@@ -88,7 +91,37 @@ class AdaINObjective:
                                 reduce=self.cfg.style_loss_reduce, distance=self.cfg.style_distance)
             for i in range(g.shape[0])]).mean()
         total = self.cfg.content_weight * lc + self.cfg.style_weight * ls
-        return total, {"loss": total.detach(), "content": lc.detach(), "style": ls.detach()}, g
+        parts = {"content": lc.detach(), "style": ls.detach()}
+        if self.cfg.grid_weight > 0:
+            lg = grid_loss(g)
+            total = total + self.cfg.grid_weight * lg
+            parts["grid"] = lg.detach()
+        return total, {"loss": total.detach(), **parts}, g
+
+    def uses_cache(self, iteration: int) -> bool:
+        """Whether ``iteration`` takes its batch from the caches (style phase, caching on)."""
+        return self.cfg.style_bank > 0 and not self.in_warmup(iteration)
+
+    def cached_batches(self, train: TrainConfig, content_paths, style_paths, device: torch.device,
+                       rank: int, world_size: int, start: int):
+        """Batches of cached content features and style statistics (see :mod:`.cache`)."""
+        content = ContentFeatureCache(content_paths, train.resize, train.crop, train.seed, self.encoder,
+                                      device, self.cfg.content_cache_mb / max(1, world_size))
+        style = StyleStatsBank(style_paths, train.resize, train.crop, train.seed + 1, self.encoder,
+                               device, self.cfg.style_bank, augment=train.style_augment)
+        self.caches = (content, style)
+        return cached_batches(content, style, train.batch_size, rank, world_size, start)
+
+    def load_init(self, net: nn.Module, path: str) -> None:
+        """Warm start: the weights of an exported decoder (its padding must match this run's)."""
+        decoder, config = load_decoder(path)
+        if not isinstance(net, Decoder):
+            raise PainterlyError("--init needs painterly's own decoder layout")
+        if decoder.padding != net.padding:
+            raise PainterlyError(f"--init {path}: a decoder with {decoder.padding} padding, this run "
+                                 f"trains one with {net.padding} padding (pass --decoder-padding "
+                                 f"{decoder.padding})")
+        net.load_state_dict(decoder.state_dict())
 
     def style_loss_name(self, iteration: int) -> str | None:
         """Which logged value the stall check watches now (none during warm-up)."""

@@ -45,6 +45,7 @@ class TrainConfig:
     progress: bool = True
     threads: int = 0                  # torch.set_num_threads (0: leave torch's default)
     time_limit: float = 0.0           # minutes of training, then checkpoint + export + stop (0: off)
+    init: str = ""                    # start from this exported model (fresh optimizer); "" = scratch
     # Health checks (see painterly.training.health).
     health_every: int = 10            # look at the output every N iterations
     collapse_patience: int = 5        # consecutive collapsed looks before stopping with an error
@@ -90,6 +91,12 @@ class AdaINConfig:
     style_distance: str = "mse"       # "mse" (paper) or "l2"
     encoder_padding: str = "zeros"    # the encoder's conv padding ("zeros" = VGG's own)
     decoder_padding: str = "reflect"
+    grid_weight: float = 0.0          # lattice penalty (losses.grid_loss) against the 8-pixel grid
+    style_bank: int = 64              # cached augmented crops per artwork (0: encode every crop)
+    content_cache_mb: float = 4096.0  # memory for cached content features (0: encode every crop)
+
+    #: Values that runs saved before these options existed had (so they resume exactly).
+    LEGACY = {"grid_weight": 0.0, "style_bank": 0, "content_cache_mb": 0.0}
 
     def check(self) -> None:
         """Refuse impossible values."""
@@ -101,8 +108,13 @@ class AdaINConfig:
             if getattr(self, name) not in ("zeros", "reflect"):
                 raise PainterlyError(f"{name.replace('_', '-')} must be zeros or reflect, "
                                      f"got {getattr(self, name)}")
-        if self.style_weight < 0 or self.content_weight < 0 or self.warmup_recon < 0:
+        if min(self.style_weight, self.content_weight, self.warmup_recon, self.grid_weight) < 0:
             raise PainterlyError("weights and warmup-recon must be >= 0")
+        if self.style_bank < 0 or not 0 <= self.content_cache_mb < float("inf"):
+            raise PainterlyError("style-bank and content-cache-mb must be >= 0")
+        if (self.style_bank > 0) != (self.content_cache_mb > 0):
+            raise PainterlyError("the cached path needs both --style-bank and --content-cache-mb "
+                                 "above 0 (or both 0 for the uncached path)")
 
 
 @dataclass
@@ -137,7 +149,7 @@ OBJECTIVE_CONFIGS: dict[str, type] = {"adain": AdaINConfig, "fast": FastConfig}
 RESUMABLE_CHANGES = frozenset({"iterations", "checkpoint_every", "log_every", "val_every", "workers",
                                "device", "tensorboard", "progress", "threads", "out", "content_dir",
                                "style_dir", "health_every", "collapse_patience", "collapse_grace",
-                               "stall_window", "compile", "time_limit"})
+                               "stall_window", "compile", "time_limit", "init"})
 #: Objective options that may differ when resuming (schedule knobs, not the model or the loss).
 RESUMABLE_OBJECTIVE_CHANGES = frozenset({"warmup_recon"})
 
@@ -150,7 +162,9 @@ def to_dict(cfg: Any) -> dict:
 def from_dict(cls: type, data: dict) -> Any:
     """Build ``cls`` from a dict, ignoring unknown keys (older/newer checkpoints)."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    legacy = getattr(cls, "LEGACY", {})
+    values = {k: v for k, v in legacy.items() if k not in data} if data else {}
+    return cls(**{**values, **{k: v for k, v in data.items() if k in names}})
 
 
 #: Framework defaults that differ per method (Johnson et al.: Adam 1e-3, batch 4, constant lr).

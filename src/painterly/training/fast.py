@@ -21,7 +21,8 @@ from PIL import Image
 from torch import nn
 
 from ..color import rgb_to_yiq
-from ..fast.model import TransformerNet, save_model
+from ..errors import PainterlyError
+from ..fast.model import TransformerNet, load_model, save_model
 from ..features import build_extractor
 from ..image import load_image, pil_to_tensor, tensor_to_pil
 from ..losses import content_loss, gram_matrix, style_loss_gram, tv_loss
@@ -93,6 +94,18 @@ class FastObjective:
 
     def style_loss_name(self, iteration: int) -> str | None:
         return "style"
+
+    def load_init(self, net: nn.Module, path: str) -> None:
+        """Warm start from an exported network of the same architecture and style count (its
+        per-style norms become this run's, in order: fine-tune on the same styles or refine)."""
+        init, config = load_model(path)
+        mine = (net.n_styles, net.width, len(net.res))
+        theirs = (init.n_styles, init.width, len(init.res))
+        if mine != theirs:
+            raise PainterlyError(f"--init {path}: a network with {theirs[0]} style(s), width {theirs[1]}, "
+                                 f"{theirs[2]} residual blocks; this run trains {mine[0]}, {mine[1]}, "
+                                 f"{mine[2]}")
+        net.load_state_dict(init.state_dict())
 
     def set_validation(self, content: list[Image.Image], style: list[Image.Image]) -> None:
         self.val_content = content

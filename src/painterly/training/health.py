@@ -9,6 +9,9 @@
 * **Output-layer lint** -> the network ends in ReLU/Sigmoid/Tanh/Hardtanh: a warning at start.
 * **Stalled style loss** -> the style loss has not moved over a window: a warning (style weight too
   low, lr too low, frozen network).
+* **Grid** -> the validation outputs show an 8-pixel lattice (``losses.grid_score`` above
+  ``evaluate.GRID_FLAG``): a warning (the decoder has not learned to hide its upsampling; raise
+  ``--grid-weight`` or train longer).
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class HealthMonitor:
         self.zero_grad_strikes = 0
         self.style_history: deque[tuple[int, float]] = deque()
         self.stall_warned_at = -1
+        self.grid_looks, self.grid_warned_at = 0, -5
         self.warnings: list[str] = []
 
     def _warn(self, msg: str) -> None:
@@ -144,6 +148,23 @@ class HealthMonitor:
         else:
             self.zero_grad_strikes = 0
         return norm
+
+    def check_grid(self, images: list[torch.Tensor], iteration: int, limit: float = 0.3) -> float:
+        """Warn (once per 5 looks at most) when the mean grid score of validation outputs
+        (``(1, 3, H, W)`` each) is over ``limit``; returns that mean."""
+        from ..losses import grid_score
+
+        scores = [float(grid_score(x)[0]) for x in images if min(x.shape[-2:]) > 8]
+        score = sum(scores) / len(scores) if scores else 0.0
+        self.grid_looks += 1
+        if iteration < self.grace:  # a fresh decoder shows its upsampling lattice: let it learn
+            return score
+        if score > limit and self.grid_looks - self.grid_warned_at >= 5:
+            self.grid_warned_at = self.grid_looks
+            self._warn(f"the validation outputs show an 8-pixel grid at iteration {iteration} (grid "
+                       f"score {score:.2f} > {limit}; photographs score about 0.03-0.14): raise "
+                       f"--grid-weight or train longer")
+        return score
 
     def check_style_progress(self, style_loss: float, iteration: int) -> None:
         """Warn if the style loss has not fallen by 2% over the last ``stall_window`` iterations."""

@@ -19,10 +19,12 @@ import contextlib
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
+from ..device import cpu_has_bf16
 from ..errors import PainterlyError
 from . import distributed as D
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -76,6 +78,9 @@ class Trainer:
         self.device = info.device
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise PainterlyError("--amp fp16 needs a CUDA GPU (use --amp bf16 or none on the CPU)")
+        if cfg.amp == "bf16" and self.device.type == "cpu" and not cpu_has_bf16() and info.is_main:
+            warnings.warn("--amp bf16 on a CPU without native bf16 math (AVX512-BF16 or AMX): oneDNN "
+                          "emulates it, about 100x slower than --amp none here", stacklevel=2)
         ckpt = self._check_run_dir()
         torch.manual_seed(cfg.seed)  # every rank builds the same initial network
 
@@ -92,6 +97,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.start = 0
+        if ckpt is None and cfg.init:
+            self.objective.load_init(self.net, cfg.init)
         if ckpt is not None:
             self.net.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -103,15 +110,9 @@ class Trainer:
         if cfg.compile:
             self.model = torch.compile(self.model)
 
-        self.content_iter = make_loader(ImageStream(self.content_paths, cfg.resize, cfg.crop, cfg.seed),
-                                        cfg.batch_size, cfg.workers, info.rank, info.world_size,
-                                        self.start, pin_memory=self.device.type == "cuda")
-        self.style_iter = None
-        if self.style_paths:
-            self.style_iter = make_loader(
-                ImageStream(self.style_paths, cfg.resize, cfg.crop, cfg.seed + 1, augment=cfg.style_augment),
-                cfg.batch_size, cfg.workers, info.rank, info.world_size, self.start,
-                pin_memory=self.device.type == "cuda")
+        # Batches come from image loaders, or (an objective that caches its frozen encoder's
+        # work, see cache.py) from the objective's own source; both are built on first use.
+        self.content_iter = self.style_iter = self.cached_iter = None
         self.objective.set_validation(
             validation_images(self.content_paths, cfg.val_pairs, cfg.crop),
             validation_images(self.style_paths, cfg.val_pairs, cfg.crop) if self.style_paths else [])
@@ -149,8 +150,28 @@ class Trainer:
         return ckpt
 
     # ------------------------------------------------------------------ one step
-    def next_batch(self) -> dict:
-        """The next batch of this rank, on the device."""
+    def _image_loaders(self, iteration: int) -> None:
+        cfg, info = self.cfg, self.info
+        pin = self.device.type == "cuda"
+        self.content_iter = make_loader(ImageStream(self.content_paths, cfg.resize, cfg.crop, cfg.seed),
+                                        cfg.batch_size, cfg.workers, info.rank, info.world_size,
+                                        iteration, pin_memory=pin)
+        if self.style_paths:
+            self.style_iter = make_loader(
+                ImageStream(self.style_paths, cfg.resize, cfg.crop, cfg.seed + 1, augment=cfg.style_augment),
+                cfg.batch_size, cfg.workers, info.rank, info.world_size, iteration, pin_memory=pin)
+
+    def next_batch(self, iteration: int | None = None) -> dict:
+        """The batch of this rank for ``iteration`` (the next one by default), on the device."""
+        iteration = self.start if iteration is None else iteration
+        if self.cached_iter is None and getattr(self.objective, "uses_cache", lambda it: False)(iteration):
+            self.cached_iter = self.objective.cached_batches(
+                self.cfg, self.content_paths, self.style_paths, self.device, self.info.rank,
+                self.info.world_size, iteration)
+        if self.cached_iter is not None:
+            return next(self.cached_iter)
+        if self.content_iter is None:
+            self._image_loaders(iteration)
         nb = self.device.type == "cuda"
         c = next(self.content_iter)
         batch = {"content": c["image"].to(self.device, non_blocking=nb), "content_key": c["key"]}
@@ -181,7 +202,7 @@ class Trainer:
         lr = lr_at(self.cfg, iteration)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        values, output = self.forward_backward(self.next_batch(), iteration)
+        values, output = self.forward_backward(self.next_batch(iteration), iteration)
         if iteration % self.cfg.health_every == 0:
             self.scaler.unscale_(self.optimizer)
             self._health(lambda: self.health.check_gradients(self.net, iteration))
@@ -267,6 +288,11 @@ class Trainer:
         self.net.eval()
         rows, labels = self.objective.validation_rows(self.net, self.device)
         self.logger.images(iteration, rows, labels)
+        if "stylized" in labels:  # an AdaIN-like grid: content | style | stylized | ...
+            from ..image import pil_to_tensor
+
+            k = labels.index("stylized")
+            self.health.check_grid([pil_to_tensor(r[k]) for r in rows], iteration)
         self.net.train()
 
     def checkpoint(self, iteration: int) -> str | None:

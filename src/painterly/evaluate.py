@@ -97,6 +97,8 @@ class Scorer:
         self.device = torch.device(device)
         self.encoder = Encoder().to(self.device)
         self._adain = adain
+        self._content: tuple = (None, None)
+        self._styles: dict[int, tuple] = {}
 
     @torch.inference_mode()
     def score(self, output: Image.Image, content: Image.Image, style: Image.Image) -> tuple[float, float]:
@@ -104,11 +106,17 @@ class Scorer:
         if output.size != content.size:
             output = output.resize(content.size, Image.Resampling.LANCZOS)
         f_out = self.encoder.layers(pil_to_tensor(output, self.device))
-        f_c = self.encoder(pil_to_tensor(content, self.device))
-        f_s = self.encoder.layers(pil_to_tensor(style, self.device))
-        target = self._adain(f_c, *mean_std(f_s["relu4_1"]))
+        # Targets are cached: the content's features (pairs run content by content) and each
+        # style's statistics; the images are kept with them, so their ids stay theirs.
+        if self._content[0] is not content:
+            self._content = (content, self.encoder(pil_to_tensor(content, self.device)))
+        if id(style) not in self._styles:
+            f_s = self.encoder.layers(pil_to_tensor(style, self.device))
+            self._styles[id(style)] = (style, {k: mean_std(f_s[k]) for k in EVAL_LAYERS})
+        stats = self._styles[id(style)][1]
+        target = self._adain(self._content[1], *stats["relu4_1"])
         c_loss = content_loss(f_out["relu4_1"], target)
-        s_loss = style_loss_mean_std(f_out, {k: mean_std(f_s[k]) for k in EVAL_LAYERS})
+        s_loss = style_loss_mean_std(f_out, stats)
         return float(c_loss), float(s_loss)
 
 
@@ -135,7 +143,14 @@ def build_methods(methods: Sequence[str], decoder: str | None, gatys_steps: int,
     for m in methods:
         if m == "adain":
             opts = {"device": device, **({"decoder": decoder} if decoder else {})}
-            out[m] = lambda c, s, n, o=opts: make_stylizer("adain", [s], None, **o)(c)
+            stylizers: dict[str, object] = {}  # one per style: its statistics are computed once
+
+            def adain(c, s, n, o=opts, cache=stylizers):
+                if n not in cache:
+                    cache[n] = make_stylizer("adain", [s], None, **o)
+                return cache[n](c)
+
+            out[m] = adain
         elif m == "fast":
             opts = {"device": device, **({"model": model} if model else {})}
             out[m] = lambda c, s, n, o=opts: make_stylizer("fast", [n], None, **o)(c)

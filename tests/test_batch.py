@@ -44,3 +44,40 @@ def test_model_styles_and_errors(tmp_path, content_image):
     with pytest.raises(PainterlyError, match="must be a folder"):
         stylize_folder(str(tmp_path / "a.png"), [], str(tmp_path / "file.png"),
                        lambda g: ImageOps.mirror, "m")
+
+
+def test_results_inside_the_content_folder_and_colliding_names(tmp_path, content_image, style_image):
+    c = tmp_path / "c"
+    (c / "nested").mkdir(parents=True)
+    content_image.save(c / "a.png")
+    content_image.save(c / "nested" / "a.jpg")  # same stem as a.png
+    style_image.save(tmp_path / "x.png")
+    out = c / "results"  # inside the content folder
+    assert stylize_folder(str(c), [str(tmp_path / "x.png")], str(out), lambda g: ImageOps.invert, "m") == 2
+    assert sorted(p.name for p in out.iterdir()) == ["a_png__x.png", "nested-a_jpg__x.png"]
+    # A second run does not take the results as contents (they would be a__x__x.png and so on).
+    assert stylize_folder(str(c), [str(tmp_path / "x.png")], str(out), lambda g: ImageOps.invert, "m",
+                          overwrite=True) == 2
+    assert len(list(out.iterdir())) == 2
+
+
+def test_results_never_replace_inputs(tmp_path, content_image, style_image):
+    content_image.save(tmp_path / "a.png")
+    style_image.save(tmp_path / "x.png")
+    victim = tmp_path / "a__x.png"  # an input whose name is that of a result
+    style_image.save(victim)
+    before = victim.read_bytes()
+    n = stylize_folder(str(tmp_path / "a.png"), [str(tmp_path / "x.png"), str(victim)], str(tmp_path),
+                       lambda g: ImageOps.invert, "m", overwrite=True)
+    assert victim.read_bytes() == before and n == 1
+
+
+def test_one_unreadable_content_is_skipped_then_reported(tmp_path, content_image, capsys):
+    (tmp_path / "c").mkdir()
+    content_image.save(tmp_path / "c" / "a.png")
+    (tmp_path / "c" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    content_image.save(tmp_path / "c" / "z.png")
+    with pytest.raises(PainterlyError, match=r"1 of 3 content image\(s\) failed .* wrote 2"):
+        stylize_folder(str(tmp_path / "c"), [], str(tmp_path / "o"), lambda g: ImageOps.mirror, "m")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a__m.png", "z__m.png"]
+    assert "skip" in capsys.readouterr().err

@@ -21,3 +21,42 @@ def test_argument_mistakes_are_one_line(argv, words, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and words in err
     assert "--help)" in err and "usage:" not in err
+
+
+def _images(tmp_path):
+    from conftest import make_image
+
+    make_image(40, 40, seed=1).save(tmp_path / "c.png")
+    make_image(40, 40, seed=2).save(tmp_path / "s.png")
+    return tmp_path / "c.png", tmp_path / "s.png"
+
+
+@pytest.mark.parametrize("output, words", [
+    ("c.png", "one of the inputs"),
+    ("s.png", "one of the inputs"),
+    ("link.png", "one of the inputs"),
+    ("afile/x.png", "is a file, not a folder"),
+    ("adir", "output is a folder"),
+    ("x.gif", "cannot tell the output format"),
+])
+def test_output_paths_are_checked_before_any_work(tmp_path, monkeypatch, capsys, output, words):
+    c, s = _images(tmp_path)
+    (tmp_path / "link.png").symlink_to(c)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    before = {p.name: p.read_bytes() for p in (c, s)}
+    monkeypatch.chdir(tmp_path)
+    code = main(["stylize", "c.png", "--style", "s.png", "--method", "gatys", "--size", "32",
+                 "--steps", "1", "-o", output, "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and words in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in (c, s)} == before
+
+
+def test_max_megapixels(tmp_path, capsys):
+    c, s = _images(tmp_path)
+    code = main(["stylize", str(c), "--style", str(s), "--method", "gatys", "--size", "32", "--steps",
+                 "1", "-o", str(tmp_path / "o.png"), "--max-megapixels", "0.001"])
+    err = capsys.readouterr().err
+    assert code == 2 and "40x40, too large (over 0.001 megapixels" in err
+    assert not (tmp_path / "o.png").exists()

@@ -260,3 +260,32 @@ def test_cli_stylize_gatys_and_refuse_overwrite(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exists" in err[0]
     assert out.read_bytes() == before
+
+
+def test_extreme_aspect_ratios_are_clear_errors(style_image):
+    thin = Image.new("RGB", (2000, 3), (120, 60, 30))
+    stylizer = GatysStylizer([style_image], size=64, steps=1, **FAST)
+    with pytest.raises(PainterlyError, match=r"content image is 2000x3: .* under the 16 px"):
+        stylizer(thin)
+    with pytest.raises(PainterlyError, match=r"content image is 3x2000"):
+        stylizer(thin.transpose(Image.Transpose.ROTATE_90))
+    with pytest.raises(PainterlyError, match=r"style image is 2000x3"):
+        GatysStylizer([thin], size=64, steps=1, **FAST)
+    # A long but usable panorama still runs (short side 16 px at size 64).
+    assert stylizer(Image.new("RGB", (400, 100), (90, 90, 90))).size == (64, 16)
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"seed": 10**30}, "seed must be between"),
+    ({"seed": -(2**64)}, "seed must be between"),
+    ({"lr": float("inf")}, "lr must be a finite"),
+    ({"size": 10**18, "scales": 1, "style_size": 10**18}, None),
+    ({"steps": "1e400"}, "whole number"),
+    ({"style_scale": float("nan")}, "style_scale"),
+])
+def test_numbers_out_of_range(options, words):
+    if words is None:  # absurd sizes parse, and are refused by the memory check before any work
+        parse_options(options)
+        return
+    with pytest.raises(PainterlyError, match=words):
+        parse_options(options)

@@ -132,3 +132,101 @@ def test_list_images_and_contact_sheet(tmp_path, content_image):
     assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.jpg"]
     sheet = contact_sheet([content_image] * 3, ["a", "b", "c"], columns=2, cell=32)
     assert sheet.size == (64, 2 * (32 + 14))
+
+
+def test_pixel_cap_from_header_and_pixel_limit(tmp_path):
+    from painterly.image import max_pixels, pixel_limit
+
+    Image.new("RGB", (300, 200)).save(tmp_path / "big.png")
+    with pixel_limit(100 * 100):
+        assert max_pixels() == 100 * 100
+        with pytest.raises(PainterlyError, match="300x200, too large"):
+            load_image(tmp_path / "big.png")
+        with pytest.raises(PainterlyError, match="too large"):
+            load_image((tmp_path / "big.png").read_bytes())
+        with pytest.raises(PainterlyError, match="too large"):
+            load_image(np.zeros((200, 300, 3), np.uint8))
+        with pytest.raises(PainterlyError, match="too large"):
+            resize(Image.new("RGB", (10, 10)), 200)
+        with pixel_limit(10**12):  # a nested limit never raises the cap
+            assert max_pixels() == 100 * 100
+    assert load_image(tmp_path / "big.png").size == (300, 200)
+    with pytest.raises(PainterlyError, match="positive"):
+        with pixel_limit(0):
+            pass
+
+
+def test_draft_decodes_large_files_at_a_reduced_scale(tmp_path, content_image):
+    big = content_image.resize((800, 544))
+    big.save(tmp_path / "big.jpg", quality=90)
+    big.save(tmp_path / "big.png")
+    jpg = load_image(tmp_path / "big.jpg", draft=200)
+    assert jpg.size == (200, 136)  # JPEG draft mode: 1/4 scale, still >= the requested 200
+    png = load_image(tmp_path / "big.png", draft=200)
+    assert png.size == (200, 136) and png.mode == "RGB"  # whole-factor reduce
+    assert load_image(tmp_path / "big.png", draft=500).size == (800, 544)  # no factor fits
+    assert resize(jpg, 100).size == (100, 68)
+    with pytest.raises(PainterlyError, match="draft"):
+        load_image(tmp_path / "big.png", draft=0)
+
+
+def test_numbers_out_of_range_are_errors(content_image):
+    for bad in (float("inf"), float("nan"), -3, 0):
+        with pytest.raises(PainterlyError):
+            resize(content_image, bad)
+        with pytest.raises(PainterlyError):
+            resize(content_image, pixels=bad)
+    with pytest.raises(PainterlyError, match="too large"):
+        resize(content_image, 10**300)
+    with pytest.raises(PainterlyError, match="real numbers"):
+        load_image(np.ones((4, 4), dtype=complex))
+    with pytest.raises(PainterlyError, match="real numbers"):
+        load_image(np.array([[object()]]))
+    with pytest.raises(PainterlyError, match="NaN"):
+        load_image(torch.full((3, 4, 4), float("inf")))
+    with pytest.raises(PainterlyError, match="pixels"):
+        load_image(torch.zeros(3, 0, 4))
+
+
+@pytest.mark.parametrize("data", [
+    b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,                        # PNG signature, no chunks
+    b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + b"\xff" * 30,        # JPEG header, garbage after
+    b"GIF89a" + b"\xff\xff\xff\xff" + b"\x00" * 10,              # GIF claiming 65535x65535
+    b"BM" + b"\xff" * 60,                                        # BMP with absurd fields
+    b"P6\n99999 99999\n255\n" + b"\x00" * 10,                    # PPM claiming 10 gigapixels
+])
+def test_damaged_headers_are_painterly_errors(data):
+    with pytest.raises(PainterlyError):
+        load_image(data)
+
+
+def test_check_output_refuses_inputs_folders_and_files_as_parents(tmp_path, content_image):
+    from painterly.image import check_output
+
+    content_image.save(tmp_path / "in.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "in.png")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "dir.png").mkdir()
+    for out in (tmp_path / "in.png", tmp_path / "link.png", tmp_path / "sub" / ".." / "in.png"):
+        with pytest.raises(PainterlyError, match="one of the inputs"):
+            check_output(out, [str(tmp_path / "in.png")], overwrite=True)
+    with pytest.raises(PainterlyError, match="is a file, not a folder"):
+        check_output(tmp_path / "afile" / "x.png")
+    with pytest.raises(PainterlyError, match="is a file, not a folder"):
+        save_image(content_image, tmp_path / "afile" / "x.png")
+    with pytest.raises(PainterlyError, match="folder"):
+        check_output(tmp_path / "dir.png", overwrite=True)
+    with pytest.raises(PainterlyError, match="exists"):
+        check_output(tmp_path / "in.png")
+    with pytest.raises(PainterlyError, match="empty"):
+        check_output("")
+    ok = check_output(tmp_path / "new" / "o.jpg", [str(tmp_path / "in.png"), "builtin:chelsea"])
+    assert ok.name == "o.jpg" and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_check_min_side():
+    from painterly.image import check_min_side
+
+    check_min_side(64, 16, 16, "content image")
+    with pytest.raises(PainterlyError, match="2000x3"):
+        check_min_side(2000, 3, 16, "content image")

@@ -378,3 +378,76 @@ def test_cuda_fp16_channels_last(data, tmp_path):
         path = Trainer(cfg, AdaINConfig(), AdaINObjective(AdaINConfig(), cfg)).run()
     ckpt = load_checkpoint(tmp_path / "gpu" / "checkpoint.pt")
     assert ckpt["scaler"] and path.name == "decoder.safetensors"
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("val_pairs", 0, "val-pairs"),
+    ("val_pairs", 10**6, "val-pairs"),
+    ("threads", -1, "threads"),
+    ("stall_window", -5, "stall-window"),
+    ("lr", float("inf"), "finite"),
+    ("lr_decay", float("nan"), "finite"),
+    ("seed", 2**70, "seed"),
+    ("resize", 10**6, "resize"),
+])
+def test_train_config_numbers_out_of_range(tmp_path, field, value, words):
+    cfg = TrainConfig(content_dir=str(tmp_path), style_dir=str(tmp_path), device="cpu")
+    cfg.check()
+    setattr(cfg, field, value)
+    with pytest.raises(PainterlyError, match=words):
+        cfg.check()
+
+
+def test_train_memory_refused_before_any_work(tmp_path, monkeypatch):
+    import painterly.device as device_mod
+
+    monkeypatch.setattr(device_mod, "available_memory", lambda device: 2**30)
+    cfg = TrainConfig(content_dir=str(tmp_path), style_dir=str(tmp_path), device="cpu", batch_size=64,
+                      crop=1024, resize=1024)
+    with pytest.raises(PainterlyError, match="lower --batch-size or --crop"):
+        cfg.check()
+    cfg.batch_size, cfg.crop = 2, 64
+    cfg.check()
+
+
+def test_scan_skips_bombs_and_strips(tmp_path, monkeypatch):
+    import painterly.image as image_mod
+
+    rng = np.random.default_rng(0)
+    _image(rng, 40, 40).save(tmp_path / "ok.png")
+    _image(rng, 3, 200).save(tmp_path / "strip.png")  # 200x3: would be 34133x512 at resize 512
+    _image(rng, 120, 120).save(tmp_path / "big.png")
+    monkeypatch.setattr(image_mod, "MAX_PIXELS", 100 * 100)
+    with pytest.warns(UserWarning, match=r"skipped 2 .*1 too many pixels, 1 aspect ratio over 16:1"):
+        paths = scan_folder(tmp_path, "content")
+    assert [p.name for p in paths] == ["ok.png"]
+
+
+def _fake_checkpoint() -> dict:
+    from painterly.training.checkpoint import rng_state
+
+    return {"method": "adain", "iteration": 3, "model": {"w": torch.ones(2)}, "optimizer": {},
+            "rng": rng_state(), "config": {}}
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda s: [1, 2, 3], "not a painterly checkpoint"),
+    (lambda s: {k: v for k, v in s.items() if k != "rng"}, "missing: rng"),
+    (lambda s: {**s, "iteration": "3"}, "wrong type: iteration"),
+    (lambda s: {**s, "iteration": -1}, "iteration -1"),
+    (lambda s: {**s, "model": {"w": torch.tensor([float("nan")])}}, "NaN"),
+])
+def test_checkpoint_integrity(tmp_path, damage, words):
+    from painterly.training.checkpoint import save_checkpoint
+
+    good = save_checkpoint(_fake_checkpoint(), tmp_path / "good.pt")
+    assert load_checkpoint(good)["iteration"] == 3 and not list(tmp_path.glob(".*tmp*"))
+    torch.save(damage(_fake_checkpoint()), tmp_path / "bad.pt")
+    with pytest.raises(PainterlyError, match=words):
+        load_checkpoint(tmp_path / "bad.pt")
+    (tmp_path / "torn.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(PainterlyError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path / "torn.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(PainterlyError, match="empty"):
+        load_checkpoint(tmp_path / "empty.pt")

@@ -74,6 +74,8 @@ DEFAULT_STYLE_WEIGHT = 3.0
 DEFAULT_TV_WEIGHT = 1.0
 #: Coarsest level of a coarse-to-fine pyramid (long side, pixels).
 MIN_LEVEL_SIZE = 32
+#: Smallest short side of any image the network sees (VGG19 pools four times before relu5_1).
+MIN_SIDE = 16
 
 _OPTION_NAMES = (
     "size", "style_size", "style_scale", "steps", "optimizer", "lr", "content_layers",
@@ -349,7 +351,7 @@ def _integer(options: dict[str, Any], name: str, default: int | None, minimum: i
             if float(value) != int(float(value)):
                 raise ValueError
             value = int(float(value))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise PainterlyError(f"{name} must be a whole number, got {value!r}") from None
     if value < minimum:
         raise PainterlyError(f"{name} must be at least {minimum}, got {value}")
@@ -485,8 +487,10 @@ def parse_options(options: dict[str, Any]) -> GatysConfig:
     if seed is not None:
         try:
             seed = int(seed)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise PainterlyError(f"seed must be a whole number, got {seed!r}") from None
+        if not -(2**63) <= seed < 2**64:
+            raise PainterlyError(f"seed must be between -2**63 and 2**64 - 1, got {seed}")
     cfg.seed = seed
     cfg.save_every = _integer(opts, "save_every", None)
     log_dir = opts.pop("log_dir", None)
@@ -591,6 +595,11 @@ class GatysStylizer:
     def _style_tensor(self, style: Image.Image, level: int) -> torch.Tensor:
         side = self._style_long_side(level)
         w, h = (round(style.width * side / max(style.size)), round(style.height * side / max(style.size)))
+        if min(w, h) < MIN_SIDE:
+            raise PainterlyError(
+                f"style image is {style.width}x{style.height}: at {side} px on the long side its short "
+                f"side is {min(w, h)} px, under the {MIN_SIDE} px gatys needs (crop it to a less "
+                f"extreme aspect ratio, or raise --style-size/--style-scale)")
         check_memory(w * h, TARGET_BYTES_PER_PIXEL, self.device, f"a {w}x{h} style image")
         return pil_to_tensor(resize(style, side), self.device)
 
@@ -707,6 +716,13 @@ class GatysStylizer:
         x: torch.Tensor | None = None
         scale = cfg.size / max(content.size)
         out_w, out_h = max(1, round(content.width * scale)), max(1, round(content.height * scale))
+        coarse = self.level_sizes[0] / max(content.size)
+        short = min(round(content.width * coarse), round(content.height * coarse))
+        if short < MIN_SIDE:
+            raise PainterlyError(
+                f"content image is {content.width}x{content.height}: at {self.level_sizes[0]} px on the "
+                f"long side its short side is {short} px, under the {MIN_SIDE} px gatys needs (crop "
+                f"it to a less extreme aspect ratio, or raise --size / lower --scales)")
         check_memory(out_w * out_h, OPTIMIZE_BYTES_PER_PIXEL, self.device,
                      f"optimizing a {out_w}x{out_h} image")
         full_content = pil_to_tensor(resize(content, cfg.size), self.device)

@@ -7,11 +7,13 @@ extractors convert to whatever their weights expect.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -26,8 +28,37 @@ if TYPE_CHECKING:  # torch is imported lazily so the ONNX backend can run withou
 #: Anything :func:`load_image` accepts.
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, "torch.Tensor", bytes]
 
-#: Refuse images with more pixels than this (decompression bombs); 16k x 16k.
+#: Refuse images with more pixels than this (decompression bombs); 16k x 16k. The CLI's
+#: ``--max-megapixels`` and :func:`pixel_limit` lower it for a run.
 MAX_PIXELS = 16384 * 16384
+
+#: The pixel cap in force (``None``: :data:`MAX_PIXELS`); set by :func:`pixel_limit`.
+_PIXEL_LIMIT: int | None = None
+
+
+def max_pixels() -> int:
+    """The pixel cap in force: :func:`pixel_limit`'s inside one, else :data:`MAX_PIXELS`."""
+    return MAX_PIXELS if _PIXEL_LIMIT is None else _PIXEL_LIMIT
+
+
+@contextlib.contextmanager
+def pixel_limit(pixels: int | None) -> Iterator[None]:
+    """Within this block, images (files, bytes and resize targets) over ``pixels`` are refused
+    (``None`` keeps the current cap). It can only lower the cap, never raise it over MAX_PIXELS."""
+    global _PIXEL_LIMIT
+    if pixels is not None and (isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1):
+        raise PainterlyError(f"the pixel limit must be a positive whole number, got {pixels!r}")
+    old = _PIXEL_LIMIT
+    if pixels is not None:
+        _PIXEL_LIMIT = min(pixels, max_pixels())
+    try:
+        yield
+    finally:
+        _PIXEL_LIMIT = old
+
+
+def _megapixels(n: float) -> str:
+    return f"{n / 1e6:.3g}"
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                 ".tif": "TIFF", ".tiff": "TIFF"}
@@ -79,7 +110,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _open(source: str | os.PathLike | bytes, what: str) -> Image.Image:
+def _open(source: str | os.PathLike | bytes, what: str, draft: int | None = None) -> Image.Image:
     label = "uploaded data" if isinstance(source, bytes) else str(source)
     if isinstance(source, (str, os.PathLike)) and not isinstance(source, bytes):
         path = Path(source)
@@ -87,6 +118,8 @@ def _open(source: str | os.PathLike | bytes, what: str) -> Image.Image:
             raise PainterlyError(f"{what} not found: {label}")
         if path.is_dir():
             raise PainterlyError(f"{what} is a folder, not an image: {label}")
+        if not path.is_file():
+            raise PainterlyError(f"{what} is not a regular file: {label}")
         if path.stat().st_size == 0:
             raise PainterlyError(f"{what} is an empty file: {label}")
         fp: object = path
@@ -94,43 +127,73 @@ def _open(source: str | os.PathLike | bytes, what: str) -> Image.Image:
         if len(source) == 0:
             raise PainterlyError(f"{what} is empty")
         fp = io.BytesIO(source)
+    cap = max_pixels()
+    too_large = (f"{what} is too large (over {_megapixels(cap)} megapixels; "
+                 f"possible decompression bomb): {label}")
     old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None  # our own check below names the size
             img = Image.open(fp)
+            Image.MAX_IMAGE_PIXELS = cap  # Pillow's stays on for what load() checks
+            w, h = img.size
+            if w * h > cap:  # the header's size, before any pixel is decoded
+                raise PainterlyError(f"{what} is {w}x{h}, too large (over {_megapixels(cap)} "
+                                     f"megapixels; possible decompression bomb): {label}")
+            if draft is not None and img.format == "JPEG":
+                # Decode at 1/2, 1/4 or 1/8 scale when that still covers ``draft`` (cheap).
+                long = max(w, h)
+                img.draft("RGB", (math.ceil(draft * w / long), math.ceil(draft * h / long)))
             img.load()
+    except PainterlyError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PainterlyError(
-            f"{what} is too large (over {MAX_PIXELS // 1_000_000} megapixels; "
-            f"possible decompression bomb): {label}") from None
+        raise PainterlyError(too_large) from None
     except UnidentifiedImageError:
         raise PainterlyError(f"{what} is not an image Pillow can read: {label}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise PainterlyError(f"{what} could not be read ({exc}): {label}") from None
+    except MemoryError:
+        raise PainterlyError(f"{what} is too large to decode in the memory available: {label}") from None
+    except Exception as exc:  # any decoder failure (OSError, SyntaxError, ValueError, struct.error...)
+        raise PainterlyError(f"{what} could not be read ({type(exc).__name__}: "
+                             f"{str(exc)[:200]}): {label}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
+    if draft is not None and img.format != "JPEG":
+        factor = max(1, max(img.size) // draft)
+        if factor > 1 and img.mode in ("RGB", "RGBA", "L", "LA", "P", "CMYK", "I", "F"):
+            # Box-reduce by a whole factor that keeps the long side >= draft (resize does the rest).
+            try:
+                img = (img.convert("RGBA") if img.mode == "P" else img).reduce(factor)
+            except ValueError:
+                pass
     return img
 
 
-def load_image(source: ImageLike, *, what: str = "image") -> Image.Image:
+def load_image(source: ImageLike, *, what: str = "image", draft: int | None = None) -> Image.Image:
     """Load ``source`` as an 8-bit RGB PIL image.
 
     Accepts a path, ``builtin:NAME``, encoded bytes, a PIL image, a ``HxW``/``HxWxC`` array
     (uint8 0..255 or float 0..1) or a ``3xHxW``/``1x3xHxW`` tensor in [0, 1]. EXIF orientation is
     applied; grayscale, palette, CMYK and 16-bit images become RGB; alpha is composited on white.
+    Files and bytes over :func:`max_pixels` are refused from their header, before decoding.
+    ``draft``: the long side the caller will resize to; a larger file may then be decoded at a
+    reduced scale (JPEG draft mode, whole-factor reduce otherwise), never below ``draft``.
     """
+    if draft is not None and (isinstance(draft, bool) or not isinstance(draft, int) or draft < 1):
+        raise PainterlyError(f"draft must be a positive whole number of pixels, got {draft!r}")
     if isinstance(source, Image.Image):
         img = source
     elif _is_tensor(source):
+        if source.is_floating_point() and not bool(source.isfinite().all()):
+            raise PainterlyError(f"{what} tensor holds NaN or infinite values")
         return tensor_to_pil(source)
     elif isinstance(source, np.ndarray):
         img = _array_to_pil(source, what)
     elif isinstance(source, str) and source.startswith("builtin:"):
         return _builtin(source.split(":", 1)[1])
     elif isinstance(source, (str, os.PathLike, bytes)):
-        img = _open(source, what)
+        img = _open(source, what, draft)
     else:
         raise PainterlyError(f"{what} must be a path, PIL image, array or tensor, "
                              f"not {type(source).__name__}")
@@ -148,10 +211,15 @@ def _is_tensor(x: Any) -> bool:
 
 
 def _array_to_pil(arr: np.ndarray, what: str) -> Image.Image:
+    if arr.dtype.kind not in "buif":
+        raise PainterlyError(f"{what} array must hold real numbers, not {arr.dtype}")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
         raise PainterlyError(f"{what} array must be HxW or HxWx3/4, got shape {arr.shape}")
+    if arr.shape[0] * arr.shape[1] > max_pixels():
+        raise PainterlyError(f"{what} array is too large ({arr.shape[1]}x{arr.shape[0]}, over "
+                             f"{_megapixels(max_pixels())} megapixels)")
     if arr.dtype != np.uint8:
         arr = np.asarray(arr, dtype=np.float64)
         if not np.isfinite(arr).all():
@@ -170,21 +238,25 @@ def resize(img: Image.Image, size: int | None = None, *, pixels: int | None = No
     """
     w, h = img.size
     if size is not None:
-        if size < 1:
+        if not size >= 1 or not math.isfinite(size):
             raise PainterlyError(f"size must be a positive number of pixels, got {size}")
         scale = size / max(w, h)
     elif pixels is not None:
-        if pixels < 1:
+        if not pixels >= 1 or not math.isfinite(pixels):
             raise PainterlyError(f"pixel count must be positive, got {pixels}")
         scale = (pixels / (w * h)) ** 0.5
     else:
         scale = 1.0
+    cap = max_pixels()
+    if (w * scale) * (h * scale) > 4 * cap:  # refuse before rounding huge floats to ints
+        raise PainterlyError(f"size {w * scale:.0f}x{h * scale:.0f} is too large "
+                             f"(over {_megapixels(cap)} megapixels)")
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     if multiple > 1:
         nw = max(multiple, round(nw / multiple) * multiple)
         nh = max(multiple, round(nh / multiple) * multiple)
-    if nw * nh > MAX_PIXELS:
-        raise PainterlyError(f"size {nw}x{nh} is too large (over {MAX_PIXELS // 1_000_000} megapixels)")
+    if nw * nh > cap:
+        raise PainterlyError(f"size {nw}x{nh} is too large (over {_megapixels(cap)} megapixels)")
     if (nw, nh) == (w, h):
         return img
     return img.resize((nw, nh), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
@@ -209,6 +281,8 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
         t = t[0]
     if t.dim() != 3 or t.shape[0] not in (1, 3):
         raise PainterlyError(f"expected a 3xHxW image tensor, got shape {tuple(t.shape)}")
+    if t.shape[1] == 0 or t.shape[2] == 0:
+        raise PainterlyError(f"expected an image with pixels, got shape {tuple(t.shape)}")
     if t.shape[0] == 1:
         t = t.expand(3, -1, -1)
     arr = (t.detach().float().clamp(0, 1).mul(255).add_(0.5).to(torch.uint8)
@@ -231,25 +305,68 @@ def output_format(path: str | os.PathLike) -> str:
     return SAVE_FORMATS[ext]
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(path: str | os.PathLike, inputs: Sequence[Any] = (), *, overwrite: bool = False,
+                 formats: dict[str, str] | None = None) -> Path:
+    """Refuse an output path before any work is done: an unknown extension, a folder, a parent
+    that is a file, an existing file without ``overwrite``, or one of ``inputs`` (the files the
+    user gave, through any link or spelling) even with ``overwrite``. Returns the path."""
+    path = Path(path)
+    if str(path) in ("", "."):
+        raise PainterlyError("the output path is empty")
+    if path.is_dir():
+        raise PainterlyError(f"output is a folder: {path} (give a file name such as {path / 'result.png'})")
+    if formats is None:
+        output_format(path)
+    elif path.suffix.lower() not in formats:
+        raise PainterlyError(f"output must end in one of {', '.join(sorted(formats))}: {path}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise PainterlyError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    for source in inputs:
+        if isinstance(source, (str, os.PathLike)) and not str(source).startswith("builtin:"):
+            if _same_file(path, Path(source)) or Path(os.path.abspath(path)) == Path(
+                    os.path.abspath(source)):
+                raise PainterlyError(f"the output {path} is one of the inputs ({source}); "
+                                     f"painterly never writes over an input")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise PainterlyError(f"output exists: {path} (pass --overwrite to replace it)")
+    return path
+
+
 def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike, *,
                overwrite: bool = False, quality: int = 95) -> Path:
-    """Save by extension (PNG, JPEG, WebP, ...), atomically; refuse to overwrite unless asked."""
+    """Save by extension (PNG, JPEG, WebP, ...), atomically; refuse to overwrite unless asked.
+
+    A path that cannot be written (a parent that is a file, no permission, a full disk) is a
+    :class:`PainterlyError`; a partly written temporary file is removed.
+    """
     path = Path(path)
     fmt = output_format(path)
-    if path.exists() and not overwrite:
-        raise PainterlyError(f"output exists: {path} (pass --overwrite to replace it)")
+    check_output(path, overwrite=overwrite)
     if _is_tensor(img):
         img = tensor_to_pil(img)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     try:
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
         img.save(tmp, format=fmt, **kwargs)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise PainterlyError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            if tmp.exists():
+                tmp.unlink()
     return path
 
 
@@ -258,6 +375,14 @@ def encode_image(img: Image.Image, fmt: str = "PNG", quality: int = 95) -> bytes
     buf = io.BytesIO()
     img.save(buf, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
     return buf.getvalue()
+
+
+def check_min_side(width: int, height: int, minimum: int, what: str, hint: str = "") -> None:
+    """Refuse an image whose short side is under ``minimum`` pixels (an extreme aspect ratio or a
+    tiny image) with one line naming its size, instead of a crash deep inside a network."""
+    if min(width, height) < minimum:
+        raise PainterlyError(f"{what} is {width}x{height}: its short side is under {minimum} px, the "
+                             f"least this method works with" + (f" ({hint})" if hint else ""))
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm")

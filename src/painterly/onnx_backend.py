@@ -23,7 +23,7 @@ from PIL import Image
 
 from .batch import stylize_folder
 from .errors import PainterlyError
-from .image import load_image, output_format, resize, save_image
+from .image import check_output, load_image, resize, save_image
 
 #: Long side the style image is resized to unless ``style_size`` is given (the AdaIN paper's).
 DEFAULT_STYLE_SIZE = 512
@@ -273,9 +273,7 @@ def onnx_stylize_cli(args: argparse.Namespace, options: dict[str, Any]) -> int:
     out = Path(args.output)
     style_args = args.style or []
     if not content.is_dir() and not any(Path(s).is_dir() for s in style_args):
-        output_format(out)
-        if out.exists() and not args.overwrite:
-            raise PainterlyError(f"output exists: {out} (pass --overwrite to replace it)")
+        check_output(out, [args.content, *style_args, model], overwrite=args.overwrite)
         styles = [load_image(s, what="style image") for s in style_args]
         stylizer = OnnxStylizer(model, styles, args.style_weights, **options)
         _check_method(stylizer, method, model)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import float_list, name_list, non_negative_float, positive_int
+from . import float_list, name_list, non_negative_float, positive_float, positive_int
 
 
 def add_method_options(p: argparse.ArgumentParser) -> None:
@@ -86,7 +86,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", action="append", default=None, metavar="STYLE",
                    help="style image, folder, or builtin:NAME; repeat to blend styles")
     p.add_argument("-o", "--output", required=True, help="output image (.png/.jpg/.webp) or folder")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output (never one of the inputs)")
+    p.add_argument("--max-megapixels", type=positive_float, default=None, metavar="MP",
+                   help="refuse input images over this many megapixels, from the file header "
+                        "(default and most: 268, 16k x 16k)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="onnx: run an exported model with onnxruntime (no PyTorch in the path)")
     p.add_argument("--onnx-model", default=None, metavar="MODEL.onnx",
@@ -96,8 +100,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..image import pixel_limit
+
+    mp = getattr(args, "max_megapixels", None)
+    with pixel_limit(None if mp is None else max(1, int(mp * 1e6))):
+        return _run(args)
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """Every file the user gave (never written over, even with --overwrite)."""
+    inputs = [args.content, *(args.style or []), *(getattr(args, "mask", None) or [])]
+    for name in ("init", "decoder", "model", "onnx_model"):
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            inputs.append(value)
+    return inputs
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..errors import PainterlyError
-    from ..image import load_image, save_image
+    from ..image import check_output, load_image, save_image
 
     options = method_options(args)
     if args.backend == "onnx":
@@ -113,15 +135,13 @@ def run(args: argparse.Namespace) -> int:
     from ..api import make_stylizer
 
     t0 = time.perf_counter()
-    out = Path(args.output)
-    from ..image import output_format
-
-    output_format(out)
-    if out.exists() and not args.overwrite:
-        raise PainterlyError(f"output exists: {out} (pass --overwrite to replace it)")
+    out = check_output(args.output, _inputs(args), overwrite=args.overwrite)
     stylizer = make_stylizer(args.method, styles or None, args.style_weights, **options)
+    # The content is resized to --size (gatys: 512 by default) anyway: a large JPEG may decode
+    # at a reduced scale that still covers it.
+    draft = options.get("size") or (512 if (args.method or "") == "gatys" else None)
     try:
-        result = stylizer(load_image(args.content, what="content image"))
+        result = stylizer(load_image(args.content, what="content image", draft=draft))
     except PainterlyError as exc:
         partial = getattr(exc, "image", None)  # gatys: the last good image before a NaN/inf
         if partial is None:

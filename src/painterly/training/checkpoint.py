@@ -59,7 +59,10 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        torch.save(state, tmp)
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename, so a crash cannot leave a torn file
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -72,8 +75,39 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise PainterlyError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise PainterlyError(f"checkpoint {path} is an empty file (delete it to start over)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        lines = str(exc).splitlines() or [""]
         raise PainterlyError(f"cannot read checkpoint {path}: {type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200]}") from None
+                             f"{lines[0][:200]}") from None
+    check_checkpoint(state, path)
+    return state
+
+
+#: What every checkpoint holds, and the type of each entry.
+REQUIRED = {"method": str, "iteration": int, "model": dict, "optimizer": dict, "rng": dict, "config": dict}
+
+
+def check_checkpoint(state: object, path: str | Path = "checkpoint") -> None:
+    """Refuse a file that loads but is not a whole checkpoint (another ``.pt``, a hand-edited or
+    damaged one) with one line, instead of a ``KeyError`` halfway through resuming."""
+    if not isinstance(state, dict):
+        raise PainterlyError(f"{path} is not a painterly checkpoint (it holds a {type(state).__name__})")
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise PainterlyError(f"{path} is not a whole painterly checkpoint (missing: {', '.join(missing)})")
+    wrong = [k for k, t in REQUIRED.items() if not isinstance(state[k], t) or isinstance(state[k], bool)]
+    if wrong:
+        raise PainterlyError(f"checkpoint {path} is damaged (wrong type: {', '.join(wrong)})")
+    if state["iteration"] < 0:
+        raise PainterlyError(f"checkpoint {path} is damaged (iteration {state['iteration']})")
+    bad = [k for k, v in state["model"].items() if not isinstance(v, torch.Tensor)
+           or (v.is_floating_point() and not bool(torch.isfinite(v).all()))]
+    if bad:
+        raise PainterlyError(f"checkpoint {path} is damaged: model weight(s) {', '.join(bad[:3])} are "
+                             f"missing or hold NaN/inf")
+    if not isinstance(state["rng"].get("torch"), torch.Tensor):
+        raise PainterlyError(f"checkpoint {path} is damaged (no RNG state)")

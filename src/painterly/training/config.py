@@ -78,6 +78,36 @@ class TrainConfig:
             raise PainterlyError(f"unknown --amp '{self.amp}' (choose from {', '.join(AMP_MODES)})")
         if self.workers < 0:
             raise PainterlyError(f"workers must be >= 0, got {self.workers}")
+        import math
+
+        max_resize, bytes_per_pixel = 4096, 1500  # see docs/LIMITS.md
+        if int(self.val_pairs) < 1 or int(self.val_pairs) > 64:
+            raise PainterlyError(f"val-pairs must be between 1 and 64, got {self.val_pairs}")
+        for name in ("threads", "collapse_grace", "stall_window"):
+            if int(getattr(self, name)) < 0:
+                raise PainterlyError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and math.isfinite(self.lr_decay)):
+            raise PainterlyError(f"lr and lr-decay must be finite, got {self.lr} and {self.lr_decay}")
+        if not 0 <= int(self.seed) < 2**63:
+            raise PainterlyError(f"seed must be between 0 and 2**63 - 1, got {self.seed}")
+        if self.resize > max_resize:
+            raise PainterlyError(f"resize {self.resize} is over {max_resize}: every training image "
+                                 f"would be decoded to at least {self.resize}x{self.resize} px")
+        # Training memory: a batch's activations and gradients (VGG19 to relu4_1 and a decoder,
+        # fp32: at least ~1500 bytes a pixel), refused before anything is allocated. Checked on a
+        # CPU only: asking CUDA would start a context before DDP picks each rank's GPU.
+        import torch
+
+        if self.device == "cpu" or (self.device == "auto" and not torch.cuda.is_available()):
+            from ..device import available_memory
+
+            need, free = self.batch_size * self.crop * self.crop * bytes_per_pixel, available_memory(
+                torch.device("cpu"))
+            if free is not None and need > free:
+                raise PainterlyError(
+                    f"a batch of {self.batch_size} {self.crop}x{self.crop} crops needs about "
+                    f"{need / 2**30:.1f} GiB to train, but only {free / 2**30:.1f} GiB is free: lower "
+                    f"--batch-size or --crop")
 
 
 @dataclass

@@ -22,25 +22,58 @@ from PIL import Image, ImageEnhance
 from ..errors import PainterlyError
 from ..image import list_images, load_image
 
+#: Training images longer than this many times their short side are skipped by the scan: each
+#: is resized to ``resize`` on its short side, so a 3000x3 strip would become 512000x512.
+MAX_TRAIN_ASPECT = 16.0
+
+
+def _problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a training image (None: it can), from its header and a verify."""
+    from ..image import max_pixels
+
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the header's size is checked below, against our own cap
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                w, h = im.size
+                if w < 1 or h < 1:
+                    return "unreadable"
+                if w * h > max_pixels():
+                    return "too many pixels"
+                if max(w, h) / min(w, h) > MAX_TRAIN_ASPECT:
+                    return f"aspect ratio over {MAX_TRAIN_ASPECT:g}:1"
+                im.verify()
+    except Exception:  # any decoder failure means "unreadable": skip it, count it
+        return "unreadable"
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    return None
+
 
 def scan_folder(folder: str | Path, what: str, warn: bool = True) -> list[Path]:
-    """Readable images under ``folder`` (nested folders too); unreadable files are skipped with
-    one warning giving their count; no readable image at all is an error."""
+    """Usable images under ``folder`` (nested folders too). Unreadable files, images over the pixel
+    cap (:func:`painterly.image.max_pixels`) and strips longer than :data:`MAX_TRAIN_ASPECT` times
+    their width are skipped with one warning counting each reason; none left is an error."""
     paths = list_images(folder)
-    good, bad = [], []
+    good: list[Path] = []
+    bad: dict[str, list[Path]] = {}
     for p in paths:
-        try:
-            with Image.open(p) as im:
-                im.verify()
+        reason = _problem(p)
+        if reason is None:
             good.append(p)
-        except Exception:  # any decoder failure means "unreadable": skip it, count it
-            bad.append(p)
+        else:
+            bad.setdefault(reason, []).append(p)
+    n_bad = sum(len(v) for v in bad.values())
     if bad and warn:
-        warnings.warn(f"{what} folder {folder}: skipped {len(bad)} unreadable file(s) "
-                      f"(e.g. {bad[0].name})", stacklevel=2)
+        reasons = ", ".join(f"{len(v)} {k}" for k, v in bad.items())
+        first = next(iter(bad.values()))[0]
+        warnings.warn(f"{what} folder {folder}: skipped {n_bad} unreadable or unusable file(s) "
+                      f"({reasons}; e.g. {first.name})", stacklevel=2)
     if not good:
         raise PainterlyError(f"no readable images in {what} folder {folder}"
-                             + (f" ({len(bad)} unreadable)" if bad else ""))
+                             + (f" ({n_bad} unreadable or unusable)" if bad else ""))
     return good
 
 

@@ -1,0 +1,250 @@
+"""Mutation fuzzer for the two places painterly reads bytes it did not make: the image loader
+(``painterly.image.load_image``, and the server's ``decode_upload``) and the HTTP request parser
+(``painterly.serve.app.parse_request``: multipart, JSON with base64, raw image bodies).
+
+A plain loop, no extra dependency: small valid seeds (images in every format, requests in every
+encoding) are mutated (bit flips, byte runs, boundary integers, splices, truncation) and fed in.
+``PainterlyError`` (and the server's own ``HTTPError``/``BodyTooLarge``) is the expected answer to
+garbage; anything else is a bug, reported with the input saved under ``--crashes``. An input that
+takes over ``--hang-seconds`` is counted as a hang. Prints inputs tried, bugs, hangs and peak
+memory; exits 1 when a bug was found (so CI fails), else 0.
+
+    python benchmarks/fuzz.py --seconds 60                 # what CI runs
+    python benchmarks/fuzz.py --seconds 600 --target image --seed 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import logging
+import random
+import resource
+import signal
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from painterly.errors import PainterlyError
+from painterly.image import load_image, pixel_limit
+
+#: While fuzzing, images over this are refused (as the server does), so a mutated header that
+#: claims a huge size cannot make one input take gigabytes.
+FUZZ_PIXELS = 2048 * 2048
+INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF]
+
+
+class Hang(Exception):
+    """Raised by the alarm when one input runs too long."""
+
+
+def image_seeds() -> list[bytes]:
+    """Small valid images in every format the loader and server take."""
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    out = []
+    for fmt, mode in (("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "P"), ("PNG", "I;16"), ("JPEG", "RGB"),
+                      ("JPEG", "CMYK"), ("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"), ("WEBP", "RGB"),
+                      ("PPM", "RGB")):
+        img = Image.fromarray(arr)
+        img = img.convert("L").convert("I;16") if mode == "I;16" else img.convert(mode)
+        buf = io.BytesIO()
+        img.save(buf, format=fmt)
+        out.append(buf.getvalue())
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", exif=exif.tobytes())
+    out.append(buf.getvalue())
+    return out
+
+
+def request_seeds(images: list[bytes]) -> list[tuple[str, bytes, bytes]]:
+    """(content type, query string, body) of valid requests in each encoding."""
+    png = images[0]
+    b64 = base64.b64encode(png).decode()
+    boundary = "fuzzBOUNDARY"
+
+    def part(name: str, data: bytes, filename: str | None = None) -> bytes:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        ctype = "Content-Type: image/png\r\n" if filename else ""
+        return f"--{boundary}\r\nContent-Disposition: {disp}\r\n{ctype}\r\n".encode() + data + b"\r\n"
+
+    multipart = (part("content", png, "c.png") + part("style", png, "s.png") + part("alpha", b"0.5")
+                 + part("method", b"gatys") + part("steps", b"3") + f"--{boundary}--\r\n".encode())
+    return [
+        (f"multipart/form-data; boundary={boundary}", b"", multipart),
+        ("application/json", b"", json.dumps({"content": b64, "style": [b64], "alpha": 0.7,
+                                              "method": "adain", "size": 64}).encode()),
+        ("application/json", b"", json.dumps({"content": "data:image/png;base64," + b64,
+                                              "builtin_style": ["udnie"], "preserve_color": "luminance",
+                                              "style_weights": "1"}).encode()),
+        ("image/png", b"builtin_style=udnie&alpha=0.3&size=32", png),
+        ("application/x-www-form-urlencoded", b"", b"method=fast&model=x"),
+    ]
+
+
+def mutate(data: bytes, rng: random.Random, pool: list[bytes]) -> bytes:
+    """One to four random edits of ``data``."""
+    b = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        op = rng.randrange(8)
+        pos = rng.randrange(len(b) + 1) if b else 0
+        if op == 0 and b:  # flip a bit
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+        elif op == 1 and b:  # random byte
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        elif op == 2:  # boundary integer, little or big endian
+            width = rng.choice((1, 2, 4))
+            value = rng.choice(INTERESTING) & ((1 << (8 * width)) - 1)
+            b[pos:pos + width] = value.to_bytes(width, rng.choice(("little", "big")))
+        elif op == 3 and b:  # delete a run
+            del b[pos:pos + rng.randint(1, 32)]
+        elif op == 4:  # insert a run
+            b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 32)))
+        elif op == 5 and b:  # duplicate a chunk
+            n = rng.randint(1, min(256, len(b)))
+            start = rng.randrange(len(b) - n + 1)
+            b[pos:pos] = b[start:start + n]
+        elif op == 6 and pool:  # splice with another seed
+            other = rng.choice(pool)
+            cut = rng.randrange(len(other) + 1)
+            b = b[:pos] + bytearray(other[cut:])
+        elif op == 7:  # truncate
+            b = b[:pos]
+    return bytes(b)
+
+
+def _request(ctype: str, query: bytes, body: bytes) -> object:
+    from starlette.requests import Request
+
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/stylize", "query_string": query,
+             "headers": [(b"content-type", ctype.encode("latin-1", "replace")),
+                         (b"content-length", str(len(body)).encode())]}
+    return Request(scope, receive)
+
+
+def make_targets() -> dict[str, tuple[Callable[[bytes, random.Random], None], list[bytes], tuple]]:
+    """name -> (run one input, seed corpus, exception types that are our own answers)."""
+    images = image_seeds()
+    targets: dict[str, tuple[Callable, list[bytes], tuple]] = {}
+
+    def run_image(data: bytes, rng: random.Random) -> None:
+        load_image(data, draft=rng.choice((None, 8, 64)))
+
+    targets["image"] = (run_image, images, (PainterlyError,))
+    try:
+        from painterly.serve.app import (
+            BodyTooLarge,
+            HTTPError,
+            ServeConfig,
+            decode_upload,
+            parse_request,
+        )
+    except ModuleNotFoundError as exc:  # the serve extra is not installed
+        print(f"skipping the HTTP targets ({exc.name} is missing)")
+        return targets
+    ours = (PainterlyError, HTTPError, BodyTooLarge)
+    config = ServeConfig(max_pixels=FUZZ_PIXELS)
+
+    def run_upload(data: bytes, rng: random.Random) -> None:
+        decode_upload(data, "content", config)
+
+    targets["upload"] = (run_upload, images, ours)
+    seeds = request_seeds(images)
+    # A request is encoded as "ctype\n query\n body" so one mutator edits all three parts.
+    encoded = [c.encode() + b"\n" + q + b"\n" + body for c, q, body in seeds]
+
+    def run_request(data: bytes, rng: random.Random) -> None:
+        ctype, _, rest = data.partition(b"\n")
+        query, _, body = rest.partition(b"\n")
+        asyncio.run(parse_request(_request(ctype.decode("latin-1"), query, body)))
+
+    targets["request"] = (run_request, encoded, ours)
+    return targets
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=60.0, help="total time (default 60)")
+    p.add_argument("--target", choices=("all", "image", "upload", "request"), default="all")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hang-seconds", type=float, default=5.0, help="one input over this is a hang")
+    p.add_argument("--crashes", default="fuzz-crashes", help="folder for inputs that found a bug")
+    args = p.parse_args(argv)
+    rng = random.Random(args.seed)
+    targets = make_targets()
+    names = list(targets) if args.target == "all" else [args.target]
+    tried = {n: 0 for n in names}
+    bugs: dict[str, int] = {}
+    hangs = 0
+    slowest = 0.0
+
+    def alarm(signum: int, frame: object) -> None:
+        raise Hang()
+
+    signal.signal(signal.SIGALRM, alarm)
+    warnings.simplefilter("ignore")
+    logging.disable(logging.CRITICAL)  # multipart parser warnings about every mutated header
+    t_end = time.monotonic() + args.seconds
+    with pixel_limit(FUZZ_PIXELS):
+        while time.monotonic() < t_end:
+            name = names[sum(tried.values()) % len(names)]
+            run, corpus, ours = targets[name]
+            data = mutate(rng.choice(corpus), rng, corpus) if rng.random() < 0.97 else rng.choice(corpus)
+            tried[name] += 1
+            t0 = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, args.hang_seconds)
+            try:
+                run(data, rng)
+            except Hang:
+                hangs += 1
+                print(f"hang: {name} input of {len(data)} bytes took over {args.hang_seconds:g} s")
+            except ours:
+                pass
+            except Exception as exc:  # a bug: anything but our own error types
+                key = f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+                if key not in bugs:
+                    folder = Path(args.crashes)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    saved = folder / f"{name}-{len(bugs)}.bin"
+                    saved.write_bytes(data)
+                    print(f"BUG {key} (input saved to {saved})")
+                    traceback.print_exc(limit=6)
+                bugs[key] = bugs.get(key, 0) + 1
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                slowest = max(slowest, time.monotonic() - t0)
+    total = sum(tried.values())
+    print(f"fuzz: {total} inputs in {args.seconds:g} s ({', '.join(f'{n} {k}' for n, k in tried.items())}); "
+          f"{sum(bugs.values())} non-painterly exception(s) ({len(bugs)} distinct), {hangs} hang(s), "
+          f"slowest input {slowest:.2f} s, peak memory {peak_mb():.0f} MB")
+    return 1 if bugs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -237,3 +237,47 @@ def test_luminance_trained_model(tmp_path):
     la, lb = rgb_to_yiq(ya), rgb_to_yiq(yb)
     assert (la[:, 0] - lb[:, 0]).abs().mean() < 0.005  # same gray input (up to gamut clamping)
     assert (la[:, 1:] - rgb_to_yiq(a)[:, 1:]).abs().mean() < 0.03  # content colors kept
+
+
+def test_styles_by_name_and_name_weight_blends(model_file):
+    img = _img()
+    opts = {"model": str(model_file), "device": "cpu", "precision": "fp32"}
+    by_name = make_stylizer("fast", ["candy"], None, **opts)
+    assert by_name.style_weights == [0.0, 1.0]
+    assert np.array_equal(np.asarray(by_name(img)),
+                          np.asarray(FastStylizer([], [0, 1], **opts)(img)))
+    blend = make_stylizer("fast", ["mosaic=3", "candy=1"], None, **opts)
+    assert blend.style_weights == pytest.approx([0.75, 0.25])
+    weighted = make_stylizer("fast", ["candy", "mosaic"], [0.2, 0.8], **opts)
+    assert weighted.style_weights == pytest.approx([0.8, 0.2])
+    for styles, weights, message in ((["starry"], None, "no style 'starry'"),
+                                     (["candy=x"], None, "bad style weight"),
+                                     (["candy=1"], [1.0], "not both"),
+                                     (["photo.jpg"], None, "takes no style image")):
+        with pytest.raises(PainterlyError, match=message):
+            make_stylizer("fast", styles, weights, **opts)
+
+
+def test_cli_style_by_name(model_file, tmp_path, capsys):
+    src = tmp_path / "in.png"
+    _img().save(src)
+    out = tmp_path / "o.png"
+    assert main(["stylize", str(src), "--method", "fast", "--model", str(model_file),
+                 "--style", "candy", "-o", str(out)]) == 0
+    assert out.is_file()
+    capsys.readouterr()
+    assert main(["stylize", str(src), "--method", "fast", "--model", str(model_file),
+                 "--style", "udnie", "-o", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "mosaic, candy" in err
+
+
+@pytest.mark.parametrize("size", [(1, 20000), (20000, 1), (6, 200)])
+def test_extreme_strips_are_a_clear_error(model_file, size):
+    """A strip's result would be a line a few pixels wide: one error naming its size instead
+    (small images, a 1x9 one too, keep their size: see test_sizes_kept)."""
+    img = Image.new("RGB", size, (120, 60, 200))
+    with pytest.raises(PainterlyError, match=f"{size[0]}x{size[1]}: its short side is under 8 px"):
+        FastStylizer([], None, model=str(model_file), device="cpu")(img)
+    with pytest.raises(PainterlyError, match="short side is under 8 px"):  # resized first, same rule
+        stylize(img, method="fast", model=str(model_file), size=100, device="cpu")

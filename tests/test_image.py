@@ -230,3 +230,18 @@ def test_check_min_side():
     check_min_side(64, 16, 16, "content image")
     with pytest.raises(PainterlyError, match="2000x3"):
         check_min_side(2000, 3, 16, "content image")
+
+
+def test_builtin_artworks_ship_with_their_provenance():
+    from painterly.image import ARTWORKS_DIR, BUILTIN_STYLES, builtin_artworks
+
+    artworks = builtin_artworks()
+    assert len(artworks) >= 8 and set(artworks) <= set(BUILTIN_STYLES)
+    notice = (ARTWORKS_DIR / "NOTICE.md").read_text()
+    for name, info in artworks.items():
+        img = load_image(f"builtin:{name}")
+        assert img.mode == "RGB" and 200 <= min(img.size) <= 512, name
+        assert (ARTWORKS_DIR / f"{name}.jpg").stat().st_size < 120_000, name
+        assert f"`{name}`" in notice and info["artist"] in notice and info["source"].split(":")[0] in notice
+    with pytest.raises(PainterlyError, match="udnie"):  # the error lists what exists
+        load_image("builtin:starry_night")

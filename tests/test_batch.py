@@ -81,3 +81,60 @@ def test_one_unreadable_content_is_skipped_then_reported(tmp_path, content_image
         stylize_folder(str(tmp_path / "c"), [], str(tmp_path / "o"), lambda g: ImageOps.mirror, "m")
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a__m.png", "z__m.png"]
     assert "skip" in capsys.readouterr().err
+
+
+def test_an_image_name_for_a_folder_output_is_an_error(tmp_path, content_image):
+    (tmp_path / "photos").mkdir()
+    content_image.save(tmp_path / "photos" / "a.png")
+    for name in ("o.png", "o.JPG", "o.webp"):
+        with pytest.raises(PainterlyError, match="must be a folder .* not an image file name"):
+            stylize_folder(str(tmp_path / "photos"), [], str(tmp_path / name), lambda g: ImageOps.mirror, "m")
+        assert not (tmp_path / name).exists()  # no folder named o.png
+    (tmp_path / "made.png").mkdir()  # a folder the user made, whatever its name, is a folder
+    assert stylize_folder(str(tmp_path / "photos"), [], str(tmp_path / "made.png"),
+                          lambda g: ImageOps.mirror, "m") == 1
+
+
+def test_rerun_summary_counts_what_exists(tmp_path, content_image, style_image):
+    (tmp_path / "c").mkdir()
+    content_image.save(tmp_path / "c" / "a.png")
+    content_image.save(tmp_path / "c" / "b.png")
+    style_image.save(tmp_path / "x.png")
+    out = tmp_path / "out"
+    def run():
+        return stylize_folder(str(tmp_path / "c"), [str(tmp_path / "x.png")], str(out),
+                              lambda g: ImageOps.invert, "m")
+
+    first = run()
+    assert first == 2 and first.summary(out) == f"wrote 2 image(s) to {out}"
+    (out / "b__x.png").unlink()
+    again = run()
+    assert again == 1 and again.skipped_existing == 1
+    assert again.summary(out) == (f"wrote 1 image(s) to {out}, skipped 1 that exist "
+                                  f"(--overwrite to replace them)")
+
+
+def test_cli_rerun_says_how_many_exist_in_one_line(tmp_path, monkeypatch, capsys, content_image):
+    from painterly.cli import main
+    from painterly.fast.model import TransformerNet, save_model
+
+    monkeypatch.setenv("PAINTERLY_HOME", str(tmp_path / "home"))
+    model = tmp_path / "m.safetensors"
+    save_model(TransformerNet(1, 8, 1), str(model), ["ink"], {})
+    (tmp_path / "photos").mkdir()
+    for name in ("a", "b", "c"):
+        content_image.resize((24, 16)).save(tmp_path / "photos" / f"{name}.png")
+    argv = ["stylize", str(tmp_path / "photos"), "--method", "fast", "--model", str(model),
+            "-o", str(tmp_path / "out")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 1 and "wrote 0 image(s)" in lines[0] and "skipped 3 that exist" in lines[0]
+    assert captured.err == ""
+    # The output of a folder is a folder: -o o.png is one line, and no folder o.png appears.
+    assert main(argv[:-1] + [str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "must be a folder" in err
+    assert not (tmp_path / "o.png").exists()

@@ -60,3 +60,32 @@ def test_max_megapixels(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "40x40, too large (over 0.001 megapixels" in err
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["export", "onnx", "--method", "fast", "-o", "adir.onnx", "--overwrite"],
+     "output is a folder: adir.onnx"),
+    (["export", "onnx", "--method", "adain", "-o", "afile/x.onnx"], "afile is a file, not a folder"),
+    (["video", "in.mp4", "--method", "fast", "-o", "adir.mp4", "--overwrite"],
+     "output is a folder: adir.mp4"),
+    (["video", "in.mp4", "--method", "fast", "-o", "afile/o.mp4"], "afile is a file, not a folder"),
+    (["train", "fast", "--content-dir", ".", "--style", "builtin:udnie", "--out", "afile"],
+     "--out afile is a file, not a folder"),
+    (["train", "adain", "--content-dir", ".", "--style-dir", ".", "--out", "afile/run"],
+     "afile is a file, not a folder"),
+    (["stylize", "c.png", "--style", "s.png", "-o", "afile/o.png"], "afile is a file, not a folder"),
+])
+def test_other_commands_check_their_output_paths(tmp_path, monkeypatch, capsys, argv, words):
+    """A folder or a file in the way is one line naming the path (no IsADirectoryError,
+    NotADirectoryError or FileExistsError traceback), and nothing is written."""
+    _images(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir.onnx").mkdir()
+    (tmp_path / "adir.mp4").mkdir()
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and words in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "afile").read_text() == "x"

@@ -529,3 +529,128 @@ def test_decompression_bomb_is_413_with_default_limits(client):
                         data={"builtin_style": "retina"})
         assert r.status_code == 413, r.text
     assert client.get("/ping").status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile inputs and slow clients
+
+
+def test_deeply_nested_json_is_400(client):
+    r = client.post("/v1/stylize", content=b"[" * 100_000 + b"]" * 100_000,
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
+    r = client.post("/v1/stylize", content=b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
+
+
+def test_empty_uploads_are_reported_as_empty(client):
+    r = client.post("/v1/stylize", files=[("content", ("c.png", b"", "image/png"))],
+                    data={"builtin_style": "retina"})
+    assert r.status_code == 400 and "empty" in r.json()["error"] and "c.png" in r.json()["error"]
+    r = client.post("/v1/stylize", files=[("content", ("c.png", png(CONTENT), "image/png")),
+                                          ("style", ("s.png", b"", "image/png"))])
+    assert r.status_code == 400 and "style image ('s.png') is empty" in r.json()["error"]
+    r = client.post("/v1/stylize", json={"content": "", "builtin_style": "retina"})
+    assert r.status_code == 400 and "empty" in r.json()["error"]
+    r = client.post("/v1/stylize", content=b"", headers={"content-type": "image/png"})
+    assert r.status_code == 400 and "empty" in r.json()["error"]
+    r = client.post("/v1/stylize", content=b"", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "empty" in r.json()["error"]
+    # A form without the field at all is still "missing".
+    r = client.post("/v1/stylize", files=[("style", ("s.png", png(STYLE)))])
+    assert r.status_code == 400 and "missing content image" in r.json()["error"]
+
+
+def test_huge_seed_is_400(client):
+    huge = "99999999999999999999999"
+    for method in ("adain", "gatys"):
+        r = stylize(client, seed=huge, method=method)
+        assert r.status_code == 400 and "seed" in r.json()["error"], r.text
+    b64 = base64.b64encode(png(CONTENT)).decode()
+    r = client.post("/v1/stylize", json={"content": b64, "builtin_style": "retina", "seed": 10**23})
+    assert r.status_code == 400 and "seed" in r.json()["error"]
+    r = stylize(client, seed="9" * 5000)  # a digit string too long to be any option's value
+    assert r.status_code == 400 and "seed" in r.json()["error"]
+
+
+def test_timeouts_are_checked_and_listed():
+    from painterly.errors import PainterlyError
+
+    for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+        with pytest.raises(PainterlyError, match=name.replace("_", "-")):
+            ServeConfig(**{name: 0}).check()
+        with pytest.raises(PainterlyError, match=name.replace("_", "-")):
+            ServeConfig(**{name: float("inf")}).check()
+
+
+@pytest.fixture(scope="module")
+def slow_client_server(decoder_file):
+    """A real uvicorn server on 127.0.0.1 with short header and body timeouts."""
+    cfg = config(decoder_file, header_timeout=1.0, body_timeout=1.5)
+    with BackgroundServer(cfg) as srv:
+        yield srv
+
+
+def _trickle_until_closed(srv, first: bytes, drip: bytes, rounds: int = 150) -> bytes | None:
+    """Send ``first``, then ``drip`` every 0.1 s; return what the server sent once it closed the
+    connection, or None if it still held it after ``rounds`` drips (far past its timeouts)."""
+    import socket
+
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        s.sendall(first)
+        s.settimeout(0.1)
+        got = b""
+        for _ in range(rounds):
+            try:
+                data = s.recv(65536)
+                if not data:
+                    return got
+                got += data
+                continue
+            except TimeoutError:
+                pass
+            except ConnectionError:
+                return got
+            try:
+                s.sendall(drip)
+            except OSError:
+                return got
+        return None
+
+
+def test_slow_headers_are_dropped_with_408(slow_client_server):
+    got = _trickle_until_closed(slow_client_server, b"POST /v1/stylize HTTP/1.1\r\nHost: x\r\n",
+                                b"X-Slow: 1\r\n")
+    assert got is not None, "the server kept a connection whose headers never ended"
+    assert got.startswith(b"HTTP/1.1 408") and b"headers" in got
+    # The server still serves others.
+    assert httpx.get(f"{slow_client_server.url}/ping", timeout=30).status_code == 200
+
+
+def test_slow_body_is_dropped_with_408(slow_client_server):
+    head = (b"POST /v1/stylize HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 100000\r\n\r\n{")
+    got = _trickle_until_closed(slow_client_server, head, b" ")
+    assert got is not None, "the server kept a connection whose body never ended"
+    assert got.startswith(b"HTTP/1.1 408") and b"body not received" in got
+    assert slow_client_server.service.in_flight == 0  # it never held a slot
+
+
+def test_client_gone_mid_body_is_one_info_line(slow_client_server, caplog):
+    import logging
+    import socket
+
+    caplog.set_level(logging.INFO)
+    with socket.create_connection((slow_client_server.host, slow_client_server.port), timeout=5) as s:
+        s.sendall(b"POST /v1/stylize HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                  b"content-length: 100000\r\n\r\n{\"content\": \"")
+        time.sleep(0.2)
+    for _ in range(200):  # wait (bounded) for the server to notice
+        if any("disconnected" in r.getMessage() for r in caplog.records):
+            break
+        time.sleep(0.05)
+    mine = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert len(mine) == 1 and mine[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not any(r.exc_info for r in caplog.records)

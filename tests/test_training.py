@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import struct
 import warnings
 
 import numpy as np
@@ -26,8 +28,8 @@ from painterly.training.data import ImageStream, InfiniteSampler, make_loader, s
 from painterly.training.health import HealthMonitor, TrainingHealthWarning, lint_output_layer, output_stats
 from painterly.training.trainer import autocast_context, lr_at
 
-# The fixture's content folder holds one unreadable file on purpose.
-pytestmark = pytest.mark.filterwarnings("ignore:content folder .* unreadable:UserWarning")
+# The fixture's content folder holds one unreadable file on purpose: the scan says so in one
+# line on stderr, not with a Python warning.
 
 
 def _image(rng: np.random.Generator, h: int, w: int) -> Image.Image:
@@ -77,10 +79,30 @@ def _trainer(data, out, encoder, adain=None, decoder=None, cls=Trainer, resume=F
 
 
 # ---------------------------------------------------------------------------------------- data
-def test_scan_skips_unreadable_and_finds_nested(data):
-    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+def test_scan_skips_unreadable_and_finds_nested(data, capsys):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         paths = scan_folder(data / "content", "content")
     assert sorted(p.name for p in paths) == ["a.png", "b.jpg", "c.png"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "skipped 1 unreadable" in err and not caught
+    scan_folder(data / "content", "content", warn=False)  # other ranks: silent
+    assert capsys.readouterr().err == ""
+
+
+def test_scan_decodes_so_a_truncated_jpeg_is_skipped(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    _image(rng, 64, 64).save(tmp_path / "ok.jpg", quality=90)
+    _image(rng, 64, 80).save(tmp_path / "whole.jpg", quality=90)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])  # passes Image.verify()
+    (tmp_path / "whole.jpg").unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = scan_folder(tmp_path, "content")
+    assert [p.name for p in paths] == ["ok.jpg"] and not caught
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "skipped 1 unreadable" in err and "cut.jpg" in err
 
 
 def test_empty_or_unreadable_folder_is_an_error(tmp_path):
@@ -133,6 +155,8 @@ def test_config_checks():
         TrainConfig(content_dir="c", style_dir="s", resize=64, crop=128).check()
     with pytest.raises(PainterlyError, match="multiple of 8"):
         TrainConfig(content_dir="c", style_dir="s", resize=64, crop=36).check()
+    with pytest.raises(PainterlyError, match="at least 16"):  # was a padding RuntimeError
+        TrainConfig(content_dir="c", style_dir="s", resize=8, crop=8).check()
     with pytest.raises(PainterlyError, match="--style-dir"):
         TrainConfig(content_dir="c").check()
     with pytest.raises(PainterlyError, match="style-distance"):
@@ -410,7 +434,7 @@ def test_train_memory_refused_before_any_work(tmp_path, monkeypatch):
     cfg.check()
 
 
-def test_scan_skips_bombs_and_strips(tmp_path, monkeypatch):
+def test_scan_skips_bombs_and_strips(tmp_path, monkeypatch, capsys):
     import painterly.image as image_mod
 
     rng = np.random.default_rng(0)
@@ -418,9 +442,11 @@ def test_scan_skips_bombs_and_strips(tmp_path, monkeypatch):
     _image(rng, 3, 200).save(tmp_path / "strip.png")  # 200x3: would be 34133x512 at resize 512
     _image(rng, 120, 120).save(tmp_path / "big.png")
     monkeypatch.setattr(image_mod, "MAX_PIXELS", 100 * 100)
-    with pytest.warns(UserWarning, match=r"skipped 2 .*1 too many pixels, 1 aspect ratio over 16:1"):
-        paths = scan_folder(tmp_path, "content")
+    paths = scan_folder(tmp_path, "content")
     assert [p.name for p in paths] == ["ok.png"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert re.search(r"skipped 2 .*1 too many pixels, 1 aspect ratio over 16:1", err)
 
 
 def _fake_checkpoint() -> dict:
@@ -451,3 +477,160 @@ def test_checkpoint_integrity(tmp_path, damage, words):
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(PainterlyError, match="empty"):
         load_checkpoint(tmp_path / "empty.pt")
+
+
+# ------------------------------------------------------------------------- checkpoint integrity
+def _adam_checkpoint(iteration: int = 3) -> dict:
+    """A small but real checkpoint: a linear layer, Adam with state after two steps."""
+    from painterly.training.checkpoint import rng_state
+
+    torch.manual_seed(iteration)
+    net = nn.Linear(64, 32)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(2):
+        opt.zero_grad()
+        net(torch.randn(4, 64)).square().mean().backward()
+        opt.step()
+    return {"method": "adain", "iteration": iteration, "model": net.state_dict(),
+            "optimizer": opt.state_dict(), "rng": rng_state(), "config": {"method": "adain"}}
+
+
+def _overwrite_tensor_bytes(path, tensor: torch.Tensor, value: float = 1.2e29, count: int = 25) -> None:
+    """Overwrite ``count`` float32s (100 bytes) of ``tensor``'s data inside the file at ``path``."""
+    raw = path.read_bytes()
+    needle = tensor.contiguous().numpy().tobytes()[:400]
+    at = raw.find(needle)
+    assert at > 0 and raw.find(needle, at + 1) < 0
+    path.write_bytes(raw[:at] + struct.pack("<f", value) * count + raw[at + 4 * count:])
+
+
+def test_checkpoint_hash_refuses_overwritten_bytes(tmp_path):
+    from painterly.training.checkpoint import INTEGRITY_KEY, save_checkpoint
+
+    state = _adam_checkpoint()
+    path = save_checkpoint(state, tmp_path / "checkpoint.pt")
+    assert INTEGRITY_KEY not in state  # the caller's dict is left as it was
+    loaded = load_checkpoint(path)
+    assert loaded[INTEGRITY_KEY]["sha256"] and loaded["iteration"] == 3
+    # 100 bytes of Adam's second moment overwritten with 1.2e29 (finite, so only the hash tells).
+    _overwrite_tensor_bytes(path, state["optimizer"]["state"][0]["exp_avg_sq"])
+    with pytest.raises(PainterlyError, match="do not match the hash") as exc:
+        load_checkpoint(path)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda s: s["optimizer"]["state"][0]["exp_avg_sq"].fill_(1.2e29),
+     r"optimizer\.0\.exp_avg_sq holds 1\.2e\+29"),
+    (lambda s: s["optimizer"]["state"][1]["exp_avg"].fill_(float("nan")), "optimizer.1.exp_avg holds NaN"),
+    (lambda s: s["model"]["weight"].fill_(1e30), "model.weight holds 1e\\+30"),
+    (lambda s: s["optimizer"]["param_groups"][0].update(lr=float("inf")), "optimizer setting is not finite"),
+    (lambda s: s["optimizer"].update(state=[1]), "optimizer state of the wrong shape"),
+    (lambda s: s.update(integrity="x"), "integrity record is unreadable"),
+])
+def test_checkpoint_values_are_checked(tmp_path, damage, words):
+    """Also without a hash (a file written before hashes, or re-saved by hand): values out of
+    any plausible range are refused, not trained on."""
+    state = _adam_checkpoint()
+    damage(state)
+    torch.save(state, tmp_path / "legacy.pt")
+    with pytest.raises(PainterlyError, match=words):
+        load_checkpoint(tmp_path / "legacy.pt")
+    good = _adam_checkpoint()
+    torch.save(good, tmp_path / "ok.pt")  # a whole checkpoint without a hash still loads
+    assert load_checkpoint(tmp_path / "ok.pt")["iteration"] == 3
+
+
+def test_previous_checkpoint_is_kept_and_named(tmp_path):
+    from painterly.training.checkpoint import previous_path, save_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    for it in (1, 2):
+        save_checkpoint(_adam_checkpoint(it), path)
+    prev = previous_path(path)
+    assert prev.name == "checkpoint.prev.pt"
+    assert load_checkpoint(prev)["iteration"] == 1 and load_checkpoint(path)["iteration"] == 2
+    state = _adam_checkpoint(3)
+    save_checkpoint(state, path)
+    assert load_checkpoint(prev)["iteration"] == 2 and not list(tmp_path.glob(".*tmp*"))
+    # A damaged latest: one line naming the previous checkpoint and its iteration.
+    _overwrite_tensor_bytes(path, state["optimizer"]["state"][0]["exp_avg_sq"])
+    with pytest.raises(PainterlyError) as exc:
+        load_checkpoint(path)
+    msg = str(exc.value)
+    assert "\n" not in msg and "do not match the hash" in msg
+    assert f"{prev} (iteration 2) is intact" in msg
+    # The damaged latest is never rotated over the good previous one.
+    save_checkpoint(_adam_checkpoint(4), path)
+    assert load_checkpoint(prev)["iteration"] == 2 and load_checkpoint(path)["iteration"] == 4
+    for bad, words in ((b"", "empty file"), (b"PK\x03\x04 torn", "cannot read checkpoint")):
+        path.write_bytes(bad)
+        with pytest.raises(PainterlyError, match=words) as exc:
+            load_checkpoint(path)
+        assert "(iteration 2) is intact" in str(exc.value)
+    prev.write_bytes(b"")
+    with pytest.raises(PainterlyError, match="damaged too"):
+        load_checkpoint(path)
+
+
+def _run_folder(tmp_path, method: str, damage=None):
+    """A run directory holding two checkpoints of ``method`` (iterations 2 and 4)."""
+    from painterly.training.checkpoint import save_checkpoint
+
+    out = tmp_path / f"run_{method}"
+    for it in (2, 4):
+        state = _adam_checkpoint(it)
+        state["method"] = method
+        state["config"] = {"method": method, "train": {"method": method}, "objective": {}}
+        save_checkpoint(state, out / "checkpoint.pt")
+    if damage is not None:
+        damage(out / "checkpoint.pt", state)
+    return out
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda p, s: _overwrite_tensor_bytes(p, s["optimizer"]["state"][0]["exp_avg_sq"]),
+     "do not match the hash"),
+    (lambda p, s: p.write_bytes(b""), "empty file"),
+    (lambda p, s: torch.save([1, 2], p), "not a painterly checkpoint"),
+])
+def test_cli_resume_of_a_damaged_checkpoint_is_one_line(tmp_path, capsys, damage, words):
+    out = _run_folder(tmp_path, "adain", damage)
+    code = main(["train", "adain", "--out", str(out), "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert words in err and "checkpoint.prev.pt (iteration 2) is intact" in err
+
+
+@pytest.mark.parametrize("saved, asked", [("fast", "adain"), ("adain", "fast")])
+def test_cli_resume_with_the_other_method_names_the_run(tmp_path, capsys, saved, asked):
+    out = _run_folder(tmp_path, saved)
+    code = main(["train", asked, "--out", str(out), "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"holds a '{saved}' training run, not '{asked}'" in err and f"painterly train {saved}" in err
+    assert "no style folder" not in err
+    # Set up but never checkpointed: config.json says which kind it is.
+    other = tmp_path / "fresh"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"method": saved}))
+    assert main(["train", asked, "--out", str(other), "--resume"]) == 2
+    assert f"holds a '{saved}' training run" in capsys.readouterr().err
+
+
+def test_fast_style_resize_is_bounded(tmp_path, monkeypatch):
+    """A 1x20000 style would be resized to 256x5120000 (~20 GB of tensors): one line instead."""
+    from painterly.training.fast import FastObjective
+
+    Image.new("RGB", (1, 20000), (200, 30, 30)).save(tmp_path / "tall.png")
+    train = TrainConfig(method="fast", content_dir=str(tmp_path), out=str(tmp_path / "o"), crop=256)
+    with pytest.raises(PainterlyError, match=r"1x20000: .* 256x5120000 = 1311 megapixels, over the 268"):
+        FastObjective(FastConfig(styles=[str(tmp_path / "tall.png")]), train)
+    # Under the pixel cap but over the memory free: refused before the forward pass.
+    Image.new("RGB", (20, 2000), (200, 30, 30)).save(tmp_path / "strip.png")
+    obj = FastObjective(FastConfig(styles=[str(tmp_path / "strip.png")]), train)
+    import painterly.device as device_mod
+
+    monkeypatch.setattr(device_mod, "available_memory", lambda device: 2**30)
+    with pytest.raises(PainterlyError, match=r"256x25600 at the crop of 256 px.* GiB"):
+        obj._style_target_size(obj.style_images[0], "strip.png", torch.device("cpu"))

@@ -13,7 +13,29 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import PainterlyError
-from .image import list_images, load_image, save_image
+from .image import IMAGE_EXTENSIONS, SAVE_FORMATS, list_images, load_image, save_image
+
+
+class FolderCount(int):
+    """The number of results written (an ``int``), with what was skipped and one summary line."""
+
+    skipped_existing: int = 0
+    skipped_inputs: int = 0
+
+    @classmethod
+    def of(cls, written: int, skipped_existing: int = 0, skipped_inputs: int = 0) -> FolderCount:
+        n = cls(written)
+        n.skipped_existing, n.skipped_inputs = skipped_existing, skipped_inputs
+        return n
+
+    def summary(self, out: str | Path) -> str:
+        """``wrote 3 image(s) to out/, skipped 5 that exist (--overwrite to replace them)``."""
+        line = f"wrote {int(self)} image(s) to {out}"
+        if self.skipped_existing:
+            line += f", skipped {self.skipped_existing} that exist (--overwrite to replace them)"
+        if self.skipped_inputs:
+            line += f", skipped {self.skipped_inputs} whose name is that of an input"
+        return line
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -52,19 +74,24 @@ def _gather(source: str, out: Path) -> tuple[list[Path], list[Path | None]]:
 
 def stylize_folder(content: str, styles: Sequence[str], output: str,
                    make: Callable[[list[Path]], Callable[[Image.Image], Image.Image]],
-                   tag: str, overwrite: bool = False) -> int:
-    """Stylize every content with every style into ``output``; returns the count written.
+                   tag: str, overwrite: bool = False) -> FolderCount:
+    """Stylize every content with every style into ``output``; returns the count written (a
+    :class:`FolderCount`, which also counts what was skipped and gives the summary line).
 
     ``make(style_paths)`` builds a stylizer for one style (an empty list where the styles live in
     the model, as for ``fast``: ``tag`` then names the results). Existing results are skipped
     unless ``overwrite``; an input file is never written over, and images in ``output`` are not
     taken as inputs (the results folder may sit inside the content folder). A content image that
     cannot be read is skipped with a message, the others are done, and the run then ends with an
-    error naming how many failed.
+    error naming how many failed. An ``output`` that does not exist yet and ends in an image
+    extension (``-o o.png``) is refused: the output of a folder is a folder.
     """
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise PainterlyError(f"output must be a folder when stylizing a folder: {out}")
+    if not out.exists() and out.suffix.lower() in set(IMAGE_EXTENSIONS) | set(SAVE_FORMATS):
+        raise PainterlyError(f"output must be a folder when stylizing a folder, not an image file name: "
+                             f"{out} (give a folder such as {out.with_suffix('')}/)")
     contents, content_roots = _gather(content, out)
     if not contents:
         raise PainterlyError(f"no images found in {content}")
@@ -83,7 +110,7 @@ def stylize_folder(content: str, styles: Sequence[str], output: str,
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PainterlyError(f"cannot make the output folder {out}: {exc.strerror or exc}") from None
-    n = 0
+    n = existing = clashes = 0
     failed: dict[Path, str] = {}
     for group, name in zip([[p] for p in style_paths] or [[]], style_names):
         stylizer = make(group)
@@ -93,9 +120,10 @@ def stylize_folder(content: str, styles: Sequence[str], output: str,
             target = out / f"{cname}__{name}.png"
             if target.resolve() in inputs:
                 print(f"skip {target} (it is one of the inputs)", file=sys.stderr)
+                clashes += 1
                 continue
             if target.exists() and not overwrite:
-                print(f"skip {target} (exists; --overwrite to replace)")
+                existing += 1  # counted in the summary line, not a line each
                 continue
             try:
                 image = load_image(c, what="content image")
@@ -106,8 +134,9 @@ def stylize_folder(content: str, styles: Sequence[str], output: str,
                 continue
             save_image(result, target, overwrite=overwrite)
             n += 1
+    count = FolderCount.of(n, existing, clashes)
     if failed:
         first = next(iter(failed.values()))
         raise PainterlyError(f"{len(failed)} of {len(contents)} content image(s) failed (first: {first}); "
-                             f"wrote {n} result(s) to {out}")
-    return n
+                             f"{count.summary(out).replace('image(s)', 'result(s)', 1)}")
+    return count

@@ -115,6 +115,13 @@ def output_paths(output: str | os.PathLike, method: str) -> dict[str, Path]:
     paths = {"model": out, "config": out.with_name(out.name + ".json")}
     if method == "adain":
         paths["style"] = out.with_name(out.stem + "_style.onnx")
+    from .image import check_parent
+
+    for p in paths.values():  # a folder in the way is refused even with --overwrite
+        if p.is_dir():
+            raise PainterlyError(f"output is a folder: {p} (give a file name such as "
+                                 f"{p / 'model.onnx'})")
+    check_parent(out)
     return paths
 
 
@@ -248,12 +255,16 @@ def export_onnx(method: str, output: str | os.PathLike, *, model: str | None = N
                 overwrite: bool = False) -> dict[str, Path]:
     """Export ``method`` to ONNX files: "adain" takes ``decoder``, "fast" takes ``model``
     (each defaults to the installed one)."""
-    if method == "adain":
-        if model is not None:
-            raise PainterlyError("--model is for --method fast; adain takes --decoder")
-        return export_adain(decoder, output, opset=opset, overwrite=overwrite)
-    if method == "fast":
-        if decoder is not None:
-            raise PainterlyError("--decoder is for --method adain; fast takes --model")
+    if method not in ("adain", "fast"):
+        raise PainterlyError(f"cannot export method '{method}' (choose adain or fast)")
+    if method == "adain" and model is not None:
+        raise PainterlyError("--model is for --method fast; adain takes --decoder")
+    if method == "fast" and decoder is not None:
+        raise PainterlyError("--decoder is for --method adain; fast takes --model")
+    try:
+        if method == "adain":
+            return export_adain(decoder, output, opset=opset, overwrite=overwrite)
         return export_fast(model, output, opset=opset, overwrite=overwrite)
-    raise PainterlyError(f"cannot export method '{method}' (choose adain or fast)")
+    except OSError as exc:  # no permission, a full disk: one line naming the path
+        raise PainterlyError(f"cannot export {method} to {output}: {exc.filename or output}: "
+                             f"{exc.strerror or exc}") from None

@@ -312,6 +312,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_parent(path: str | os.PathLike) -> None:
+    """Refuse a path whose nearest existing parent is a file (``-o f/o.png`` where ``f`` is a
+    file) with one line naming both, instead of a ``NotADirectoryError`` when writing."""
+    path = Path(path)
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise PainterlyError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+
+
 def check_output(path: str | os.PathLike, inputs: Sequence[Any] = (), *, overwrite: bool = False,
                  formats: dict[str, str] | None = None) -> Path:
     """Refuse an output path before any work is done: an unknown extension, a folder, a parent
@@ -326,11 +337,7 @@ def check_output(path: str | os.PathLike, inputs: Sequence[Any] = (), *, overwri
         output_format(path)
     elif path.suffix.lower() not in formats:
         raise PainterlyError(f"output must end in one of {', '.join(sorted(formats))}: {path}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise PainterlyError(f"cannot write {path}: {parent} is a file, not a folder")
-            break
+    check_parent(path)
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and not str(source).startswith("builtin:"):
             if _same_file(path, Path(source)) or Path(os.path.abspath(path)) == Path(

@@ -290,7 +290,7 @@ def onnx_stylize_cli(args: argparse.Namespace, options: dict[str, Any]) -> int:
         return stylizer
 
     n = stylize_folder(args.content, style_args, args.output, make, model, args.overwrite)
-    print(f"wrote {n} image(s) to {out} in {time.perf_counter() - t0:.1f} s (onnxruntime)")
+    print(f"{n.summary(out)} in {time.perf_counter() - t0:.1f} s (onnxruntime)")
     return 0
 
 

@@ -250,14 +250,21 @@ def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | No
 
 
 def check_output(output: Path, source: Path, overwrite: bool) -> None:
+    """Refuse an output video before any work: a wrong extension, a folder (even with
+    ``overwrite``), a parent that is a file, the input itself, or an existing file without
+    ``overwrite``; each is one line naming the path."""
+    from .image import check_parent
+
     if output.suffix.lower() not in VIDEO_EXTENSIONS:
         raise PainterlyError(f"output video must end in {', '.join(VIDEO_EXTENSIONS)}: {output}")
-    if output.exists() and not overwrite:
-        raise PainterlyError(f"output exists: {output} (pass --overwrite to replace it)")
+    if output.is_dir():
+        raise PainterlyError(f"output is a folder: {output} (give a file name such as "
+                             f"{output / ('result' + VIDEO_EXTENSIONS[0])})")
+    check_parent(output)
     if output.exists() and source.exists() and output.resolve() == source.resolve():
         raise PainterlyError("the output must not be the input video")
-    if output.is_dir():
-        raise PainterlyError(f"output is a folder: {output}")
+    if output.exists() and not overwrite:
+        raise PainterlyError(f"output exists: {output} (pass --overwrite to replace it)")
 
 
 def _mux_audio(video: Path, source: Path, output: Path, shortest: bool = False) -> None:
@@ -300,7 +307,10 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
     if out is not None:
         import imageio_ffmpeg
 
-        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PainterlyError(f"cannot write {out}: {exc.strerror or exc}") from None
         tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
         pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
         writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, quality=quality,

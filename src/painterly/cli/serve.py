@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import non_negative_float, positive_int
+from . import non_negative_float, positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="requests admitted at once, waiting or running (503 above; default 16)")
     p.add_argument("--timeout", type=non_negative_float, default=120.0,
                    help="seconds per request before 504 (default 120)")
+    p.add_argument("--header-timeout", type=positive_float, default=10.0,
+                   help="seconds a client has to send a request's headers (408 and close; default 10)")
+    p.add_argument("--body-timeout", type=positive_float, default=60.0,
+                   help="seconds a client has to send a request's body (408 and close; default 60)")
+    p.add_argument("--keep-alive-timeout", type=positive_float, default=5.0,
+                   help="seconds an idle kept-alive connection stays open (default 5)")
     p.add_argument("--max-steps", type=positive_int, default=200,
                    help="gatys: most steps a request may ask for, and the default (200)")
     p.add_argument("--max-gatys-size", type=positive_int, default=512,
@@ -52,7 +58,9 @@ def config_from_args(args: argparse.Namespace):  # -> ServeConfig
                       max_size=args.max_size, queue_size=args.queue_size, timeout=args.timeout,
                       max_steps=args.max_steps, max_gatys_size=args.max_gatys_size,
                       max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
-                      workers=args.workers, preload_gatys=args.preload_gatys)
+                      workers=args.workers, preload_gatys=args.preload_gatys,
+                      header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                      keep_alive_timeout=args.keep_alive_timeout)
     cfg.check()
     return cfg
 
@@ -82,5 +90,8 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(cfg)
     print(f"painterly serving on http://{args.host}:{args.port}/ (device {args.device})")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    from ..serve.protocol import uvicorn_options
+
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                **uvicorn_options(cfg))
     return 0

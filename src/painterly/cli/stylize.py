@@ -164,5 +164,5 @@ def _run_folder(args: argparse.Namespace, options: dict[str, Any]) -> int:
                        lambda group: make_stylizer(args.method, group or None,
                                                    None if group else args.style_weights, **options),
                        str(options.get("model") or "model"), args.overwrite)
-    print(f"wrote {n} image(s) to {args.output} in {time.perf_counter() - t0:.1f} s")
+    print(f"{n.summary(args.output)} in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -111,17 +111,35 @@ def register(subparsers) -> None:
 def build_configs(args: argparse.Namespace):
     """(TrainConfig, objective config): saved run config (when resuming) or defaults, then the
     options given on the command line."""
+    from ..errors import PainterlyError
     from ..training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from ..training.config import OBJECTIVE_CONFIGS, TrainConfig, default_train_config, from_dict
+    from ..training.config import (
+        OBJECTIVE_CONFIGS,
+        TrainConfig,
+        check_run_dir,
+        default_train_config,
+        from_dict,
+    )
 
     method = args.method
+    check_run_dir(args.out)  # a file in the way: one line now, before any model is loaded
     ckpt_path = Path(args.out) / CHECKPOINT_NAME
     if args.resume and ckpt_path.is_file():
-        saved = load_checkpoint(ckpt_path).get("config", {})
+        # The same checks (hash, structure, values) and one-line errors as the trainer's own load.
+        ckpt = load_checkpoint(ckpt_path)
+        saved = ckpt.get("config", {})
+        kind = ckpt.get("method") or saved.get("method")
+        if kind != method:
+            raise PainterlyError(f"{args.out} holds a '{kind}' training run, not '{method}': resume it "
+                                 f"with `painterly train {kind} --out {args.out} --resume`")
         train = from_dict(TrainConfig, saved.get("train", {}))
         train.method = saved.get("method", method)
         objective = from_dict(OBJECTIVE_CONFIGS[method], saved.get("objective", {}))
     else:
+        kind = _run_kind(Path(args.out)) if args.resume else None
+        if kind is not None and kind != method:
+            raise PainterlyError(f"{args.out} holds a '{kind}' training run, not '{method}': resume it "
+                                 f"with `painterly train {kind} --out {args.out} --resume`")
         train = default_train_config(method)
         objective = OBJECTIVE_CONFIGS[method]()
     for name in TRAIN_OPTIONS:
@@ -137,6 +155,17 @@ def build_configs(args: argparse.Namespace):
             setattr(objective, name, value)
     train.method = method
     return train, objective
+
+
+def _run_kind(out: Path) -> str | None:
+    """The method of a run set up in ``out`` but never checkpointed (from its config.json), if any."""
+    import json
+
+    try:
+        kind = json.loads((out / "config.json").read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -99,6 +99,13 @@ class FrozenFastNet(nn.Module):
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
+#: A content strip whose short side is under MIN_STRIP_SIDE px (the ONNX fast graphs' minimum)
+#: and more than STRIP_ASPECT times longer is refused: a 1x20000 photo would give a 1-pixel-wide
+#: result. Small images keep their size (the network pads to its stride), a 1x9 one too.
+MIN_STRIP_SIDE = 8
+STRIP_ASPECT = 16.0
+
+
 def _is_style_image(name: str) -> bool:
     """Whether a ``--style`` entry names an image rather than a model's style: an image file, or a
     ``builtin:`` image that is not one of the shipped artworks (the shipped model's styles)."""
@@ -247,6 +254,13 @@ class FastStylizer:
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` RGB in [0, 1] -> stylized, same size, clamped to [0, 1]."""
         from ..device import autocast, check_memory
+        from ..image import check_min_side
+
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        if min(h, w) < MIN_STRIP_SIDE and max(h, w) > STRIP_ASPECT * min(h, w):
+            check_min_side(w, h, MIN_STRIP_SIDE, "content image",
+                           f"a strip over {STRIP_ASPECT:g}:1 would give a result {min(h, w)} px wide; "
+                           f"crop it to a less extreme shape")
 
         # Peak of one pass: about four full-resolution fp32 maps of `width` channels.
         check_memory(x.shape[0] * x.shape[-2] * x.shape[-1], 16 * self.width, self.device,

@@ -7,9 +7,11 @@ Routes: ``GET /ping`` (200 once models are loaded, 503 before: SageMaker's healt
 
 Robustness: request bodies over ``max_upload_mb`` -> 413, images over ``max_pixels`` -> 413,
 formats outside ``allowed_formats`` -> 415, bad options -> 400, more than ``queue_size`` requests
-admitted -> 503, a request not done in ``timeout`` s -> 504; every error is ``{"error": "..."}``
-and nothing ever answers with a traceback. Stylization runs in executor threads; concurrent AdaIN
-requests of one size are batched (:mod:`painterly.serve.batching`).
+admitted -> 503, a request not done in ``timeout`` s -> 504, headers not received in
+``header_timeout`` s or a body not received in ``body_timeout`` s -> 408 and the connection closed
+(see :mod:`painterly.serve.protocol`); a client that disconnects mid-body is one INFO line;
+every error is ``{"error": "..."}`` and nothing ever answers with a traceback. Stylization runs
+in executor threads; concurrent AdaIN requests of one size are batched (:mod:`painterly.serve.batching`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
 from ..api import METHODS, check_style_weights
@@ -70,14 +73,19 @@ class ServeConfig:
     preload_gatys: bool = True
     style_cache: int = 32
     allowed_formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+    header_timeout: float = 10.0  # seconds for a request's whole header block (408 and close)
+    body_timeout: float = 60.0  # seconds for a request's whole body, from its headers (408 and close)
+    keep_alive_timeout: float = 5.0  # seconds an idle kept-alive connection stays open
     eager_load: bool = False  # load models before serving (tests); else in a background thread
 
     def check(self) -> None:
         """Reject nonsensical limits early, with the flag's name in the message."""
         for name in ("max_upload_mb", "max_pixels", "max_size", "queue_size", "timeout",
-                     "max_steps", "max_gatys_size", "max_batch", "workers"):
-            if not getattr(self, name) > 0:
-                raise PainterlyError(f"--{name.replace('_', '-')} must be positive")
+                     "max_steps", "max_gatys_size", "max_batch", "workers", "header_timeout",
+                     "body_timeout", "keep_alive_timeout"):
+            value = getattr(self, name)
+            if not value > 0 or value == float("inf"):
+                raise PainterlyError(f"--{name.replace('_', '-')} must be positive and finite")
         if self.batch_wait_ms < 0:
             raise PainterlyError("--batch-wait-ms must be >= 0")
 
@@ -115,15 +123,25 @@ def _as_float(name: str, v: Any, lo: float | None = None, hi: float | None = Non
     return x
 
 
-def _as_int(name: str, v: Any, lo: int = 1) -> int:
+#: Largest whole number an option takes (sizes and steps are capped lower by the server's limits).
+MAX_INT_OPTION = 2**63 - 1
+
+
+def _as_int(name: str, v: Any, lo: int = 1, hi: int = MAX_INT_OPTION) -> int:
     if isinstance(v, bool):
         raise PainterlyError(f"{name} must be a whole number")
+    text = str(v).strip() if not isinstance(v, int) else ""
+    if len(text) > 40:  # int() of a huge digit string is slow, and no option needs one
+        raise PainterlyError(f"{name} must be a whole number between {lo} and {hi}")
     try:
-        x = int(str(v).strip()) if not isinstance(v, int) else v
+        x = int(text) if not isinstance(v, int) else v
     except ValueError:
         raise PainterlyError(f"{name} must be a whole number, got {v!r}") from None
     if x < lo:
         raise PainterlyError(f"{name} must be at least {lo}, got {x}")
+    if x > hi:
+        raise PainterlyError(f"{name} must be at most {hi} (2**63 - 1), got {x}" if hi == MAX_INT_OPTION
+                             else f"{name} must be at most {hi}, got {x}")
     return x
 
 
@@ -272,7 +290,7 @@ async def parse_request(request: Request) -> ParsedRequest:
         try:
             form = await request.form(max_files=8, max_fields=64)
         except Exception as exc:  # malformed multipart
-            if isinstance(exc, BodyTooLarge):
+            if isinstance(exc, (BodyTooLarge, BodyTimeout, ClientDisconnect)):
                 raise
             raise PainterlyError(f"could not parse the form: {exc}") from None
         for key, value in form.multi_items():
@@ -280,6 +298,9 @@ async def parse_request(request: Request) -> ParsedRequest:
                 if isinstance(value, str):
                     raise PainterlyError("content must be an uploaded file")
                 content = await value.read()
+                if not content:
+                    name = f" ('{value.filename}')" if value.filename else ""
+                    raise PainterlyError(f"the uploaded content image{name} is empty (0 bytes)")
             elif key == "style":
                 if isinstance(value, str):
                     if value:
@@ -288,6 +309,9 @@ async def parse_request(request: Request) -> ParsedRequest:
                 data = await value.read()
                 if data:
                     styles.append(data)
+                elif value.filename:  # an empty part without a file name: no file chosen
+                    raise PainterlyError(f"the uploaded style image ('{value.filename}') is empty "
+                                         f"(0 bytes)")
             elif key == "builtin_style":
                 builtin += [s for s in _as_list(value) if s]
             else:
@@ -296,14 +320,21 @@ async def parse_request(request: Request) -> ParsedRequest:
                 raw[key] = value
         await form.close()
     elif ctype == "application/json":
+        raw_body = await request.body()
+        if not raw_body:
+            raise PainterlyError("the request body is empty (expected a JSON object)")
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw_body)
         except (ValueError, UnicodeDecodeError):
             raise PainterlyError("request body is not valid JSON") from None
+        except RecursionError:  # e.g. [[[[...]]]] 100,000 levels deep
+            raise PainterlyError("request body is not valid JSON (nested too deeply)") from None
         if not isinstance(body, dict):
             raise PainterlyError("JSON body must be an object")
         if "content" in body:
             content = _b64("content", body["content"])
+            if not content:
+                raise PainterlyError("the content image is empty (0 bytes of base64)")
         st = body.get("style")
         if st is not None:
             for i, s in enumerate(st if isinstance(st, list) else [st]):
@@ -315,6 +346,8 @@ async def parse_request(request: Request) -> ParsedRequest:
     elif ctype.startswith("image/") or ctype == "application/x-image":
         # SageMaker style: the body is the content image, options in the query string.
         content = await request.body()
+        if not content:
+            raise PainterlyError("the request body is empty (expected the content image)")
         for key, value in request.query_params.multi_items():
             if key == "builtin_style":
                 builtin += [s for s in _as_list(value) if s]
@@ -385,6 +418,63 @@ def builtin_thumbnail(name: str, cell: int = 160) -> bytes:
 
 class BodyTooLarge(Exception):
     pass
+
+
+class BodyTimeout(Exception):
+    pass
+
+
+class BodyTimeoutMiddleware:
+    """Pure-ASGI guard: the whole request body must arrive within ``seconds`` of the request's
+    start, else ``408`` (JSON) and the connection is closed. Once the body is complete,
+    ``receive()`` is passed through untimed (it then only reports a disconnect)."""
+
+    def __init__(self, app: Any, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        body_done = False
+        started = False
+
+        async def timed_receive() -> dict:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            left = deadline - loop.time()
+            try:
+                message = await asyncio.wait_for(receive(), max(left, 0.0))
+            except TimeoutError:
+                raise BodyTimeout() from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except BodyTimeout:
+            client = scope.get("client")
+            log.info("closed the connection from %s: request body not received within %g s",
+                     f"{client[0]}:{client[1]}" if client else "a client", self.seconds)
+            if not started:
+                body = json.dumps({"error": f"request body not received within "
+                                            f"{self.seconds:g} s"}).encode()
+                await send({"type": "http.response.start", "status": 408,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode()),
+                                        (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimitMiddleware:
@@ -828,6 +918,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                   description="Neural style transfer over HTTP (AdaIN, Gatys, fast networks).")
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(config.max_upload_mb * 1e6))
+    app.add_middleware(BodyTimeoutMiddleware, seconds=config.body_timeout)  # outermost: times all
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_exc(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -862,6 +953,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             "limits": {"max_upload_mb": config.max_upload_mb, "max_pixels": config.max_pixels,
                        "max_size": config.max_size, "max_steps": config.max_steps,
                        "max_gatys_size": config.max_gatys_size, "timeout_s": config.timeout,
+                       "header_timeout_s": config.header_timeout, "body_timeout_s": config.body_timeout,
                        "formats": list(config.allowed_formats)},
             "load_error": service.load_error,
         })
@@ -915,8 +1007,14 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         except PainterlyError as exc:
             service.counts["errors"] += 1
             return error_response(400, str(exc))
-        except BodyTooLarge:
+        except (BodyTooLarge, BodyTimeout):
             raise
+        except ClientDisconnect:
+            service.counts["errors"] += 1
+            client = request.client
+            log.info("client %s disconnected before sending the whole request body",
+                     f"{client.host}:{client.port}" if client else "?")
+            return error_response(400, "client disconnected")
         except Exception as exc:
             service.counts["errors"] += 1
             if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():  # CPU or CUDA

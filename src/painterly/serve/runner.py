@@ -32,9 +32,13 @@ class BackgroundServer:
 
         self.host = host
         self.port = port or free_port(host)
+        from .protocol import uvicorn_options
+
+        config = config or ServeConfig()
         self.app = create_app(config)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=self.port,
-                                                    log_level="warning", access_log=False))
+                                                    log_level="warning", access_log=False,
+                                                    **uvicorn_options(config)))
         self.thread = threading.Thread(target=self.server.run, name="painterly-uvicorn", daemon=True)
         self.ready_timeout = ready_timeout
 

@@ -8,12 +8,37 @@ checkpoints, health checks); ``AdaINConfig`` and ``FastConfig`` hold what each o
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import PainterlyError
 
 AMP_MODES = ("none", "bf16", "fp16")
+
+#: Smallest crop both networks accept: 16 px is 2x2 relu4_1 cells, the least reflection padding
+#: of the AdaIN decoder's first conv and the fast network's bottleneck can work with.
+MIN_CROP = 16
+
+
+def check_run_dir(out: str | os.PathLike) -> None:
+    """Refuse a run directory (``--out``) that is a file, lies under a file, or cannot be created
+    (no permission), with one line naming the path, before any work."""
+    path = Path(out)
+    if str(out) in ("", "."):
+        return
+    if path.exists() and not path.is_dir():
+        raise PainterlyError(f"--out {path} is a file, not a folder (a run directory holds checkpoints, "
+                             f"logs and the model; choose another --out)")
+    from ..image import check_parent
+
+    check_parent(path)
+    if not path.exists():
+        parent = next((q for q in path.parents if q.exists()), None)
+        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+            raise PainterlyError(f"cannot create the run directory {path}: no permission to write "
+                                 f"in {parent}")
 
 
 @dataclass
@@ -58,6 +83,7 @@ class TrainConfig:
             raise PainterlyError("no content folder: pass --content-dir")
         if self.method == "adain" and not self.style_dir:
             raise PainterlyError("no style folder: pass --style-dir")
+        check_run_dir(self.out)
         for name in ("iterations", "batch_size", "resize", "crop", "checkpoint_every", "log_every",
                      "val_every", "health_every", "collapse_patience"):
             if int(getattr(self, name)) < 1:
@@ -66,6 +92,9 @@ class TrainConfig:
         if self.crop > self.resize:
             raise PainterlyError(f"crop ({self.crop}) is larger than the resized short side "
                                  f"({self.resize}); lower --crop or raise --resize")
+        if self.crop < MIN_CROP:
+            raise PainterlyError(f"crop must be at least {MIN_CROP} pixels (the networks downsample 8x and "
+                                 f"reflect-pad what is left), got {self.crop}")
         if self.crop % 8:
             raise PainterlyError(f"crop must be a multiple of 8 (the networks downsample), got {self.crop}")
         if not (self.time_limit >= 0 and self.time_limit < float("inf")):

@@ -11,6 +11,7 @@ a single process with ``world_size`` times the batch size draws.
 from __future__ import annotations
 
 import random
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,11 @@ MAX_TRAIN_ASPECT = 16.0
 
 
 def _problem(path: Path) -> str | None:
-    """Why ``path`` cannot be a training image (None: it can), from its header and a verify."""
+    """Why ``path`` cannot be a training image (None: it can), from its header and a decode.
+
+    The whole file is decoded (not just ``verify``-ed), so a truncated JPEG is found here rather
+    than when it is drawn; a JPEG is decoded at 1/8 scale (Pillow draft mode), which still reads
+    every byte of it but skips most of the work."""
     from ..image import max_pixels
 
     old = Image.MAX_IMAGE_PIXELS
@@ -44,7 +49,10 @@ def _problem(path: Path) -> str | None:
                     return "too many pixels"
                 if max(w, h) / min(w, h) > MAX_TRAIN_ASPECT:
                     return f"aspect ratio over {MAX_TRAIN_ASPECT:g}:1"
-                im.verify()
+                if im.format == "JPEG":
+                    im.draft(im.mode if im.mode in ("L", "RGB") else "RGB",
+                             (max(1, w // 8), max(1, h // 8)))
+                im.load()
     except Exception:  # any decoder failure means "unreadable": skip it, count it
         return "unreadable"
     finally:
@@ -53,9 +61,11 @@ def _problem(path: Path) -> str | None:
 
 
 def scan_folder(folder: str | Path, what: str, warn: bool = True) -> list[Path]:
-    """Usable images under ``folder`` (nested folders too). Unreadable files, images over the pixel
-    cap (:func:`painterly.image.max_pixels`) and strips longer than :data:`MAX_TRAIN_ASPECT` times
-    their width are skipped with one warning counting each reason; none left is an error."""
+    """Usable images under ``folder`` (nested folders too). Unreadable files (any that fails to
+    decode, a truncated one too), images over the pixel cap (:func:`painterly.image.max_pixels`)
+    and strips longer than :data:`MAX_TRAIN_ASPECT` times their width are skipped; with ``warn``
+    (the main rank) one line on stderr counts each reason (a line, not a Python warning, which
+    would print a second line of source). None left is an error."""
     paths = list_images(folder)
     good: list[Path] = []
     bad: dict[str, list[Path]] = {}
@@ -69,8 +79,8 @@ def scan_folder(folder: str | Path, what: str, warn: bool = True) -> list[Path]:
     if bad and warn:
         reasons = ", ".join(f"{len(v)} {k}" for k, v in bad.items())
         first = next(iter(bad.values()))[0]
-        warnings.warn(f"{what} folder {folder}: skipped {n_bad} unreadable or unusable file(s) "
-                      f"({reasons}; e.g. {first.name})", stacklevel=2)
+        print(f"warning: {what} folder {folder}: skipped {n_bad} unreadable or unusable file(s) "
+              f"({reasons}; e.g. {first.name})", file=sys.stderr, flush=True)
     if not good:
         raise PainterlyError(f"no readable images in {what} folder {folder}"
                              + (f" ({n_bad} unreadable or unusable)" if bad else ""))

@@ -29,6 +29,9 @@ from ..losses import content_loss, gram_matrix, style_loss_gram, tv_loss
 from .config import FastConfig, TrainConfig
 from .data import resize_short
 
+#: Memory per pixel of a style image's VGG19 forward for its Gram targets (as gatys's targets).
+STYLE_BYTES_PER_PIXEL = 1500
+
 
 def to_luminance(x: torch.Tensor) -> torch.Tensor:
     """RGB -> its luminance as a gray RGB image (same shape)."""
@@ -47,7 +50,36 @@ class FastObjective:
         self.style_images = [load_image(s, what="style image") for s in cfg.styles]
         self.style_names = [Path(s).stem if not str(s).startswith("builtin:") else str(s).split(":", 1)[1]
                             for s in cfg.styles]
+        for src, img in zip(cfg.styles, self.style_images):
+            self._style_target_size(img, src)  # refused here, before any model is built
         self.val_content: list[Image.Image] = []
+
+    def _style_target_size(self, img: Image.Image, source: str, device: torch.device | None = None
+                           ) -> tuple[int, int]:
+        """The size a style image is resized to (short side = the crop), refused with one line when
+        it would be over the pixel cap or (on ``device``) over the memory its Gram targets need:
+        a 1x20000 image would become 256x5120000 and take ~20 GB."""
+        from ..image import max_pixels
+
+        w, h = img.size
+        crop = self.train.crop
+        scale = crop / min(w, h)
+        tw, th = max(crop, round(w * scale)), max(crop, round(h * scale))
+        cap = max_pixels()
+        if tw * th > cap:
+            raise PainterlyError(f"style image {source} is {w}x{h}: with its short side resized to the crop "
+                                 f"({crop} px) it would be {tw}x{th} = {tw * th / 1e6:.0f} megapixels, "
+                                 f"over the {cap / 1e6:.0f} megapixel cap; crop it to a less extreme shape")
+        if device is not None:
+            from ..device import available_memory
+
+            need, free = tw * th * STYLE_BYTES_PER_PIXEL, available_memory(device)
+            if free is not None and need > free:
+                raise PainterlyError(f"style image {source} ({w}x{h}, {tw}x{th} at the crop of {crop} px) "
+                                     f"needs about {need / 2**30:.1f} GiB for its style targets, but only "
+                                     f"{free / 2**30:.1f} GiB is free on {device.type}: crop it to a less "
+                                     f"extreme shape or lower --crop")
+        return tw, th
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         return to_luminance(x) if self.cfg.luminance else x
@@ -60,7 +92,8 @@ class FastObjective:
         self.targets: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             grams = []
-            for img in self.style_images:
+            for src, img in zip(self.cfg.styles, self.style_images):
+                self._style_target_size(img, src, device)
                 s = self._prep(pil_to_tensor(resize_short(img, self.train.crop), device))
                 feats = self.extractor(s, self.cfg.style_layers)
                 grams.append({k: gram_matrix(v) for k, v in feats.items()})

@@ -134,7 +134,15 @@ def test_methods_lists_methods_models_and_builtin_styles(client, decoder_file):
     assert client.get("/v1/styles/nope").status_code == 404
 
 
-def test_methods_without_decoder_says_why_adain_is_unavailable():
+def test_methods_without_decoder_says_why_adain_is_unavailable(tmp_path, monkeypatch):
+    # An install without the shipped decoder (deleted, or a build that left assets out).
+    import painterly.adain as adain_pkg
+    import painterly.adain.stylize as adain_stylize
+
+    missing = tmp_path / "no_decoder.safetensors"
+    for mod in (adain_pkg, adain_stylize):
+        monkeypatch.setattr(mod, "default_decoder_path", lambda: missing)
+        monkeypatch.setattr(mod, "is_available", lambda: False)
     with TestClient(create_app(config(None))) as c:
         adain = c.get("/v1/methods").json()["methods"]["adain"]
         r = stylize(c, method="adain")

@@ -208,3 +208,12 @@ def test_fps_and_size_helpers():
     assert output_size((101, 51), 50) == (50, 26)
     with pytest.raises(PainterlyError):
         exact_fps(0)
+
+
+def test_frames_over_the_pixel_cap_are_refused_before_decoding(clip):
+    from painterly.image import pixel_limit
+    from painterly.video import probe
+
+    with pixel_limit(64 * 48 - 1), pytest.raises(PainterlyError, match="64x48, over"):
+        probe(clip)
+    assert probe(clip).size == (64, 48)

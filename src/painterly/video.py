@@ -105,6 +105,12 @@ def _open_frames(path: Path) -> tuple[VideoInfo, Iterator[bytes]]:
     info = VideoInfo(fps=float(meta.get("fps") or 0.0), size=tuple(meta["size"]),
                      duration=float(meta.get("duration") or 0.0),
                      audio_codec=meta.get("audio_codec"))
+    from .image import max_pixels
+
+    w, h = info.size
+    if w * h > max_pixels():  # from the container's header, before a frame is decoded
+        gen.close()
+        raise PainterlyError(f"video frames are {w}x{h}, over {max_pixels() / 1e6:.3g} megapixels: {path}")
     return info, gen
 
 

@@ -115,7 +115,8 @@ def _open(source: str | os.PathLike | bytes, what: str, draft: int | None = None
     if isinstance(source, (str, os.PathLike)) and not isinstance(source, bytes):
         path = Path(source)
         if not path.exists():
-            raise PainterlyError(f"{what} not found: {label}")
+            hint = f" (the built-in painting is builtin:{label})" if label in builtin_artworks() else ""
+            raise PainterlyError(f"{what} not found: {label}{hint}")
         if path.is_dir():
             raise PainterlyError(f"{what} is a folder, not an image: {label}")
         if not path.is_file():

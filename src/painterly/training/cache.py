@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
+from ..errors import PainterlyError
 from ..image import load_image
 from ..losses import mean_std
-from .data import ImageStream, augment_style, resize_short, sample_seed, to_tensor
+from .data import ImageStream, augment_style, random_crop, resize_short, sample_seed, to_tensor
 
 CELL = 8  # pixels per relu4_1 cell
 
@@ -39,8 +40,6 @@ def _load(paths: list[Path], index: int) -> tuple[int, object]:
             return i, load_image(paths[i])
         except Exception:  # same rule as ImageStream: skip a file that cannot be read any more
             continue
-    from ..errors import PainterlyError
-
     raise PainterlyError("no image of the training folder can be read any more")
 
 
@@ -120,8 +119,6 @@ class StyleStatsBank:
         if self.augment:
             img = augment_style(img, self.crop, rng)
         else:
-            from .data import random_crop
-
             img = random_crop(img, self.crop, rng)
         layers = self.encoder.layers(to_tensor(img).unsqueeze(0).to(self.device))
         return {k: tuple(t[0].float() for t in mean_std(v.float())) for k, v in layers.items()}

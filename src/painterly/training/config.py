@@ -8,6 +8,7 @@ checkpoints, health checks); ``AdaINConfig`` and ``FastConfig`` hold what each o
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,8 +108,6 @@ class TrainConfig:
             raise PainterlyError(f"unknown --amp '{self.amp}' (choose from {', '.join(AMP_MODES)})")
         if self.workers < 0:
             raise PainterlyError(f"workers must be >= 0, got {self.workers}")
-        import math
-
         max_resize, bytes_per_pixel = 4096, 1500  # see docs/LIMITS.md
         if int(self.val_pairs) < 1 or int(self.val_pairs) > 64:
             raise PainterlyError(f"val-pairs must be between 1 and 64, got {self.val_pairs}")

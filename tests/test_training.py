@@ -624,7 +624,7 @@ def test_fast_style_resize_is_bounded(tmp_path, monkeypatch):
 
     Image.new("RGB", (1, 20000), (200, 30, 30)).save(tmp_path / "tall.png")
     train = TrainConfig(method="fast", content_dir=str(tmp_path), out=str(tmp_path / "o"), crop=256)
-    with pytest.raises(PainterlyError, match=r"1x20000: .* 256x5120000 = 1311 megapixels, over the 268"):
+    with pytest.raises(PainterlyError, match=r"1x20000: with its short side resized to 256 px it would be 256x5120000 = 1311 megapixels, over the 268"):
         FastObjective(FastConfig(styles=[str(tmp_path / "tall.png")]), train)
     # Under the pixel cap but over the memory free: refused before the forward pass.
     Image.new("RGB", (20, 2000), (200, 30, 30)).save(tmp_path / "strip.png")
@@ -632,5 +632,19 @@ def test_fast_style_resize_is_bounded(tmp_path, monkeypatch):
     import painterly.device as device_mod
 
     monkeypatch.setattr(device_mod, "available_memory", lambda device: 2**30)
-    with pytest.raises(PainterlyError, match=r"256x25600 at the crop of 256 px.* GiB"):
+    with pytest.raises(PainterlyError, match=r"256x25600 at a short side of 256 px.* GiB"):
         obj._style_target_size(obj.style_images[0], "strip.png", torch.device("cpu"))
+
+
+def test_fast_style_size_sets_the_gram_target_scale(tmp_path):
+    """--style-size resizes the style images for their Gram targets independently of the crop."""
+    from painterly.training.fast import FastObjective
+
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(tmp_path / "s.png")
+    train = TrainConfig(method="fast", content_dir=str(tmp_path), out=str(tmp_path / "o"), crop=64)
+    obj = FastObjective(FastConfig(styles=[str(tmp_path / "s.png")]), train)
+    assert obj._style_target_size(obj.style_images[0], "s.png") == (96, 64)
+    sized = FastObjective(FastConfig(styles=[str(tmp_path / "s.png")], style_size=128), train)
+    assert sized._style_target_size(sized.style_images[0], "s.png") == (192, 128)
+    with pytest.raises(PainterlyError, match="style-size must be >= 0"):
+        FastObjective(FastConfig(styles=[str(tmp_path / "s.png")], style_size=-1), train)

@@ -188,9 +188,12 @@ class FastConfig:
     width: int = 32
     n_residual: int = 5
     luminance: bool = False           # train on luminance only (colors come from the content)
+    style_size: int = 0               # style images' short side for their Gram targets (0: the crop)
 
     def check(self) -> None:
         """Refuse impossible values."""
+        if self.style_size < 0:
+            raise PainterlyError(f"style-size must be >= 0 (0: the crop), got {self.style_size}")
         if not self.styles:
             raise PainterlyError("fast training needs at least one --style image")
         if not self.content_layers or not self.style_layers:

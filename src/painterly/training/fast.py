@@ -4,7 +4,8 @@ via conditional instance norm (Dumoulin et al. 2017).
 Perceptual loss from the shared VGG19 extractor: content at ``content_layers`` (relu2_2), Gram
 style at ``style_layers`` (relu1_2, relu2_2, relu3_3, relu4_3), total variation. Each batch item
 gets a random style (one-hot, drawn from the sample's own random key so runs are deterministic);
-style Gram targets are computed once per style with the style image's short side at the crop size.
+style Gram targets are computed once per style with the style image's short side at ``style_size``
+(default: the crop size).
 Losses are per layer normalized (see :mod:`painterly.losses`) and computed per sample, averaged.
 
 ``luminance``: train on luminance (Y of YIQ, as gray RGB) for both content and styles, so the
@@ -56,29 +57,30 @@ class FastObjective:
 
     def _style_target_size(self, img: Image.Image, source: str, device: torch.device | None = None
                            ) -> tuple[int, int]:
-        """The size a style image is resized to (short side = the crop), refused with one line when
-        it would be over the pixel cap or (on ``device``) over the memory its Gram targets need:
-        a 1x20000 image would become 256x5120000 and take ~20 GB."""
+        """The size a style image is resized to (short side ``style_size``, else the crop), refused
+        with one line when it would be over the pixel cap or (on ``device``) over the memory its
+        Gram targets need: a 1x20000 image would become 256x5120000 and take ~20 GB."""
         from ..image import max_pixels
 
         w, h = img.size
-        crop = self.train.crop
+        crop = self.cfg.style_size or self.train.crop
         scale = crop / min(w, h)
         tw, th = max(crop, round(w * scale)), max(crop, round(h * scale))
         cap = max_pixels()
         if tw * th > cap:
-            raise PainterlyError(f"style image {source} is {w}x{h}: with its short side resized to the crop "
-                                 f"({crop} px) it would be {tw}x{th} = {tw * th / 1e6:.0f} megapixels, "
+            raise PainterlyError(f"style image {source} is {w}x{h}: with its short side resized to "
+                                 f"{crop} px it would be {tw}x{th} = {tw * th / 1e6:.0f} megapixels, "
                                  f"over the {cap / 1e6:.0f} megapixel cap; crop it to a less extreme shape")
         if device is not None:
             from ..device import available_memory
 
             need, free = tw * th * STYLE_BYTES_PER_PIXEL, available_memory(device)
             if free is not None and need > free:
-                raise PainterlyError(f"style image {source} ({w}x{h}, {tw}x{th} at the crop of {crop} px) "
+                raise PainterlyError(f"style image {source} ({w}x{h}, {tw}x{th} at a short side of "
+                                     f"{crop} px) "
                                      f"needs about {need / 2**30:.1f} GiB for its style targets, but only "
                                      f"{free / 2**30:.1f} GiB is free on {device.type}: crop it to a less "
-                                     f"extreme shape or lower --crop")
+                                     f"extreme shape or lower --crop / --style-size")
         return tw, th
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +96,8 @@ class FastObjective:
             grams = []
             for src, img in zip(self.cfg.styles, self.style_images):
                 self._style_target_size(img, src, device)
-                s = self._prep(pil_to_tensor(resize_short(img, self.train.crop), device))
+                s = self._prep(pil_to_tensor(resize_short(img, self.cfg.style_size or self.train.crop),
+                                             device))
                 feats = self.extractor(s, self.cfg.style_layers)
                 grams.append({k: gram_matrix(v) for k, v in feats.items()})
             self.targets = {k: torch.cat([g[k] for g in grams]) for k in self.cfg.style_layers}

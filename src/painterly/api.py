@@ -14,7 +14,6 @@ are an error, not silently ignored.
 from __future__ import annotations
 
 import importlib
-import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -22,6 +21,10 @@ from PIL import Image
 
 from .errors import PainterlyError
 from .image import ImageLike, load_image
+from .options import check_style_weights, reject_unknown, require_styles
+
+__all__ = ["METHODS", "Stylizer", "check_style_weights", "default_method", "make_stylizer",
+           "method_available", "reject_unknown", "require_styles", "stylize"]
 
 #: method name -> (module, stylizer class). Order is preference for the default method.
 METHODS: dict[str, tuple[str, str]] = {
@@ -64,21 +67,6 @@ def default_method() -> str:
     return "adain" if method_available("adain") else "gatys"
 
 
-def check_style_weights(weights: Sequence[float] | None, n_styles: int) -> list[float]:
-    """Validate weights for ``n_styles`` styles and normalize them to sum to 1."""
-    if weights is None:
-        return [1.0 / n_styles] * n_styles
-    weights = [float(w) for w in weights]
-    if len(weights) != n_styles:
-        raise PainterlyError(f"{len(weights)} style weight(s) given for {n_styles} style image(s)")
-    if any(not math.isfinite(w) or w < 0 for w in weights):
-        raise PainterlyError("style weights must be finite and non-negative")
-    total = sum(weights)
-    if total <= 0:
-        raise PainterlyError("style weights must not all be zero")
-    return [w / total for w in weights]
-
-
 def make_stylizer(method: str | None, style: ImageLike | Sequence[ImageLike] | None,
                   style_weights: Sequence[float] | None = None, **options: Any) -> Stylizer:
     """Build a stylizer for ``method`` (default: :func:`default_method`) and the style image(s).
@@ -116,17 +104,3 @@ def stylize(content: ImageLike, style: ImageLike | Sequence[ImageLike] | None = 
     """
     stylizer = make_stylizer(method, style, style_weights, **options)
     return stylizer(load_image(content, what="content image"))
-
-
-def require_styles(method: str, styles: Sequence[Image.Image]) -> None:
-    """Methods that take style images at run time call this first."""
-    if not styles:
-        raise PainterlyError(f"method '{method}' needs at least one style image (--style)")
-
-
-def reject_unknown(method: str, options: dict[str, Any]) -> None:
-    """Raise a clear error for options that do not apply to ``method``."""
-    unknown = [k for k, v in options.items() if v is not None]
-    if unknown:
-        names = ", ".join(sorted(unknown))
-        raise PainterlyError(f"option(s) {names} do not apply to method '{method}'")

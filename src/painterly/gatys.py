@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import losses
-from .api import reject_unknown, require_styles
 from .color import check_mode, luminance_transfer, match_histogram
 from .device import auto_bf16, cast_dtype, check_memory, resolve_device, seed_everything
 from .errors import PainterlyError
@@ -44,6 +43,7 @@ from .features import (
     vgg_layer_names,
 )
 from .image import load_image, pil_to_tensor, resize, tensor_to_pil
+from .options import reject_unknown, require_styles
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd", "adagrad", "adadelta", "rmsprop")
 

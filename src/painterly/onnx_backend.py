@@ -244,7 +244,7 @@ class OnnxStylizer:
 
 
 def _check_weights(weights: Sequence[float] | None, n: int, what: str = "style") -> list[float]:
-    """Same rules as :func:`painterly.api.check_style_weights` (kept torch-free here)."""
+    """Same rules as :func:`painterly.options.check_style_weights` (kept torch-free here)."""
     if weights is None:
         return [1.0 / n] * n
     w = [float(x) for x in weights]

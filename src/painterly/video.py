@@ -239,7 +239,7 @@ def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | No
     if method == "adain":
         if model is not None:
             raise PainterlyError("--model is for --method fast; adain takes --decoder")
-        from .api import check_style_weights, require_styles
+        from .options import check_style_weights, require_styles
 
         styles = [load_image(s, what="style image") for s in sources]
         require_styles("adain", styles)

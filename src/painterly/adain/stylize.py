@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..api import check_style_weights, reject_unknown, require_styles
 from ..color import check_mode, luminance_transfer, match_histogram
 from ..device import auto_bf16, cast_dtype, resolve_device
 from ..errors import PainterlyError
 from ..image import ImageLike, load_image, pil_to_tensor, resize, tensor_to_pil
 from ..losses import mean_std
+from ..options import check_style_weights, reject_unknown, require_styles
 from .model import Decoder, Encoder, inference_decoder, load_decoder, masked_mean_std
 
 #: Long side the style image is resized to before encoding (the paper's test setting).

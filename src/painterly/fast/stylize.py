@@ -120,7 +120,7 @@ def named_style_weights(requested: Sequence[str], weights: Sequence[float] | Non
                         names: Sequence[str], label: str) -> list[float]:
     """One weight per style of the model from style names (``udnie``, ``builtin:udnie`` or
     ``udnie=0.7``) and optional per-name ``weights``; unknown names are a clear error."""
-    from ..api import check_style_weights
+    from ..options import check_style_weights
 
     parsed: list[tuple[str, float | None]] = []
     for entry in requested:
@@ -183,9 +183,9 @@ class FastStylizer:
                  style_names: Sequence[str] | None = None, size: int | None = None,
                  preserve_color: str | None = None, device: str | torch.device | None = None,
                  precision: str | None = None, compile: bool = False, **options: Any) -> None:
-        from ..api import check_style_weights, reject_unknown
         from ..color import check_mode
         from ..device import auto_bf16, cast_dtype, resolve_device
+        from ..options import check_style_weights, reject_unknown
 
         reject_unknown("fast", options)
         if styles:

@@ -42,9 +42,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
-from ..api import METHODS, check_style_weights
+from ..api import METHODS
 from ..errors import PainterlyError
 from ..image import BUILTIN_STYLES, encode_image, load_image
+from ..options import check_style_weights
 from .batching import CancelToken, DynamicBatcher
 
 log = logging.getLogger("painterly.serve")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import write_atomic
 from .errors import PainterlyError
 
 if TYPE_CHECKING:  # torch is imported lazily so the ONNX backend can run without it
@@ -362,19 +363,13 @@ def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike, *,
     check_output(path, overwrite=overwrite)
     if _is_tensor(img):
         img = tensor_to_pil(img)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     try:
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-        img.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: img.save(tmp, format=fmt, **kwargs))
     except OSError as exc:
         raise PainterlyError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            if tmp.exists():
-                tmp.unlink()
     return path
 
 

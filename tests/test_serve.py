@@ -28,8 +28,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from painterly.image import encode_image  # noqa: E402
 from painterly.serve import ServeConfig, create_app  # noqa: E402
-from painterly.serve.app import choose_output, parse_options  # noqa: E402
 from painterly.serve.batching import CancelToken, DynamicBatcher  # noqa: E402
+from painterly.serve.parsing import choose_output, parse_options  # noqa: E402
 from painterly.serve.runner import BackgroundServer  # noqa: E402
 
 
@@ -93,7 +93,7 @@ def decode(resp: httpx.Response) -> np.ndarray:
 
 
 def test_ping_is_503_until_models_are_loaded(decoder_file, monkeypatch):
-    from painterly.serve.app import Service
+    from painterly.serve.service import Service
 
     gate = threading.Event()
     real_load = Service.load

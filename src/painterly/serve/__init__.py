@@ -1,5 +1,6 @@
 """painterly's HTTP service (FastAPI): ``painterly serve`` or ``create_app(ServeConfig(...))``."""
 
-from .app import ServeConfig, create_app
+from .app import create_app
+from .config import ServeConfig
 
 __all__ = ["ServeConfig", "create_app"]

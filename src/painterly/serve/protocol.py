@@ -6,7 +6,7 @@ uvicorn's h11 protocol with a *header timeout*: from the moment a connection ope
 kept-alive connection, from the first byte of the next request) the whole header block must
 arrive within ``header_timeout`` seconds, else the server answers ``408`` and closes the
 connection. The request *body* has its own deadline, enforced in the app
-(:class:`painterly.serve.app.BodyTimeoutMiddleware`), so the 408 there is a normal JSON answer.
+(:class:`painterly.serve.middleware.BodyTimeoutMiddleware`), so the 408 there is a normal JSON answer.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def protocol_class(header_timeout: float) -> type[H11Protocol]:
 
 
 def uvicorn_options(config: Any) -> dict[str, Any]:
-    """The ``uvicorn.Config`` options a :class:`~painterly.serve.app.ServeConfig` sets: the
+    """The ``uvicorn.Config`` options a :class:`~painterly.serve.config.ServeConfig` sets: the
     header-timeout protocol and the keep-alive timeout (the body timeout lives in the app)."""
     return {"http": protocol_class(config.header_timeout), "timeout_keep_alive": config.keep_alive_timeout}
 

@@ -9,7 +9,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .app import ServeConfig, create_app
+import uvicorn
+
+from .app import create_app
+from .config import ServeConfig
+from .protocol import uvicorn_options
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -28,12 +32,8 @@ class BackgroundServer:
 
     def __init__(self, config: ServeConfig | None = None, host: str = "127.0.0.1",
                  port: int | None = None, ready_timeout: float = 120.0) -> None:
-        import uvicorn
-
         self.host = host
         self.port = port or free_port(host)
-        from .protocol import uvicorn_options
-
         config = config or ServeConfig()
         self.app = create_app(config)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=self.port,

@@ -1,0 +1,350 @@
+"""Request parsing: from an HTTP request to a :class:`ParsedRequest` of bytes, names and typed options.
+
+Read top to bottom: the value parsers (``_as_float``...), the option table a client may send
+(:data:`OPTION_PARSERS`) and :func:`parse_options`, ``Accept`` negotiation (:func:`choose_output`),
+the three body shapes (:func:`parse_request`: multipart/form, JSON with base64 images, a raw image
+body with options in the query string), then image decoding with the server's format and pixel
+limits checked from the header before any decoding (:func:`decode_upload`) and the built-in styles.
+Nothing here touches a model.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from fastapi import Request
+from PIL import Image, UnidentifiedImageError
+from starlette.requests import ClientDisconnect
+
+from ..api import METHODS
+from ..errors import PainterlyError
+from ..image import BUILTIN_STYLES, encode_image, load_image
+from .config import MAX_STYLES, ServeConfig
+from .errors import BODY_GUARD_SIGNALS, HTTPError
+
+#: Output formats by media type, in the server's order of preference.
+OUTPUT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Option values and the options a client may send
+
+
+def _as_float(name: str, v: Any, lo: float | None = None, hi: float | None = None) -> float:
+    if isinstance(v, bool):
+        raise PainterlyError(f"{name} must be a number, got {v!r}")
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise PainterlyError(f"{name} must be a number, got {v!r}") from None
+    if x != x or x in (float("inf"), float("-inf")):
+        raise PainterlyError(f"{name} must be finite")
+    if (lo is not None and x < lo) or (hi is not None and x > hi):
+        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise PainterlyError(f"{name} must be in {rng}, got {x:g}")
+    return x
+
+
+#: Largest whole number an option takes (sizes and steps are capped lower by the server's limits).
+MAX_INT_OPTION = 2**63 - 1
+
+
+def _as_int(name: str, v: Any, lo: int = 1, hi: int = MAX_INT_OPTION) -> int:
+    if isinstance(v, bool):
+        raise PainterlyError(f"{name} must be a whole number")
+    text = str(v).strip() if not isinstance(v, int) else ""
+    if len(text) > 40:  # int() of a huge digit string is slow, and no option needs one
+        raise PainterlyError(f"{name} must be a whole number between {lo} and {hi}")
+    try:
+        x = int(text) if not isinstance(v, int) else v
+    except ValueError:
+        raise PainterlyError(f"{name} must be a whole number, got {v!r}") from None
+    if x < lo:
+        raise PainterlyError(f"{name} must be at least {lo}, got {x}")
+    if x > hi:
+        raise PainterlyError(f"{name} must be at most {hi} (2**63 - 1), got {x}" if hi == MAX_INT_OPTION
+                             else f"{name} must be at most {hi}, got {x}")
+    return x
+
+
+def _as_list(v: Any) -> list:
+    if isinstance(v, (list, tuple)):
+        return list(v)
+    return [t for t in str(v).replace(" ", "").split(",") if t]
+
+
+def _as_floats(name: str, v: Any) -> list[float]:
+    return [_as_float(name, t, 0.0) for t in _as_list(v)]
+
+
+def _as_names(name: str, v: Any) -> list[str]:
+    out = [str(t) for t in _as_list(v)]
+    if not out or any(not re.fullmatch(r"[A-Za-z0-9_]+", t) for t in out):
+        raise PainterlyError(f"{name} must be comma-separated layer names")
+    return out
+
+
+def _as_choice(name: str, v: Any, choices: tuple[str, ...]) -> str:
+    s = str(v)
+    if s not in choices:
+        raise PainterlyError(f"{name} must be one of {', '.join(choices)}, got {s!r}")
+    return s
+
+
+#: Options a client may send (the CLI's method options minus anything naming a server file).
+OPTION_PARSERS: dict[str, Any] = {
+    "alpha": lambda v: _as_float("alpha", v, 0.0, 1.0),
+    "style_weights": lambda v: _as_floats("style_weights", v),
+    "preserve_color": lambda v: None if v in ("", "none", None) else
+    _as_choice("preserve_color", v, ("luminance", "histogram")),
+    "size": lambda v: _as_int("size", v),
+    "style_size": lambda v: _as_int("style_size", v),
+    "seed": lambda v: _as_int("seed", v, 0),
+    "steps": lambda v: _as_int("steps", v),
+    "optimizer": lambda v: _as_choice("optimizer", v, ("lbfgs", "adam", "sgd", "adagrad",
+                                                       "adadelta", "rmsprop")),
+    "lr": lambda v: _as_float("lr", v, 0.0),
+    "content_weight": lambda v: _as_float("content_weight", v, 0.0),
+    "style_weight": lambda v: _as_float("style_weight", v, 0.0),
+    "tv_weight": lambda v: _as_float("tv_weight", v, 0.0),
+    "style_loss": lambda v: _as_choice("style_loss", v, ("gram", "mean_std")),
+    "content_layers": lambda v: _as_names("content_layers", v),
+    "style_layers": lambda v: _as_names("style_layers", v),
+    "style_layer_weights": lambda v: _as_floats("style_layer_weights", v),
+    "init": lambda v: _as_choice("init", v, ("content", "noise", "style")),
+    "style_scale": lambda v: _as_float("style_scale", v, 0.01, 4.0),
+    "scales": lambda v: _as_int("scales", v),
+    "pooling": lambda v: _as_choice("pooling", v, ("max", "avg")),
+    "model": lambda v: _model_name(v),
+}
+#: Options the server's own AdaIN engine understands (others are an error for adain).
+ADAIN_OPTIONS = ("alpha", "style_weights", "preserve_color", "size", "style_size", "seed")
+#: Fields that are images or control, not method options.
+IMAGE_FIELDS = ("content", "style", "builtin_style", "method")
+
+
+def _model_name(v: Any) -> str:
+    s = str(v)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", s) or ".." in s:
+        raise PainterlyError("model must be the name of an installed model (no paths)")
+    return s
+
+
+def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
+    """Typed, validated options from form/JSON values; empty values mean "not set"."""
+    unknown = sorted(k for k in raw if k not in OPTION_PARSERS and k not in IMAGE_FIELDS)
+    if unknown:
+        raise PainterlyError(f"unknown option(s): {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(OPTION_PARSERS))})")
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k in IMAGE_FIELDS or v is None or (isinstance(v, str) and v.strip() == ""):
+            continue
+        parsed = OPTION_PARSERS[k](v.strip() if isinstance(v, str) else v)
+        if parsed is not None:
+            out[k] = parsed
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Accept negotiation and request bodies
+
+
+def choose_output(accept: str | None) -> tuple[str, str]:
+    """(media type, Pillow format) for an ``Accept`` header; PNG when anything goes."""
+    if not accept:
+        return "image/png", "PNG"
+    best: tuple[float, int, str] | None = None
+    for order, part in enumerate(accept.split(",")):
+        bits = [b.strip() for b in part.split(";")]
+        mtype = bits[0].lower()
+        q = 1.0
+        for b in bits[1:]:
+            if b.startswith("q="):
+                try:
+                    q = float(b[2:])
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        if mtype in ("*/*", "image/*"):
+            cand = "image/png"
+        elif mtype in OUTPUT_TYPES:
+            cand = mtype
+        else:
+            continue
+        if best is None or (q, -order) > (best[0], -best[1]):
+            best = (q, order, cand)
+    if best is None:
+        raise HTTPError(406, "cannot answer with any type in Accept; use image/png, image/jpeg "
+                             "or image/webp")
+    return best[2], OUTPUT_TYPES[best[2]]
+
+
+def _b64(field_name: str, value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise PainterlyError(f"{field_name} must be a base64 string")
+    if value.startswith("data:"):
+        value = value.split(",", 1)[-1]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise PainterlyError(f"{field_name} is not valid base64") from None
+
+
+@dataclass
+class ParsedRequest:
+    """A request's images (still encoded), built-in style names, method and typed options."""
+
+    content: bytes
+    styles: list[bytes] = field(default_factory=list)
+    builtin_styles: list[str] = field(default_factory=list)
+    method: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+async def parse_request(request: Request) -> ParsedRequest:
+    """Multipart form (``content``, ``style``...) or JSON with base64 images."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw: dict[str, Any] = {}
+    styles: list[bytes] = []
+    content: bytes | None = None
+    builtin: list[str] = []
+    if ctype == "multipart/form-data" or ctype == "application/x-www-form-urlencoded":
+        try:
+            form = await request.form(max_files=8, max_fields=64)
+        except Exception as exc:  # malformed multipart
+            if isinstance(exc, (*BODY_GUARD_SIGNALS, ClientDisconnect)):
+                raise
+            raise PainterlyError(f"could not parse the form: {exc}") from None
+        for key, value in form.multi_items():
+            if key == "content":
+                if isinstance(value, str):
+                    raise PainterlyError("content must be an uploaded file")
+                content = await value.read()
+                if not content:
+                    name = f" ('{value.filename}')" if value.filename else ""
+                    raise PainterlyError(f"the uploaded content image{name} is empty (0 bytes)")
+            elif key == "style":
+                if isinstance(value, str):
+                    if value:
+                        raise PainterlyError("style must be an uploaded file (or use builtin_style)")
+                    continue
+                data = await value.read()
+                if data:
+                    styles.append(data)
+                elif value.filename:  # an empty part without a file name: no file chosen
+                    raise PainterlyError(f"the uploaded style image ('{value.filename}') is empty "
+                                         f"(0 bytes)")
+            elif key == "builtin_style":
+                builtin += [s for s in _as_list(value) if s]
+            else:
+                if not isinstance(value, str):
+                    raise PainterlyError(f"field {key} must be text, not a file")
+                raw[key] = value
+        await form.close()
+    elif ctype == "application/json":
+        raw_body = await request.body()
+        if not raw_body:
+            raise PainterlyError("the request body is empty (expected a JSON object)")
+        try:
+            body = json.loads(raw_body)
+        except (ValueError, UnicodeDecodeError):
+            raise PainterlyError("request body is not valid JSON") from None
+        except RecursionError:  # e.g. [[[[...]]]] 100,000 levels deep
+            raise PainterlyError("request body is not valid JSON (nested too deeply)") from None
+        if not isinstance(body, dict):
+            raise PainterlyError("JSON body must be an object")
+        if "content" in body:
+            content = _b64("content", body["content"])
+            if not content:
+                raise PainterlyError("the content image is empty (0 bytes of base64)")
+        st = body.get("style")
+        if st is not None:
+            for i, s in enumerate(st if isinstance(st, list) else [st]):
+                styles.append(_b64(f"style[{i}]", s))
+        bs = body.get("builtin_style")
+        if bs:
+            builtin += [str(s) for s in (bs if isinstance(bs, list) else _as_list(bs))]
+        raw = {k: v for k, v in body.items() if k not in ("content", "style", "builtin_style")}
+    elif ctype.startswith("image/") or ctype == "application/x-image":
+        # SageMaker style: the body is the content image, options in the query string.
+        content = await request.body()
+        if not content:
+            raise PainterlyError("the request body is empty (expected the content image)")
+        for key, value in request.query_params.multi_items():
+            if key == "builtin_style":
+                builtin += [s for s in _as_list(value) if s]
+            elif key in ("content", "style"):
+                raise PainterlyError(f"with a raw image body, {key} cannot be a query parameter "
+                                     "(send multipart or JSON for a style image)")
+            else:
+                raw[key] = value
+    else:
+        raise HTTPError(415, "send multipart/form-data (fields content, style), application/json "
+                             "(base64 strings) or a raw image body (options in the query string)")
+    if content is None or len(content) == 0:
+        raise PainterlyError("missing content image (field 'content')")
+    if len(styles) + len(builtin) > MAX_STYLES:
+        raise PainterlyError(f"at most {MAX_STYLES} style images per request")
+    for name in builtin:
+        if name.removeprefix("builtin:") not in BUILTIN_STYLES:
+            raise PainterlyError(f"unknown builtin_style '{name}' "
+                                 f"(choose from {', '.join(BUILTIN_STYLES)})")
+    method = raw.pop("method", None)
+    if method is not None and not isinstance(method, str):
+        raise PainterlyError("method must be a string")
+    if method in ("", None):
+        method = None
+    elif method not in METHODS:
+        raise PainterlyError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
+    return ParsedRequest(content, styles, [b.removeprefix("builtin:") for b in builtin],
+                         method, parse_options(raw))
+
+
+# ----------------------------------------------------------------------------------------------
+# Images: uploads checked from their header, built-in styles
+
+
+def decode_upload(data: bytes, what: str, config: ServeConfig) -> Image.Image:
+    """Check format and pixel count from the header (before decoding), then load as RGB."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = probe.format or "?"
+            w, h = probe.size
+    except UnidentifiedImageError:
+        raise HTTPError(415, f"{what} is not an image in a supported format "
+                             f"({', '.join(config.allowed_formats)})") from None
+    except Image.DecompressionBombError:
+        raise HTTPError(413, f"{what} has too many pixels") from None
+    except Exception as exc:
+        raise PainterlyError(f"{what} could not be read ({exc})") from None
+    if fmt not in config.allowed_formats:
+        raise HTTPError(415, f"{what} format {fmt} is not allowed "
+                             f"(allowed: {', '.join(config.allowed_formats)})")
+    if w * h > config.max_pixels:
+        raise HTTPError(413, f"{what} is {w}x{h} = {w * h / 1e6:.1f} megapixels; this server "
+                             f"takes at most {config.max_pixels / 1e6:.1f}")
+    return load_image(data, what=what)
+
+
+@cache
+def builtin_style_image(name: str) -> Image.Image:
+    """A built-in style painting, decoded once per process (they never change)."""
+    return load_image(f"builtin:{name}", what="built-in style")
+
+
+@cache
+def builtin_thumbnail(name: str, cell: int = 160) -> bytes:
+    """JPEG bytes of a built-in style shrunk into a ``cell`` px square (the web page's picker)."""
+    img = builtin_style_image(name).copy()
+    img.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+    return encode_image(img, "JPEG", quality=85)
+

@@ -1,0 +1,343 @@
+"""The running server's state: :class:`Service` loads the models, admits requests and runs them.
+
+Read top to bottom: loading (each method on its own, so one broken model leaves the others
+served; the reasons go to ``GET /v1/methods``), admission (at most ``queue_size`` requests at
+once), then running a request: images decoded on the loop's default executor, AdaIN prepared
+there and batched across requests on the one model thread (:mod:`painterly.serve.batching`,
+:mod:`painterly.serve.engine`), gatys and fast through the library's stylizers on the worker
+threads, with the server's limits applied first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..api import METHODS, make_stylizer
+from ..color import luminance_transfer, match_histogram
+from ..device import resolve_device
+from ..errors import PainterlyError
+from ..image import pil_to_tensor, resize, tensor_to_pil
+from ..options import check_style_weights
+from .batching import CancelToken, DynamicBatcher
+from .config import MIN_SIDE, ServeConfig
+from .errors import HTTPError
+from .parsing import ADAIN_OPTIONS, ParsedRequest, builtin_style_image, decode_upload
+
+log = logging.getLogger("painterly.serve")
+
+
+class Service:
+    """Models, executors, the batcher and the admission counter of one running server."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        config.check()
+        self.config = config
+        self.ready = threading.Event()
+        self.load_error: str | None = None
+        self.adain = None  # AdaINEngine once loaded
+        self.adain_reason = "not loaded yet"
+        self.fast_reason: str | None = None
+        self.fast_models: dict[str, str] = {}  # registry name -> file
+        self.default_fast_model: str | None = None
+        self.gatys_reason: str | None = None
+        self.model_info: dict[str, Any] = {}
+        self.device_name = "?"
+        self.model_executor = ThreadPoolExecutor(1, thread_name_prefix="painterly-model")
+        self.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="painterly-work")
+        self.batcher = DynamicBatcher(self._run_adain_batch, self.model_executor,
+                                      config.max_batch, config.batch_wait_ms)
+        self.in_flight = 0
+        self.counts = {"requests": 0, "ok": 0, "errors": 0, "rejected_busy": 0, "timeouts": 0}
+        self.started = time.time()
+
+    # -- loading -------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load every model the server can serve; never raises (reasons go to /v1/methods)."""
+        try:
+            self.device_name = str(resolve_device(self.config.device))
+        except Exception as exc:
+            self.load_error = f"device: {exc}"
+        # Each method on its own: one broken model leaves the others served.
+        for name, loader in (("adain", self._load_adain), ("fast", self._load_fast),
+                             ("gatys", self._load_gatys)):
+            try:
+                loader()
+            except Exception as exc:  # a broken set-up: report it, keep answering
+                if not isinstance(exc, PainterlyError):
+                    log.exception("loading %s failed", name)
+                reason = f"could not be loaded: {exc}"
+                setattr(self, f"{name}_reason", reason)
+                if name == "adain":
+                    self.adain = None
+                self.load_error = f"{name}: {exc}"
+        self.ready.set()
+        log.info("models loaded (device %s): %s", self.device_name, self.methods_summary())
+
+    def _load_adain(self) -> None:
+        path = self.config.decoder
+        if path is None:
+            try:
+                import painterly.adain as adain_mod
+
+                if getattr(adain_mod, "is_available", lambda: False)():
+                    path = str(adain_mod.default_decoder_path())
+            except ImportError:
+                pass
+        if path is None:
+            self.adain_reason = ("no AdaIN decoder installed: start the server with --decoder FILE "
+                                 "(train one with `painterly train adain`)")
+            return
+        from .engine import AdaINEngine  # here: the engine needs the AdaIN package, a build may lack it
+
+        try:
+            self.adain = AdaINEngine(path, self.config.device, self.config.style_cache)
+        except PainterlyError as exc:
+            self.adain_reason = f"decoder could not be loaded: {exc}"
+            return
+        self.adain_reason = ""
+        # The file name only: clients need not learn the server's paths.
+        self.model_info["adain_decoder"] = {"file": Path(path).name, **{
+            k: v for k, v in self.adain.config.items() if _jsonable(v) and k != "path"}}
+
+    def _load_fast(self) -> None:
+        try:
+            import painterly.fast as fast_mod
+        except ImportError:
+            fast_mod = None
+        if not hasattr(fast_mod, METHODS["fast"][1]):
+            self.fast_reason = "the fast method is not in this build"
+            return
+        from ..models import list_models
+
+        self.fast_models = {m.name: str(m.path) for m in list_models() if m.error is None}
+        self.model_info["fast_models"] = [
+            {"name": m.name, "style_names": m.style_names, "width": m.width}
+            for m in list_models() if m.error is None]
+        if self.config.model is not None:
+            from ..fast.model import load_model
+            from ..models import resolve_model
+
+            path = resolve_model(self.config.model)
+            _, cfg = load_model(str(path))  # fail at start-up, not on the first request
+            self.default_fast_model = str(path)
+            self.model_info["fast_default"] = {"name": path.stem,
+                                               "style_names": cfg.get("style_names", []),
+                                               "n_styles": cfg.get("n_styles")}
+        elif not self.fast_models:
+            self.fast_reason = ("no fast model installed: start the server with --model FILE "
+                                "(train one with `painterly train fast`)")
+
+    def _load_gatys(self) -> None:
+        try:
+            import painterly.gatys as gatys
+        except ImportError:
+            self.gatys_reason = "the gatys method is not in this build"
+            return
+        if self.config.preload_gatys:
+            # the extractor a default request uses, into gatys's per-process cache
+            gatys.preload(str(resolve_device(self.config.device)))
+
+    def methods_summary(self) -> dict[str, dict[str, Any]]:
+        """Per method: ``available`` and, when not (or when a choice is needed), the ``reason``."""
+        out = {}
+        for name in METHODS:
+            if name == "adain":
+                ok, why = self.adain is not None, self.adain_reason
+            elif name == "fast":
+                ok, why = self.fast_reason is None, self.fast_reason or ""
+                if ok and self.default_fast_model is None and len(self.fast_models) > 1:
+                    why = f"choose a model (option model): {', '.join(sorted(self.fast_models))}"
+            else:
+                ok, why = self.gatys_reason is None, self.gatys_reason or ""
+            out[name] = {"available": ok, "reason": why}
+        return out
+
+    def default_method(self) -> str:
+        """The method a request that names none gets: AdaIN when it loaded, else gatys."""
+        return "adain" if self.adain is not None else "gatys"
+
+    # -- running -------------------------------------------------------------------------------
+    def _run_adain_batch(self, key: Any, jobs: list) -> list:
+        """The batcher's worker: one engine forward for a batch of same-size AdaIN jobs."""
+        assert self.adain is not None
+        return self.adain.stylize_batch(jobs)
+
+    def admit(self) -> None:
+        """Take a slot for a request, or 503 when ``queue_size`` are already in progress."""
+        if self.in_flight >= self.config.queue_size:
+            self.counts["rejected_busy"] += 1
+            raise HTTPError(503, f"server busy ({self.in_flight} requests in progress); retry later",
+                            {"Retry-After": "1"})
+        self.in_flight += 1
+
+    def release(self) -> None:
+        """Give back a request's slot (when its work really ended, not when its client left)."""
+        self.in_flight -= 1
+
+    async def run_in(self, executor: ThreadPoolExecutor | None, token: CancelToken, fn: Any,
+                     *args: Any) -> Any:
+        """``fn(*args)`` on ``executor`` (None: the loop's default), skipped if already cancelled."""
+        def guarded() -> Any:
+            if token.cancelled:
+                raise asyncio.CancelledError()
+            return fn(*args)
+
+        return await asyncio.get_running_loop().run_in_executor(executor, guarded)
+
+    async def process(self, req: ParsedRequest, token: CancelToken) -> tuple[Image.Image, dict]:
+        """Decode, validate, stylize; returns the image and response headers."""
+        cfg = self.config
+        method = req.method or self.default_method()
+        status = self.methods_summary()[method]
+        if not status["available"]:
+            raise HTTPError(400 if method != "adain" else 503,
+                            f"method '{method}' is not available on this server: {status['reason']}")
+        # Decoding runs on the loop's default executor: never behind a long gatys job.
+        content = await self.run_in(None, token, decode_upload, req.content, "content image", cfg)
+        styles = []
+        for i, data in enumerate(req.styles):
+            styles.append(await self.run_in(None, token, decode_upload, data,
+                                            f"style image {i + 1}", cfg))
+        for n in req.builtin_styles:
+            styles.append(await self.run_in(None, token, builtin_style_image, n))
+        if method == "adain":
+            return await self._adain(req, content, styles, token)
+        return await self._other(method, req, content, styles, token)
+
+    def _adain_prepare(self, req: ParsedRequest, content: Image.Image,
+                       styles: list[Image.Image]) -> tuple[Any, list, list[float], dict[str, Any]]:
+        """Validate adain options, resize and convert (CPU work: runs in an executor thread)."""
+        opts = dict(req.options)
+        bad = sorted(k for k in opts if k not in ADAIN_OPTIONS)
+        if bad:
+            raise PainterlyError(f"option(s) {', '.join(bad)} do not apply to method 'adain'")
+        if not styles:
+            raise PainterlyError("method 'adain' needs a style image (style or builtin_style)")
+        weights = check_style_weights(opts.get("style_weights"), len(styles))
+        size = opts.get("size")
+        if size is not None and size > self.config.max_size:
+            raise PainterlyError(f"size {size} is over this server's limit of {self.config.max_size}")
+        if size is None and max(content.size) > self.config.max_size:
+            size = self.config.max_size
+        content = resize(content, size)
+        if min(content.size) < MIN_SIDE:
+            raise PainterlyError(f"content image is too small ({content.width}x{content.height}; "
+                                 f"each side must be at least {MIN_SIDE} px)")
+        style_size = opts.get("style_size", 512)
+        if style_size > self.config.max_size:
+            raise PainterlyError(f"style_size {style_size} is over this server's limit of "
+                                 f"{self.config.max_size}")
+        c = pil_to_tensor(content)
+        prepared = []
+        for i, style in enumerate(styles):
+            style = resize(style, style_size)
+            if min(style.size) < MIN_SIDE:
+                raise PainterlyError(f"style image {i + 1} is too small or thin at style_size "
+                                     f"{style_size} ({style.width}x{style.height}; each side must be "
+                                     f"at least {MIN_SIDE} px)")
+            s = pil_to_tensor(style)
+            key = None
+            if opts.get("preserve_color") == "histogram":  # depends on the content: no cache
+                s = match_histogram(s, c)
+            else:
+                src = req.styles[i] if i < len(req.styles) else \
+                    f"builtin:{req.builtin_styles[i - len(req.styles)]}".encode()
+                key = self.adain.cache_key(src, style_size)
+            prepared.append((s, key))
+        return c, prepared, weights, opts
+
+    @staticmethod
+    def _adain_finish(out: Any, c: Any, mode: str | None) -> Image.Image:
+        if mode == "luminance":
+            out = luminance_transfer(out, c)
+        return tensor_to_pil(out)
+
+    async def _adain(self, req: ParsedRequest, content: Image.Image, styles: list[Image.Image],
+                     token: CancelToken) -> tuple[Image.Image, dict]:
+        from .engine import AdaINJob, batch_key
+
+        engine = self.adain
+        assert engine is not None
+        c, prepared, weights, opts = await self.run_in(None, token, self._adain_prepare, req,
+                                                       content, styles)
+        # A cached style is looked up here, not queued behind a running batch on the model thread.
+        stats = [engine.cached_stats(key) or
+                 await self.run_in(self.model_executor, token, engine.style_stats, s, key)
+                 for s, key in prepared]
+        job = AdaINJob(c, engine.make_stats(stats, weights), float(opts.get("alpha", 1.0)))
+        out, batch_size = await self.batcher.submit_with_size(batch_key(c), job, token)
+        image = await self.run_in(None, token, self._adain_finish, out, c, opts.get("preserve_color"))
+        return image, {"X-Painterly-Method": "adain", "X-Painterly-Batch-Size": str(batch_size)}
+
+    async def _other(self, method: str, req: ParsedRequest, content: Image.Image,
+                     styles: list[Image.Image], token: CancelToken) -> tuple[Image.Image, dict]:
+        cfg = self.config
+        opts = dict(req.options)
+        weights = opts.pop("style_weights", None)
+        if method == "gatys":
+            try:  # gatys's own default for the optimizer, capped by the server's limit
+                from ..gatys import DEFAULT_STEPS
+
+                default_steps = DEFAULT_STEPS.get(opts.get("optimizer", "lbfgs"), cfg.max_steps)
+            except ImportError:
+                default_steps = cfg.max_steps
+            steps = opts.setdefault("steps", min(default_steps, cfg.max_steps))
+            if steps > cfg.max_steps:
+                raise PainterlyError(f"steps {steps} is over this server's limit of {cfg.max_steps}")
+            size = opts.setdefault("size", min(512, cfg.max_gatys_size))
+            if size > cfg.max_gatys_size:
+                raise PainterlyError(f"size {size} is over this server's gatys limit of "
+                                     f"{cfg.max_gatys_size}")
+            if opts.get("scales", 1) > 4:
+                raise PainterlyError("scales must be at most 4 on this server")
+            if "style_size" in opts and opts["style_size"] > cfg.max_size:
+                raise PainterlyError(f"style_size is over this server's limit of {cfg.max_size}")
+        else:
+            size = opts.get("size")
+            if size is not None and size > cfg.max_size:
+                raise PainterlyError(f"size {size} is over this server's limit of {cfg.max_size}")
+            if size is None and max(content.size) > cfg.max_size:
+                opts["size"] = cfg.max_size
+            if method == "fast":
+                if "model" in opts:  # names only, resolved here: a client never names a file
+                    if opts["model"] not in self.fast_models:
+                        raise PainterlyError(f"unknown model '{opts['model']}' (installed: "
+                                             f"{', '.join(sorted(self.fast_models)) or 'none'})")
+                    opts["model"] = self.fast_models[opts["model"]]
+                elif self.default_fast_model is not None:
+                    opts["model"] = self.default_fast_model
+        opts.setdefault("device", cfg.device)
+
+        def work() -> Image.Image:
+            stylizer = make_stylizer(method, styles or None, weights, **opts)
+            return stylizer(content)
+
+        return await self.run_in(self.executor, token, work), {"X-Painterly-Method": method}
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``GET /v1/stats``: readiness, requests, queue and batching."""
+        return {"ready": self.ready.is_set(), "device": self.device_name,
+                "in_flight": self.in_flight, "queue_size": self.config.queue_size,
+                "uptime_s": round(time.time() - self.started, 1), **self.counts,
+                "batching": {**self.batcher.stats.as_dict(), "waiting": self.batcher.waiting,
+                             "max_batch": self.config.max_batch,
+                             "max_wait_ms": self.config.batch_wait_ms}}
+
+
+def _jsonable(v: Any) -> bool:
+    """Whether ``v`` survives ``json.dumps`` (decoder config values shown to clients)."""
+    try:
+        json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_path, write_atomic
 from ..errors import PainterlyError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -135,19 +136,12 @@ def save_checkpoint(state: dict, path: str | Path, keep_previous: bool = True) -
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: v for k, v in state.items() if k != INTEGRITY_KEY}
     payload[INTEGRITY_KEY] = {"scheme": INTEGRITY_SCHEME, "sha256": payload_digest(payload)}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    # fsync: on disk before the rename (and the rename after it), so a crash cannot leave a torn file
+    with atomic_path(path, fsync=True) as tmp:
         with open(tmp, "wb") as f:
             torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the rename, so a crash cannot leave a torn file
         if keep_previous and path.is_file():
-            _keep_previous(path)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            _keep_previous(path)  # between writing and replacing: the rotation sees the old latest
     return path
 
 
@@ -158,33 +152,14 @@ def _keep_previous(path: Path) -> None:
         _read(path)
     except PainterlyError:
         return
-    prev = previous_path(path)
-    tmp = prev.with_name(f".{prev.name}.tmp{os.getpid()}")
-    try:
-        try:
-            if tmp.exists():
-                tmp.unlink()
-            os.link(path, tmp)  # no copy: the latest is never modified in place, only replaced
-        except OSError:
-            shutil.copyfile(path, tmp)
-        os.replace(tmp, prev)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(previous_path(path), lambda tmp: _link_or_copy(path, tmp))
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries (the renames) to disk where the platform allows it."""
+def _link_or_copy(src: Path, dest: Path) -> None:
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        os.link(src, dest)  # no copy: the latest is never modified in place, only replaced
     except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        shutil.copyfile(src, dest)
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 import warnings
 from pathlib import Path
 
 import torch
 
+from ..atomic import write_atomic
 from ..device import cpu_has_bf16
 from ..errors import PainterlyError
 from . import distributed as D
@@ -120,7 +120,7 @@ class Trainer:
         self.health = HealthMonitor(cfg.collapse_patience, cfg.collapse_grace, cfg.stall_window, amp=cfg.amp)
         if info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(self.run_dir / "config.json", self.config_dict())
+            write_atomic(self.run_dir / "config.json", json.dumps(self.config_dict(), indent=2) + "\n")
         self.logger = RunLogger(self.run_dir, info.is_main, cfg.tensorboard, cfg.progress,
                                 cfg.iterations, self.start)
 
@@ -317,9 +317,3 @@ class Trainer:
             exported = self.objective.export(self.net, self.run_dir, self.config_dict())
         D.barrier(self.info)
         return exported
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from painterly.image import encode_image  # noqa: E402
 from painterly.serve import ServeConfig, create_app  # noqa: E402
 from painterly.serve.batching import CancelToken, DynamicBatcher  # noqa: E402
+from painterly.serve.middleware import BodyLimitMiddleware, BodyTimeoutMiddleware, ResponseTracker  # noqa: E402
 from painterly.serve.parsing import choose_output, parse_options  # noqa: E402
 from painterly.serve.runner import BackgroundServer  # noqa: E402
 
@@ -580,6 +582,68 @@ def test_huge_seed_is_400(client):
     assert r.status_code == 400 and "seed" in r.json()["error"]
     r = stylize(client, seed="9" * 5000)  # a digit string too long to be any option's value
     assert r.status_code == 400 and "seed" in r.json()["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Body guards (pure ASGI, no server): one rule for both, answer only while no response started
+
+
+def test_response_tracker_passes_messages_on_and_marks_the_start():
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def run() -> ResponseTracker:
+        tracker = ResponseTracker(send)
+        await tracker({"type": "http.response.body", "body": b""})
+        assert not tracker.started
+        await tracker({"type": "http.response.start", "status": 200, "headers": []})
+        return tracker
+
+    assert asyncio.run(run()).started
+    assert [m["type"] for m in sent] == ["http.response.body", "http.response.start"]
+
+
+def _guards():
+    """Each body guard, with a ``receive`` that trips it, and the status it answers with."""
+    async def too_much() -> dict:
+        return {"type": "http.request", "body": b"x" * 10, "more_body": True}
+
+    async def too_slow() -> dict:
+        await asyncio.sleep(5)
+        return {"type": "http.request", "body": b""}
+
+    return [(lambda app: BodyLimitMiddleware(app, max_bytes=3), too_much, 413, "too large"),
+            (lambda app: BodyTimeoutMiddleware(app, seconds=0.01), too_slow, 408, "not received")]
+
+
+@pytest.mark.parametrize("guard, receive, status, needle", _guards(), ids=["limit", "timeout"])
+@pytest.mark.parametrize("started_first", [False, True])
+def test_body_guards_answer_json_only_before_a_response_started(guard, receive, status, needle,
+                                                                 started_first):
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def inner(scope: dict, receive, send) -> None:
+        if started_first:  # e.g. a handler that streams its answer before reading the body
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        await receive()
+        await receive()
+
+    asyncio.run(guard(inner)({"type": "http", "headers": []}, receive, send))
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert len(starts) == 1  # never a second start on a response already begun
+    if started_first:
+        assert starts[0]["status"] == 200 and len(sent) == 1
+    else:
+        assert starts[0]["status"] == status
+        assert (b"connection", b"close") in starts[0]["headers"]
+        body = sent[-1]["body"]
+        assert needle in json.loads(body)["error"]
+        assert (b"content-length", str(len(body)).encode()) in starts[0]["headers"]
 
 
 def test_timeouts_are_checked_and_listed():

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import write_atomic
 from .errors import PainterlyError
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -176,13 +177,8 @@ def save_model_file(state: dict[str, torch.Tensor], config: dict, path: str | os
     tensors = {k: (v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach())
                .contiguous().cpu() for k, v in state.items()}
     text = json.dumps(config, indent=2, sort_keys=True, default=str)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"painterly_config": text})
-    os.replace(tmp, path)
-    side = path.with_suffix(".json")
-    tmp_side = side.with_name(f".{side.name}.tmp{os.getpid()}")
-    tmp_side.write_text(text + "\n")
-    os.replace(tmp_side, side)
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata={"painterly_config": text}))
+    write_atomic(path.with_suffix(".json"), text + "\n")
     return path
 
 

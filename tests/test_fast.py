@@ -141,7 +141,7 @@ def test_unknown_model_lists_installed(model_file):
 
 def test_no_model_installed_says_how_to_train(tmp_path, monkeypatch):
     monkeypatch.setenv("PAINTERLY_HOME", str(tmp_path / "empty"))
-    monkeypatch.setattr("painterly.models.shipped_models_dir", lambda: tmp_path / "none")
+    monkeypatch.setattr("painterly.fast.registry.shipped_models_dir", lambda: tmp_path / "none")
     with pytest.raises(PainterlyError, match="painterly train fast"):
         FastStylizer([], None)
     with pytest.raises(PainterlyError, match="not found"):

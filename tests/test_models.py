@@ -22,7 +22,7 @@ from painterly.models import (
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("PAINTERLY_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr("painterly.models.shipped_models_dir", lambda: tmp_path / "shipped")
+    monkeypatch.setattr("painterly.fast.registry.shipped_models_dir", lambda: tmp_path / "shipped")
     return tmp_path / "home"
 
 
@@ -117,3 +117,36 @@ def test_cli_models(home, tmp_path, capsys):
     assert main(["stylize", "builtin:chelsea", "--method", "fast", "--model", "pair", "--size", "40",
                  "-o", str(out)]) == 0
     assert out.is_file()
+
+
+def test_fast_package_never_imports_models():
+    # The layering: painterly.models builds on painterly.fast (its registry and loader), not the reverse.
+    import ast
+    from pathlib import Path
+
+    import painterly.fast
+
+    for path in Path(painterly.fast.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = "." * node.level + (node.module or "")
+                assert target not in ("..models", "painterly.models"), f"{path.name} imports {target}"
+                assert not (node.level == 2 and node.module is None
+                            and any(a.name == "models" for a in node.names)), path.name
+
+
+def test_install_never_overwrites_a_model_that_appears_meanwhile(home, tmp_path, monkeypatch):
+    import shutil
+
+    src = _save(tmp_path / "a.safetensors")
+    real_copy = shutil.copyfile
+
+    def copy_while_another_installs(a, b):
+        (user_models_dir() / "race.safetensors").write_bytes(b"the other install")
+        return real_copy(a, b)
+
+    monkeypatch.setattr(shutil, "copyfile", copy_while_another_installs)
+    with pytest.raises(PainterlyError, match="refusing to overwrite"):
+        install_model(src, "race")
+    assert (user_models_dir() / "race.safetensors").read_bytes() == b"the other install"
+    assert sorted(p.name for p in user_models_dir().iterdir()) == ["race.safetensors"]

@@ -6,13 +6,12 @@ list and install with ``painterly models``, run with ``painterly stylize --metho
 from __future__ import annotations
 
 from .model import TransformerNet, load_model, save_model
+from .registry import shipped_models
 from .stylize import FastStylizer, FrozenFastNet
 
 
 def is_available() -> bool:
     """Whether a fast model ships with painterly, so ``--method fast`` works without ``--model``."""
-    from ..models import shipped_models
-
     return bool(shipped_models())
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from ..errors import PainterlyError
 from ..upsample import UpsampleConv2d
 from .model import ConvNormAct, TransformerNet, load_model
+from .registry import default_model, resolve_model
 
 
 class _FrozenLayer(nn.Module):
@@ -150,8 +151,6 @@ def _load_network(model: str | os.PathLike | TransformerNet) -> tuple[Transforme
     if isinstance(model, TransformerNet):
         n = model.n_styles
         return model.eval(), {"style_names": [f"style{i}" for i in range(n)]}, "in-memory network"
-    from ..models import resolve_model
-
     path = resolve_model(model)
     net, config = load_model(str(path))
     return net, config, Path(path).stem
@@ -207,8 +206,6 @@ class FastStylizer:
                 "preserve_color 'histogram' recolors the style image before stylizing, but the fast "
                 "method's styles are baked into the model; use --preserve-color luminance")
         if model is None:
-            from ..models import default_model
-
             model = default_model()
         net, config, label = _load_network(model)
         names = list(config.get("style_names") or [f"style{i}" for i in range(net.n_styles)])

@@ -9,13 +9,18 @@ Each method lives in its own module and exposes a *stylizer* class::
 
 so that a batch of contents reuses one set of style statistics. Options a method does not know
 are an error, not silently ignored.
+
+The methods are listed once, in :data:`METHODS`: each entry names the method's package, its stylizer
+class, and a loader that imports the package (lazily: a method costs nothing until it is asked for,
+and a build may leave one out). Method packages never import this module; the rules they share
+with it live in :mod:`painterly.options`.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any, NamedTuple, Protocol
 
 from PIL import Image
 
@@ -23,15 +28,8 @@ from .errors import PainterlyError
 from .image import ImageLike, load_image
 from .options import check_style_weights, reject_unknown, require_styles
 
-__all__ = ["METHODS", "Stylizer", "check_style_weights", "default_method", "make_stylizer",
+__all__ = ["METHODS", "Method", "Stylizer", "check_style_weights", "default_method", "make_stylizer",
            "method_available", "reject_unknown", "require_styles", "stylize"]
-
-#: method name -> (module, stylizer class). Order is preference for the default method.
-METHODS: dict[str, tuple[str, str]] = {
-    "adain": ("painterly.adain", "AdaINStylizer"),
-    "gatys": ("painterly.gatys", "GatysStylizer"),
-    "fast": ("painterly.fast", "FastStylizer"),
-}
 
 
 class Stylizer(Protocol):
@@ -40,14 +38,50 @@ class Stylizer(Protocol):
     def __call__(self, content: Image.Image) -> Image.Image: ...
 
 
-def _method_module(method: str) -> Any:
+class Method(NamedTuple):
+    """One entry of :data:`METHODS`: the method's package, its stylizer class's name (the package
+    exports it) and a loader importing the package."""
+
+    module: str
+    stylizer: str
+    load: Callable[[], ModuleType]
+
+
+def _load_adain() -> ModuleType:
+    import painterly.adain as module
+
+    return module
+
+
+def _load_gatys() -> ModuleType:
+    import painterly.gatys as module
+
+    return module
+
+
+def _load_fast() -> ModuleType:
+    import painterly.fast as module
+
+    return module
+
+
+#: method name -> :class:`Method`. Order is preference for the default method.
+METHODS: dict[str, Method] = {
+    "adain": Method("painterly.adain", "AdaINStylizer", _load_adain),
+    "gatys": Method("painterly.gatys", "GatysStylizer", _load_gatys),
+    "fast": Method("painterly.fast", "FastStylizer", _load_fast),
+}
+
+
+def _method_module(method: str) -> ModuleType:
+    """The imported package of ``method``; a clear error for an unknown or left-out method."""
     if method not in METHODS:
         raise PainterlyError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
-    module, _ = METHODS[method]
+    entry = METHODS[method]
     try:
-        return importlib.import_module(module)
+        return entry.load()
     except ModuleNotFoundError as exc:
-        if exc.name == module:
+        if exc.name == entry.module:
             raise PainterlyError(f"method '{method}' is not available in this build") from None
         raise
 
@@ -82,8 +116,7 @@ def make_stylizer(method: str | None, style: ImageLike | Sequence[ImageLike] | N
         sources = list(style)
     else:
         sources = [style]
-    mod = _method_module(method)
-    cls = getattr(mod, METHODS[method][1])
+    cls = getattr(_method_module(method), METHODS[method].stylizer)
     if method == "fast" and sources and all(isinstance(s, str) for s in sources):
         # The fast method's styles live in its model: strings name them ("udnie", "udnie=0.7").
         return cls([], style_weights, style_names=sources, **options)

@@ -10,11 +10,9 @@ See :mod:`painterly.export` (and docs/DEPLOY.md) for the file layout and convent
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -256,42 +254,44 @@ def _check_weights(weights: Sequence[float] | None, n: int, what: str = "style")
     return [x / total for x in w]
 
 
-def onnx_stylize_cli(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    """``painterly stylize --backend onnx --onnx-model M.onnx``: one image, or (like the PyTorch
-    backend) a folder of contents x each style -> a folder of ``CONTENT__STYLE.png``."""
-    t0 = time.perf_counter()
-    model = getattr(args, "onnx_model", None)
+def stylize_files(model: str | os.PathLike | None, content: str | os.PathLike,
+                  output: str | os.PathLike, styles: Sequence[str | os.PathLike] = (),
+                  style_weights: Sequence[float] | None = None, *, method: str | None = None,
+                  overwrite: bool = False, options: Mapping[str, Any] | None = None) -> str:
+    """Stylize files with an exported model: one image, or (like the PyTorch backend) a folder of
+    contents x each style -> a folder of ``CONTENT__STYLE.png``. Returns what was written, as a line
+    for the user (``painterly stylize --backend onnx`` prints it).
+
+    ``options`` are the method options set (only :data:`SUPPORTED_OPTIONS` apply); ``method``, if
+    given, must be the exported model's kind.
+    """
     if not model:
         raise PainterlyError("--backend onnx needs --onnx-model FILE.onnx "
                              "(make one with `painterly export onnx`)")
+    model = str(model)
+    options = dict(options or {})
     unknown = sorted(k for k in options if k not in SUPPORTED_OPTIONS)
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
         raise PainterlyError(f"option(s) {flags} do not apply to --backend onnx")
-    method = getattr(args, "method", None)
-    content = Path(args.content)
-    out = Path(args.output)
-    style_args = args.style or []
-    if not content.is_dir() and not any(Path(s).is_dir() for s in style_args):
-        check_output(out, [args.content, *style_args, model], overwrite=args.overwrite)
-        styles = [load_image(s, what="style image") for s in style_args]
-        stylizer = OnnxStylizer(model, styles, args.style_weights, **options)
+    out = Path(output)
+    style_args = list(styles)
+    if not Path(content).is_dir() and not any(Path(s).is_dir() for s in style_args):
+        check_output(out, [content, *style_args, model], overwrite=overwrite)
+        stylizer = OnnxStylizer(model, [load_image(s, what="style image") for s in style_args],
+                                style_weights, **options)
         _check_method(stylizer, method, model)
-        result = stylizer(load_image(args.content, what="content image"))
-        save_image(result, out, overwrite=args.overwrite)
-        print(f"wrote {out} ({result.width}x{result.height}) in {time.perf_counter() - t0:.1f} s "
-              "(onnxruntime)")
-        return 0
+        result = stylizer(load_image(content, what="content image"))
+        save_image(result, out, overwrite=overwrite)
+        return f"wrote {out} ({result.width}x{result.height})"
 
     def make(group: list[Path]) -> OnnxStylizer:
-        styles = [load_image(p, what="style image") for p in group]
-        stylizer = OnnxStylizer(model, styles, args.style_weights if not group else None, **options)
+        group_styles = [load_image(p, what="style image") for p in group]
+        stylizer = OnnxStylizer(model, group_styles, style_weights if not group else None, **options)
         _check_method(stylizer, method, model)
         return stylizer
 
-    n = stylize_folder(args.content, style_args, args.output, make, model, args.overwrite)
-    print(f"{n.summary(out)} in {time.perf_counter() - t0:.1f} s (onnxruntime)")
-    return 0
+    return stylize_folder(content, style_args, output, make, model, overwrite).summary(out)
 
 
 def _check_method(stylizer: OnnxStylizer, method: str | None, model: str) -> None:

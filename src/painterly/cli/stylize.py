@@ -123,9 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 
     options = method_options(args)
     if args.backend == "onnx":
-        from ..onnx_backend import onnx_stylize_cli
-
-        return onnx_stylize_cli(args, options)
+        return _run_onnx(args, options)
     if getattr(args, "onnx_model", None):
         raise PainterlyError("--onnx-model needs --backend onnx")
     styles = args.style or []
@@ -150,6 +148,18 @@ def _run(args: argparse.Namespace) -> int:
         raise PainterlyError(f"{exc}; saved it to {out}") from None
     save_image(result, out, overwrite=args.overwrite)
     print(f"wrote {out} ({result.width}x{result.height}) in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _run_onnx(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """``--backend onnx``: the exported model through onnxruntime (no PyTorch in this path)."""
+    from ..onnx_backend import stylize_files
+
+    t0 = time.perf_counter()
+    done = stylize_files(args.onnx_model, args.content, args.output, args.style or [],
+                         args.style_weights, method=args.method, overwrite=args.overwrite,
+                         options=options)
+    print(f"{done} in {time.perf_counter() - t0:.1f} s (onnxruntime)")
     return 0
 
 

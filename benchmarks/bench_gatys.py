@@ -34,7 +34,7 @@ import sys, time, json
 t0 = time.perf_counter()
 import torch
 torch.set_num_threads({threads})
-import painterly.gatys as g
+import painterly.gatys.stylize as g  # the module whose optimize the stylizer calls
 from painterly.image import load_image
 marks = {{}}
 real = g.optimize
@@ -82,7 +82,7 @@ def _sync(device: str) -> None:
 def painterly_steps(style, content, size: int, steps: int, device: str,
                     precision: str = "auto") -> list[tuple[float, float]]:
     """(wall, CPU) seconds of each optimization step of one painterly run (in this process)."""
-    import painterly.gatys as g
+    import painterly.gatys.stylize as g  # the module whose optimize the stylizer calls
 
     times: list[tuple[float, float]] = []
     real = g.optimize

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from painterly import PainterlyError, gatys
+from painterly import PainterlyError, gatys, losses
 from painterly.cli import main
 from painterly.color import rgb_to_yiq
-from painterly.gatys import DivergedError, GatysStylizer, optimize, parse_options
+from painterly.gatys import DivergedError, ExtractorCache, GatysStylizer, extractors, optimize, parse_options
 from painterly.image import pil_to_tensor
 
 FAST = {"progress": False, "device": "cpu"}
@@ -164,13 +167,13 @@ def test_optimize_keeps_last_good_image_on_nan():
 
 def test_stylizer_raises_with_last_good_image(monkeypatch, tmp_path, content_image, style_image):
     calls = {"n": 0}
-    real = gatys.losses.tv_loss
+    real = losses.tv_loss
 
     def flaky(x):
         calls["n"] += 1
         return real(x) * (float("inf") if calls["n"] >= 4 else 1.0)
 
-    monkeypatch.setattr(gatys.losses, "tv_loss", flaky)
+    monkeypatch.setattr(losses, "tv_loss", flaky)
     s = GatysStylizer([style_image], None, size=48, steps=10, log_dir=str(tmp_path / "log"), **FAST)
     with pytest.raises(DivergedError, match="diverged at step 4.*last good image \\(step 3\\)") as info:
         s(content_image)
@@ -181,14 +184,14 @@ def test_stylizer_raises_with_last_good_image(monkeypatch, tmp_path, content_ima
 
 
 def test_cli_diverged_run_saves_last_good_and_exits_2(monkeypatch, tmp_path, capsys):
-    real = gatys.losses.tv_loss
+    real = losses.tv_loss
     calls = {"n": 0}
 
     def flaky(x):
         calls["n"] += 1
         return real(x) * (float("nan") if calls["n"] >= 3 else 1.0)
 
-    monkeypatch.setattr(gatys.losses, "tv_loss", flaky)
+    monkeypatch.setattr(losses, "tv_loss", flaky)
     out = tmp_path / "x.png"
     code = main(["stylize", "builtin:chelsea", "--style", "builtin:hubble_deep_field",
                  "--method", "gatys", "--size", "48", "--steps", "5", "--device", "cpu", "-o", str(out)])
@@ -228,12 +231,69 @@ def test_extractor_is_cut_after_the_deepest_layer_and_cached():
     assert gatys.get_extractor("vgg19", None, "max", torch.device("cpu"), ["relu3_1", "conv4_2"]) is a
 
 
+def test_threads_asking_for_one_extractor_at_once_get_one_instance(monkeypatch):
+    """The server's worker threads share the cache: a burst of first requests builds one network."""
+    builds = []
+    real = extractors.build_extractor
+
+    def slow_build(*args, **kwargs):
+        builds.append(threading.get_ident())
+        time.sleep(0.2)  # a wide window for a second build to start, were the cache unlocked
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extractors, "build_extractor", slow_build)
+    monkeypatch.setattr(extractors, "EXTRACTORS", ExtractorCache())
+    start = threading.Barrier(12)
+
+    def ask(_: int):
+        start.wait()
+        return gatys.get_extractor("vgg19", None, "avg", torch.device("cpu"), ["relu1_1"])
+
+    with ThreadPoolExecutor(12) as pool:
+        got = list(pool.map(ask, range(12)))
+    assert len(builds) == 1 and all(e is got[0] for e in got)
+    assert len(extractors.EXTRACTORS) == 1
+
+
+def test_extractor_cache_builds_keys_apart_and_retries_a_failed_build():
+    cache = ExtractorCache()
+    cache.get("ready", lambda: "built")
+    release = threading.Event()
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(cache.get, "slow", lambda: release.wait(5) and "late")
+        time.sleep(0.05)
+        # a network already built is served while another one is being built
+        assert pool.submit(cache.get, "ready", lambda: "again").result(timeout=1) == "built"
+        release.set()
+        assert slow.result(timeout=5) == "late"
+
+    def fail():
+        raise PainterlyError("no weights")
+
+    with pytest.raises(PainterlyError):
+        cache.get("broken", fail)
+    assert cache.get("broken", lambda: "fixed") == "fixed"
+    assert len(cache) == 3
+
+
+def test_option_names_are_exactly_what_parse_options_takes():
+    """A sweep may set the names in OPTION_NAMES (the config's fields), and no other."""
+    assert gatys.OPTION_NAMES == tuple(gatys.GatysConfig().as_dict())
+    for name in gatys.OPTION_NAMES:
+        try:
+            parse_options({name: object()})
+        except Exception as exc:  # a bad value, but never an unknown option
+            assert "do not apply" not in str(exc), name
+    with pytest.raises(PainterlyError, match="do not apply"):
+        parse_options({"alpha": 0.5})
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_preload_builds_the_extractor_a_default_run_uses(precision, style_image):
-    gatys._EXTRACTORS.clear()
+    gatys.EXTRACTORS.clear()
     gatys.preload("cpu", precision=precision)
-    assert len(gatys._EXTRACTORS) == 1
-    (built,) = gatys._EXTRACTORS.values()
+    assert len(gatys.EXTRACTORS) == 1
+    (built,) = gatys.EXTRACTORS.values()
     s = GatysStylizer([style_image], None, size=32, steps=1, precision=precision, **FAST)
     assert s.extractor is built
     # bf16 on a CPU: the weights themselves are bf16 (no autocast); float32 otherwise

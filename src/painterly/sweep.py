@@ -108,7 +108,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def spec_from_dict(data: dict[str, Any], source: str = "sweep") -> SweepSpec:
     """Build and check a :class:`SweepSpec` from a file's table (or flags)."""
-    from .gatys import _OPTION_NAMES
+    from .gatys import OPTION_NAMES
 
     data = dict(data)
     content = data.pop("content", None)
@@ -139,9 +139,9 @@ def spec_from_dict(data: dict[str, Any], source: str = "sweep") -> SweepSpec:
         if key in _FORBIDDEN:
             raise PainterlyError(f"{source}: '{key}' cannot be set in a sweep (the sweep writes "
                                  f"its own run records)")
-        if key not in _OPTION_NAMES:
+        if key not in OPTION_NAMES:
             raise PainterlyError(f"{source}: unknown setting '{key}' (Gatys options: "
-                                 f"{', '.join(n for n in _OPTION_NAMES if n not in _FORBIDDEN)})")
+                                 f"{', '.join(n for n in OPTION_NAMES if n not in _FORBIDDEN)})")
     for key, values in grid.items():
         values = _as_list(values)
         if key in ("content_layers", "style_layers", "style_layer_weights"):

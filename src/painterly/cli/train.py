@@ -20,7 +20,7 @@ TRAIN_OPTIONS = ("content_dir", "style_dir", "out", "iterations", "batch_size", 
 ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_reduce", "style_distance",
                  "encoder_padding", "decoder_padding", "grid_weight", "style_bank", "content_cache_mb")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
-                "width", "n_residual", "luminance", "style_size")
+                "width", "n_residual", "luminance", "style_size", "warmup_recon")
 
 
 def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
@@ -108,6 +108,8 @@ def register(subparsers) -> None:
     g.add_argument("--style-size", type=non_negative_int,
                    help="short side of the style images for their Gram targets (0 = the crop); "
                         "match --resize so strokes keep the photos' scale")
+    g.add_argument("--warmup-recon", type=non_negative_int,
+                   help="iterations of content loss only before the style loss starts (0)")
     f.set_defaults(func=run)
 
 

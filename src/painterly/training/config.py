@@ -189,11 +189,13 @@ class FastConfig:
     n_residual: int = 5
     luminance: bool = False           # train on luminance only (colors come from the content)
     style_size: int = 0               # style images' short side for their Gram targets (0: the crop)
+    warmup_recon: int = 0             # iterations of content loss only (the network learns the photo first)
 
     def check(self) -> None:
         """Refuse impossible values."""
-        if self.style_size < 0:
-            raise PainterlyError(f"style-size must be >= 0 (0: the crop), got {self.style_size}")
+        if self.style_size < 0 or self.warmup_recon < 0:
+            raise PainterlyError(f"style-size and warmup-recon must be >= 0, got {self.style_size} and "
+                                 f"{self.warmup_recon}")
         if not self.styles:
             raise PainterlyError("fast training needs at least one --style image")
         if not self.content_layers or not self.style_layers:

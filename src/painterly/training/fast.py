@@ -8,6 +8,9 @@ style Gram targets are computed once per style with the style image's short side
 (default: the crop size).
 Losses are per layer normalized (see :mod:`painterly.losses`) and computed per sample, averaged.
 
+``warmup_recon``: the first iterations train the content loss alone (the style loss is still
+computed and logged).
+
 ``luminance``: train on luminance (Y of YIQ, as gray RGB) for both content and styles, so the
 network learns texture, not color; at inference the content's colors are put back
 (``color.luminance_transfer``) -- color preservation.
@@ -124,12 +127,19 @@ class FastObjective:
                             {k: self.targets[k][int(idx[i]):int(idx[i]) + 1] for k in self.cfg.style_layers})
             for i in range(x.shape[0])]).mean() / len(self.cfg.style_layers)
         ltv = tv_loss(y.float())
-        total = self.cfg.content_weight * lc + self.cfg.style_weight * ls + self.cfg.tv_weight * ltv
+        style_weight = 0.0 if self.in_warmup(iteration) else self.cfg.style_weight
+        total = self.cfg.content_weight * lc + style_weight * ls + self.cfg.tv_weight * ltv
         return total, {"loss": total.detach(), "content": lc.detach(), "style": ls.detach(),
                        "tv": ltv.detach()}, y
 
+    def in_warmup(self, iteration: int) -> bool:
+        """The first ``warmup_recon`` iterations train the content loss only: a network that first
+        learns to pass the photo through does not fall into painting one fixed, photo-independent
+        blob (the failure seen when the style loss drives a fresh network from the start)."""
+        return iteration < self.cfg.warmup_recon
+
     def style_loss_name(self, iteration: int) -> str | None:
-        return "style"
+        return None if self.in_warmup(iteration) else "style"
 
     def load_init(self, net: nn.Module, path: str) -> None:
         """Warm start from an exported network of the same architecture and style count (its

@@ -3,19 +3,24 @@ random decoder weights: these check the pipeline, not the look)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from conftest import make_image
 from PIL import Image
 
-import painterly.adain.stylize as adain_stylize
-from painterly.adain import AdaINStylizer, StyleStats, adain_transform, plan_tiles
+import painterly.adain.networks as adain_networks
+from painterly.adain import AdaINStylizer, plan_tiles
 from painterly.adain.model import Decoder, save_decoder
+from painterly.adain.networks import NetworkCache
+from painterly.adain.stylize import check_content_size, feature_masks, finish_colors, style_tensors
+from painterly.adain.tiling import TILE_OVERLAP, encode_transform_decode
 from painterly.color import rgb_to_yiq
 from painterly.errors import PainterlyError
 from painterly.image import pil_to_tensor
-from painterly.losses import mean_std
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +49,6 @@ def _stylizer(decoder_file: str, styles: list[Image.Image], **kw) -> AdaINStyliz
     kw.setdefault("precision", "fp32")
     return AdaINStylizer(styles, kw.pop("style_weights", None), decoder=decoder_file,
                          device="cpu", style_size=64, **kw)
-
-
-def test_transform_gives_style_statistics() -> None:
-    torch.manual_seed(0)
-    f = torch.rand(1, 16, 6, 7) * 10
-    stats = StyleStats(torch.rand(2, 16, 1, 1) * 3, torch.rand(2, 16, 1, 1) + 0.5,
-                       torch.tensor([0.25, 0.75]))
-    out = adain_transform(f, stats)
-    mean, std = mean_std(out)
-    b_mean, b_std = stats.blended()
-    assert torch.allclose(mean, b_mean, atol=1e-4) and torch.allclose(std, b_std, atol=1e-3)
-    # Blending the targets equals blending the AdaIN outputs (the paper's interpolation).
-    one = [adain_transform(f, StyleStats(stats.mean[k:k + 1], stats.std[k:k + 1], torch.ones(1)))
-           for k in range(2)]
-    assert torch.allclose(out, 0.25 * one[0] + 0.75 * one[1], atol=1e-4)
-    assert torch.allclose(adain_transform(f, stats, alpha=0.0), f)
 
 
 def test_alpha_zero_is_decode_of_encode(decoder_file, styles) -> None:
@@ -192,7 +181,7 @@ def test_plan_tiles_covers_with_overlap() -> None:
     for starts, size, length in ((plan.ys, plan.tile_h, 4096), (plan.xs, plan.tile_w, 4096)):
         assert starts[0] == 0 and starts[-1] + size == length
         assert all(s % 8 == 0 for s in starts)
-        assert all(a + size - b >= adain_stylize.TILE_OVERLAP for a, b in zip(starts, starts[1:]))
+        assert all(a + size - b >= TILE_OVERLAP for a, b in zip(starts, starts[1:]))
     assert plan_tiles(200, 120, 256).n_tiles == 1
 
 
@@ -221,8 +210,8 @@ def test_tiled_matches_untiled_without_seams(decoder_file, styles) -> None:
 
 
 def test_missing_default_decoder(monkeypatch, tmp_path, styles) -> None:
-    monkeypatch.setattr(adain_stylize, "default_decoder_path", lambda: tmp_path / "none.safetensors")
-    assert not adain_stylize.is_available()
+    monkeypatch.setattr(adain_networks, "default_decoder_path", lambda: tmp_path / "none.safetensors")
+    assert not adain_networks.is_available()
     with pytest.raises(PainterlyError, match="painterly train adain") as info:
         AdaINStylizer(styles[:1], None, device="cpu")
     assert "--decoder" in str(info.value)
@@ -283,3 +272,43 @@ def test_cpu_bf16_runs_cast_networks(decoder_file, styles) -> None:
     a, b = ref.stylize_tensor(x), bf.stylize_tensor(x)
     assert b.dtype == torch.float32 and b.shape == a.shape
     assert (a - b).abs().mean() < 0.02
+
+
+def test_input_rules_shared_with_the_server() -> None:
+    """The helpers the stylizer and the server's AdaIN path both use."""
+    styles = style_tensors([make_image(120, 60), make_image(30, 90)], 64)
+    assert [tuple(s.shape) for s in styles] == [(1, 3, 32, 64), (1, 3, 64, 21)]
+    with pytest.raises(PainterlyError, match="style image 2 is too small"):
+        style_tensors([make_image(120, 60), make_image(200, 10)], 64, min_side=16)
+    check_content_size(9, 40)
+    with pytest.raises(PainterlyError, match="too small"):
+        check_content_size(15, 40, min_side=16)
+    out = torch.rand(1, 3, 8, 8) * 1.4 - 0.2
+    content = torch.rand(1, 3, 8, 8)
+    assert torch.equal(finish_colors(out, content, None), out.clamp(0, 1))
+    lum = finish_colors(out, content, "luminance")
+    assert (rgb_to_yiq(lum)[:, 1:] - rgb_to_yiq(content)[:, 1:]).abs().mean() < 0.05
+    masks = feature_masks([torch.ones(1, 1, 30, 50), torch.zeros(1, 1, 6, 10)], 60, 100)
+    assert masks.shape == (1, 2, 8, 13) and masks[0, 0].min() == 1 and masks[0, 1].max() == 0
+
+
+def test_tile_larger_than_the_image_is_one_pass(decoder_file, styles) -> None:
+    st = _stylizer(decoder_file, styles[:1])
+    x = pil_to_tensor(make_image(64, 48, seed=3))
+    transform = lambda f: f * 0.5  # noqa: E731
+    with torch.inference_mode():
+        one = st.nets.decode(transform(st.nets.encode(x)))
+        assert torch.equal(encode_transform_decode(st.nets, x, transform, tile=256), one)
+        assert torch.equal(encode_transform_decode(st.nets, x, transform), one)
+
+
+def test_network_cache_is_safe_under_threads(decoder_file) -> None:
+    cache = NetworkCache()
+    with ThreadPoolExecutor(4) as pool:
+        decoders = list(pool.map(lambda _: cache.decoder(Path(decoder_file)), range(8)))
+        encoders = list(pool.map(lambda _: cache.encoder("zeros", torch.device("cpu"),
+                                                         torch.contiguous_format), range(4)))
+    assert len({id(d) for d, _ in decoders}) == 8  # each caller its own copy to move
+    ref = decoders[0][0].state_dict()
+    assert all(torch.equal(d.state_dict()[k], ref[k]) for d, _ in decoders for k in ref)
+    assert len({id(e) for e in encoders}) == 1  # one shared frozen encoder

@@ -14,7 +14,8 @@ import torch
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from painterly.adain.model import Decoder, Encoder, adain, pad_to_multiple, save_decoder  # noqa: E402
+from painterly.adain.core import adain  # noqa: E402
+from painterly.adain.model import Decoder, Encoder, pad_to_multiple, save_decoder  # noqa: E402
 from painterly.cli import main  # noqa: E402
 from painterly.errors import PainterlyError  # noqa: E402
 from painterly.export import export_onnx  # noqa: E402

@@ -92,7 +92,8 @@ class Scorer:
     """Scores outputs with a frozen VGG19 (raw Caffe weights) up to relu4_1."""
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
-        from .adain.model import Encoder, adain
+        from .adain.core import adain
+        from .adain.model import Encoder
 
         self.device = torch.device(device)
         self.encoder = Encoder().to(self.device)

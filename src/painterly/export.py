@@ -39,6 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .adain.core import adain, mean_std, trade_off
+from .adain.model import Encoder
+from .adain.networks import default_decoder_path, encoder_padding, resolve_decoder
 from .errors import PainterlyError
 
 #: Default and lowest supported ONNX opset.
@@ -68,8 +71,6 @@ class AdaINStyleGraph(nn.Module):
         self.eps = eps
 
     def forward(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from .losses import mean_std
-
         return mean_std(self.encoder(style), self.eps)
 
 
@@ -84,13 +85,9 @@ class AdaINContentGraph(nn.Module):
 
     def forward(self, content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
                 alpha: torch.Tensor) -> torch.Tensor:
-        from .adain.model import adain
-
         h, w = content.shape[-2], content.shape[-1]
         f = self.encoder(_pad_reflect(content, MULTIPLE["adain"]))
-        t = adain(f, style_mean, style_std, self.eps)
-        a = alpha.reshape(-1, 1, 1, 1)
-        t = a * t + (1 - a) * f
+        t = trade_off(adain(f, style_mean, style_std, self.eps), f, alpha)
         return self.decoder(t)[..., :h, :w].clamp(0, 1)
 
 
@@ -177,17 +174,12 @@ def export_adain(decoder_path: str | os.PathLike | None, output: str | os.PathLi
                  opset: int = DEFAULT_OPSET, overwrite: bool = False) -> dict[str, Path]:
     """Export an AdaIN decoder (with the VGG19 encoder it was trained with, Caffe weights) as a
     style graph and a content graph; ``decoder_path`` None means the installed default."""
-    from .adain.model import Encoder
-    from .adain.stylize import default_decoder_path, resolve_decoder
-
     paths = output_paths(output, "adain")
     _refuse_existing(paths, overwrite)
     opset = _check_opset(opset)
     decoder, dconfig = resolve_decoder(decoder_path)
     decoder = decoder.float().eval()
-    padding = str(dconfig.get("encoder_padding", "zeros"))
-    if padding not in ("zeros", "reflect"):
-        raise PainterlyError(f"decoder config names an unknown encoder padding '{padding}'")
+    padding = encoder_padding(dconfig)
     encoder = Encoder(padding=padding)
     paths["model"].parent.mkdir(parents=True, exist_ok=True)
     # Trace with sizes that need padding so the Pad node is part of the graph.

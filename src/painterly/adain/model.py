@@ -1,7 +1,8 @@
-"""AdaIN model (Huang & Belongie, ICCV 2017): pure tensor functions, encoder and decoder.
+"""AdaIN model (Huang & Belongie, ICCV 2017): encoder, decoder and decoder files.
 
-Inference features (trade-off, interpolation, masks, tiles, batches) live in
-:mod:`painterly.adain.stylize`;
+The AdaIN functions (statistics, transform, trade-off, blending, masks) are
+:mod:`painterly.adain.core`; inference (networks on a device, tiles, the stylizer) is
+:mod:`painterly.adain.networks`, :mod:`painterly.adain.tiling` and :mod:`painterly.adain.stylize`;
 training lives in :mod:`painterly.training`.
 
 Pixel convention: the encoder takes RGB in [0, 1] (it converts to what the VGG weights expect) and
@@ -17,7 +18,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..features import FeatureExtractor, build_extractor
-from ..losses import mean_std
 from ..upsample import UpsampleConv2d, fold_weight, upsample_conv
 from ..weights import load_checked, load_model_file, save_model_file
 
@@ -28,30 +28,8 @@ CONTENT_LAYER = "relu4_1"
 #: relu4_1 of the raw Caffe VGG19 averages about 514 on photographs; the decoder divides its input
 #: by this so its first layer sees values of order 1 (as with the reference's normalized VGG).
 DEFAULT_INPUT_SCALE = 1.0 / 512.0
-
-
-def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
-          eps: float = 1e-5) -> torch.Tensor:
-    """Give ``content`` features the per-channel mean/std of the style (batched, broadcasting)."""
-    c_mean, c_std = mean_std(content, eps)
-    return (content - c_mean) / c_std * style_std + style_mean
-
-
-def masked_mean_std(features: torch.Tensor, mask: torch.Tensor,
-                    eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean/std over the region where ``mask`` (N,1,h,w in [0,1]) is on (weighted)."""
-    w = mask.to(features.dtype)
-    total = w.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-    mean = (features * w).sum(dim=(2, 3), keepdim=True) / total
-    var = ((features - mean).pow(2) * w).sum(dim=(2, 3), keepdim=True) / total
-    return mean, (var + eps).sqrt()
-
-
-def masked_adain(content: torch.Tensor, mask: torch.Tensor, style_mean: torch.Tensor,
-                 style_std: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """AdaIN that uses the content's statistics over ``mask`` only (spatial control)."""
-    c_mean, c_std = masked_mean_std(content, mask, eps)
-    return (content - c_mean) / c_std * style_std + style_mean
+#: The encoder/decoder need sides that are multiples of this (three 2x poolings).
+MULTIPLE = 8
 
 
 class Decoder(nn.Module):
@@ -123,7 +101,7 @@ class Encoder(nn.Module):
         return self.vgg(x, list(STYLE_LAYERS))
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> tuple[torch.Tensor, tuple[int, int]]:
+def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pad H and W up to a multiple (so any size round-trips the encoder/decoder)."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple

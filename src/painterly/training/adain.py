@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..adain.model import CONTENT_LAYER, STYLE_LAYERS, Decoder, Encoder, adain, load_decoder, save_decoder
+from ..adain.core import adain
+from ..adain.model import CONTENT_LAYER, STYLE_LAYERS, Decoder, Encoder, load_decoder, save_decoder
 from ..errors import PainterlyError
 from ..image import pil_to_tensor, tensor_to_pil
 from ..losses import content_loss, grid_loss, mean_std, style_loss_mean_std

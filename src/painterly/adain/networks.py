@@ -1,0 +1,203 @@
+"""AdaIN networks on a device: decoder files, precision and layout, and the process-wide caches.
+
+:class:`AdaINNetworks` makes the device choices once (precision, channels_last, folded decoder,
+``torch.compile``) and offers ``encode``/``decode``, style statistics and the tiling budget; the
+stylizer, video and the server's engine all run through it. Encoders and decoder files are
+cached for the whole process by :data:`NETWORKS`, behind one lock (the server builds stylizers
+from several threads).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..device import auto_bf16, cast_dtype
+from ..errors import PainterlyError
+from .core import Stats, mean_std
+from .model import MULTIPLE, Decoder, Encoder, inference_decoder, load_decoder, pad_to_multiple
+from .tiling import MIN_TILE
+
+#: Above this many pixels a CPU run is tiled (peak memory of one pass is ~800 bytes/pixel fp32).
+CPU_TILE_PIXELS = 2048 * 2048
+#: Tile side used when a CPU run is tiled automatically (a 4096x4096 image takes 3x3 tiles).
+CPU_TILE = 1536
+#: Bytes of device memory per pixel of one untiled pass, used for the CUDA tiling budget.
+_BYTES_PER_PIXEL = {torch.float32: 800, torch.bfloat16: 420, torch.float16: 420}
+#: channels_last on CPU: measured with benchmarks/bench_adain.py (see docs/ADAIN.md).
+CPU_CHANNELS_LAST = True
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ENCODER_PADDINGS = ("zeros", "reflect")
+
+
+def default_decoder_path() -> Path:
+    """Where the shipped decoder lives: ``painterly/assets/adain_decoder.safetensors``."""
+    return Path(__file__).resolve().parents[1] / "assets" / "adain_decoder.safetensors"
+
+
+def is_available() -> bool:
+    """True when a default decoder is installed (so AdaIN works with no ``--decoder``)."""
+    return default_decoder_path().is_file()
+
+
+class NetworkCache:
+    """Encoders and decoder files shared by every user in the process, behind one lock.
+
+    An encoder is frozen and never moved after it is built, so one instance per (padding,
+    device, layout, dtype) is shared. A decoder file is loaded once per version (path, size,
+    mtime) and each caller gets its own copy, because moving a module to a device is in place.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._encoders: dict[tuple, Encoder] = {}
+        self._decoders: dict[tuple, tuple[Decoder, dict]] = {}
+
+    def encoder(self, padding: str, device: torch.device, memory_format: torch.memory_format,
+                dtype: torch.dtype = torch.float32) -> Encoder:
+        """The shared frozen VGG19 encoder for these settings (built on first use)."""
+        key = (padding, str(device), str(memory_format), str(dtype))
+        with self._lock:
+            if key not in self._encoders:
+                enc = Encoder(padding=padding).to(device).to(memory_format=memory_format)
+                enc.vgg.cast_weights(dtype)
+                self._encoders[key] = enc.eval().requires_grad_(False)
+            return self._encoders[key]
+
+    def decoder(self, path: Path) -> tuple[Decoder, dict]:
+        """A private copy of the decoder in ``path`` and its config (the file is read once)."""
+        try:
+            st = path.stat()
+        except OSError:
+            raise PainterlyError(f"decoder file not found: {path}") from None
+        if path.is_dir():
+            raise PainterlyError(f"decoder is a folder, not a file: {path}")
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if key not in self._decoders:
+                self._decoders.clear()  # one decoder file in use at a time is the common case
+                self._decoders[key] = load_decoder(str(path))
+            decoder, config = self._decoders[key]
+        # The cached module is never moved or changed, so copying it outside the lock is safe.
+        return copy.deepcopy(decoder), dict(config)
+
+    def clear(self) -> None:
+        """Drop every cached network (tests; freeing memory)."""
+        with self._lock:
+            self._encoders.clear()
+            self._decoders.clear()
+
+
+#: The process-wide cache.
+NETWORKS = NetworkCache()
+
+
+def resolve_decoder(decoder: str | os.PathLike | Decoder | None) -> tuple[Decoder, dict]:
+    """A decoder module and its config from a path, a module, or the installed default."""
+    if isinstance(decoder, Decoder):
+        return decoder, {"padding": decoder.padding}
+    if decoder is None:
+        path = default_decoder_path()
+        if not path.is_file():
+            raise PainterlyError(
+                "no AdaIN decoder is installed: train one with `painterly train adain ...` "
+                "and pass it with --decoder FILE (.safetensors or .pth), or use --method gatys")
+        return NETWORKS.decoder(path)
+    path = Path(decoder)
+    if path.suffix.lower() not in (".safetensors", ".pth", ".pt", ".bin"):
+        raise PainterlyError(f"decoder must be a .safetensors or .pth file, not {path.name}")
+    return NETWORKS.decoder(path)
+
+
+def encoder_padding(config: dict) -> str:
+    """The encoder padding a decoder was trained with (its config's ``encoder_padding``)."""
+    padding = str(config.get("encoder_padding", "zeros"))
+    if padding not in ENCODER_PADDINGS:
+        raise PainterlyError(f"decoder config names an unknown encoder padding '{padding}'")
+    return padding
+
+
+class AdaINNetworks:
+    """Encoder + decoder on one device with the precision/layout choices made once."""
+
+    def __init__(self, decoder: Decoder, config: dict, device: torch.device,
+                 precision: str = "auto", channels_last: bool | None = None,
+                 compile: bool = False) -> None:
+        self.device = device
+        self.config = config
+        self.encoder_padding = encoder_padding(config)
+        if precision not in PRECISIONS:
+            raise PainterlyError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+        if precision == "auto":
+            precision = "fp32"
+            if device.type == "cuda":
+                precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            elif auto_bf16(device):
+                precision = "bf16"  # native bf16 CPU: measured 1.8x faster than fp32 at 512 px
+        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        if channels_last is None:
+            channels_last = device.type == "cuda" or CPU_CHANNELS_LAST
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # bf16 on a CPU: the networks themselves are cast (see device.cast_dtype); CUDA: autocast.
+        self.cast = cast_dtype(self.dtype, device) is not None
+        weights_dtype = self.dtype if self.cast else torch.float32
+        self.encoder = NETWORKS.encoder(self.encoder_padding, device, self.memory_format, weights_dtype)
+        self.decoder = decoder.to(device).eval().requires_grad_(False)
+        # Same function, upsample+conv pairs folded (see UpsampleConv2d): ~18% less decoder time.
+        self.fast_decoder = inference_decoder(self.decoder).to(device, weights_dtype).to(
+            memory_format=self.memory_format)
+        self._enc = self.encoder
+        self._dec = self.fast_decoder
+        if compile:
+            self._enc = torch.compile(self.encoder)
+            self._dec = torch.compile(self.fast_decoder)
+
+    def _autocast(self) -> Any:
+        if self.dtype == torch.float32 or self.cast:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] batch (sides multiples of 8) -> float32 relu4_1 features."""
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        with self._autocast():
+            return self._enc(x).float()
+
+    def decode(self, t: torch.Tensor) -> torch.Tensor:
+        """Features -> float32 RGB (not clamped)."""
+        t = t.to(self.device, self.dtype if self.cast else t.dtype)
+        t = t.contiguous(memory_format=self.memory_format)
+        with self._autocast():
+            return self._dec(t).float()
+
+    @torch.inference_mode()
+    def style_stats(self, style: torch.Tensor) -> Stats:
+        """relu4_1 ``(N, C, 1, 1)`` mean and std of a style batch ``(N, 3, H, W)`` of any size."""
+        x, _ = pad_to_multiple(style, MULTIPLE)
+        return mean_std(self.encode(x))
+
+    def pixel_budget(self) -> int:
+        """Largest image (pixels) processed in one pass before tiling kicks in."""
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return max(512 * 512, int(free * 0.5 / _BYTES_PER_PIXEL[self.dtype]))
+        return CPU_TILE_PIXELS
+
+    def default_tile(self) -> int:
+        """Tile side used when an image is over :meth:`pixel_budget`."""
+        if self.device.type == "cuda":
+            return max(MIN_TILE, min(4096, int(math.sqrt(self.pixel_budget())) // 8 * 8))
+        return CPU_TILE
+
+    def tile_for(self, height: int, width: int, tile: int | None = None) -> int | None:
+        """Tile side for a padded ``height x width`` batch: ``tile`` if given, else the default
+        tile above the pixel budget, else None (one pass)."""
+        if tile is None and height * width > self.pixel_budget():
+            return self.default_tile()
+        return tile

@@ -13,6 +13,8 @@ from PIL import Image
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 
+from helpers import synthetic_clip  # noqa: E402
+
 from painterly.adain.model import Decoder, save_decoder  # noqa: E402
 from painterly.cli import main  # noqa: E402
 from painterly.errors import PainterlyError  # noqa: E402
@@ -24,7 +26,6 @@ from painterly.video import (  # noqa: E402
     output_size,
     probe,
     stylize_video,
-    synthetic_clip,
 )
 
 STYLE = "builtin:hubble_deep_field"

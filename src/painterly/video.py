@@ -31,8 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
+from .adain.core import SmoothedStats, adain_transform, mean_std
+from .adain.model import MULTIPLE, pad_to_multiple
+from .adain.stylize import AdaINStylizer
 from .errors import PainterlyError
 from .image import ImageLike, load_image
 
@@ -157,21 +161,19 @@ class AdaINVideo:
                  decoder: str | os.PathLike | None = None, *, alpha: float | None = None,
                  smooth: float = DEFAULT_SMOOTH, style_size: int | None = None,
                  device: str | None = None, cut_threshold: float | None = CUT_THRESHOLD) -> None:
-        from .adain import AdaINStylizer
-
         if not 0.0 <= smooth < 1.0:
             raise PainterlyError(f"smooth must be in [0, 1) (0 = off), got {smooth}")
         self.stylizer = AdaINStylizer(styles, style_weights, decoder=decoder, alpha=alpha,
                                       style_size=style_size, device=device)
         self.smooth = float(smooth)
         self.cut_threshold = cut_threshold
-        self.style_mean, self.style_std = self.stylizer.style_stats.blended()
+        self.content_stats = SmoothedStats(self.smooth)
         self.cuts = 0
         self.reset()
 
     def reset(self) -> None:
         """Start a new clip: the next frame's statistics are taken as they are."""
-        self._c_mean = self._c_std = None
+        self.content_stats.reset()
         self._prev: np.ndarray | None = None
 
     def _is_cut(self, frame: np.ndarray) -> bool:
@@ -184,31 +186,18 @@ class AdaINVideo:
         return float(np.abs(a - b).mean()) > self.cut_threshold
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        import torch
-
-        from .adain.model import pad_to_multiple
-        from .losses import mean_std
-
         h, w = frame.shape[:2]
         if min(h, w) < 16:
             raise PainterlyError(f"frames of {w}x{h} are too small for AdaIN (16 px per side)")
-        nets, alpha = self.stylizer.nets, self.stylizer.alpha
+        st = self.stylizer
         x = torch.from_numpy(np.array(frame, np.uint8)).permute(2, 0, 1)[None].float().div_(255.0)
         with torch.inference_mode():
-            f = nets.encode(pad_to_multiple(x, 8)[0])
-            m, s = mean_std(f)
+            f = st.nets.encode(pad_to_multiple(x, MULTIPLE)[0])
             cut = self._is_cut(frame)
             self.cuts += int(cut)
-            if self._c_mean is None or self.smooth == 0 or cut:
-                self._c_mean, self._c_std = m, s
-            else:
-                k = self.smooth
-                self._c_mean = k * self._c_mean + (1 - k) * m
-                self._c_std = k * self._c_std + (1 - k) * s
-            t = (f - self._c_mean) / self._c_std * self.style_std + self.style_mean
-            if alpha != 1.0:
-                t = alpha * t + (1 - alpha) * f
-            y = nets.decode(t)[..., :h, :w].clamp(0, 1)
+            smoothed = self.content_stats.update(*mean_std(f), restart=cut)
+            t = adain_transform(f, st.style_stats, st.alpha, content_stats=smoothed)
+            y = st.nets.decode(t)[..., :h, :w].clamp(0, 1)
         return y[0].permute(1, 2, 0).mul(255).add_(0.5).to(torch.uint8).cpu().numpy()
 
 
@@ -384,59 +373,3 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
                        seconds=time.perf_counter() - t0, has_audio=bool(info.audio_codec),
                        flicker=flicker_ratio(d_in, d_out) if n > 1 else float("nan"),
                        input_change=d_in / pairs, output_change=d_out / pairs, frames_out=kept)
-
-
-def synthetic_clip(path: str | os.PathLike, *, frames: int = 12, size: tuple[int, int] = (64, 48),
-                   fps: float = 12.0, source: ImageLike = "builtin:chelsea", pan: float = 2.0,
-                   noise: float = 0.0, sprite: float = 0.0, audio: bool = True,
-                   seed: int = 0) -> Path:
-    """Write a short panning clip over ``source`` (for tests, benchmarks and demos).
-
-    The window slides ``pan`` px per frame across the image; ``noise`` adds Gaussian sensor noise
-    (std in 0..255 levels); ``sprite`` > 0 adds a bright square of that fraction of the height
-    that shows up in every other frame at a random place (an object entering and leaving: a local
-    change that moves the frame's global statistics, what makes per-frame AdaIN repaint the
-    whole frame); ``audio`` adds a 440 Hz sine track (AAC)
-    as long as the clip.
-    """
-    import imageio_ffmpeg
-
-    path = Path(path)
-    w, h = size
-    img = load_image(source)
-    span = w + pan * (frames - 1)
-    scale = max(span / img.width, h / img.height)
-    big = np.asarray(img.resize((int(np.ceil(img.width * scale)), int(np.ceil(img.height * scale))),
-                                Image.Resampling.LANCZOS), np.float32)
-    rng = np.random.default_rng(seed)
-    tmp = path.with_name(f".{path.stem}.v{os.getpid()}{path.suffix}") if audio else path
-    writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, quality=9,
-                                         pix_fmt_out="yuv420p" if w % 2 == 0 and h % 2 == 0
-                                         else "yuv444p",
-                                         macro_block_size=1, ffmpeg_log_level="error")
-    writer.send(None)
-    y0 = (big.shape[0] - h) // 2
-    for i in range(frames):
-        x = pan * i
-        x0 = int(np.floor(x))
-        f = x - x0  # sub-pixel pan by linear interpolation
-        crop = (1 - f) * big[y0:y0 + h, x0:x0 + w] + f * big[y0:y0 + h, x0 + 1:x0 + w + 1] \
-            if x0 + w + 1 <= big.shape[1] else big[y0:y0 + h, x0:x0 + w]
-        if sprite and i % 2 == 1:
-            side = max(2, round(sprite * h))
-            sy, sx = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-            crop = crop.copy()
-            crop[sy:sy + side, sx:sx + side] = (255.0, 230.0, 40.0)
-        if noise:
-            crop = crop + rng.normal(0, noise, crop.shape)
-        writer.send(np.ascontiguousarray(np.clip(crop + 0.5, 0, 255).astype(np.uint8)))
-    writer.close()
-    if audio:
-        cmd = [_ffmpeg(), "-y", "-loglevel", "error", "-i", str(tmp), "-f", "lavfi", "-i",
-               f"sine=frequency=440:sample_rate=44100:duration={frames / fps:.3f}",
-               "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(path)]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return path

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from painterly import PainterlyError
-from painterly.record import RunRecord, free_record_dir, plot_losses, read_csv
+from painterly.record import RunRecord, free_record_dir, plot_record_losses, read_csv
 
 
 def test_record_files(tmp_path):
@@ -55,5 +55,25 @@ def test_log_dir_that_is_a_file(tmp_path):
 
 def test_overlay_plot_and_empty_runs(tmp_path):
     runs = {"a": [{"step": 1, "total": 3.0}, {"step": 2, "total": 1.0}], "b": []}
-    plot_losses(runs, tmp_path / "p.png")
+    plot_record_losses(runs, tmp_path / "p.png")
     assert Image.open(tmp_path / "p.png").size[0] > 100
+
+
+def test_one_loss_plot_for_records_and_training_logs(tmp_path):
+    # Training logs draw through the same plot as Gatys records: no second matplotlib copy.
+    from pathlib import Path
+
+    import painterly
+    from painterly.record import plot_loss_curves
+    from painterly.training.logs import plot_training_losses
+
+    csv_path = tmp_path / "losses.csv"
+    csv_path.write_text("iteration,loss,style,lr\n1,4.0,,1e-4\n2,nan,2.0,1e-4\n3,1.0,1.5,1e-4\n")
+    out = plot_training_losses(csv_path, tmp_path / "losses.png")
+    assert out == tmp_path / "losses.png" and Image.open(out).format == "PNG"
+    plot_loss_curves({"zeros": ([1, 2], [0.0, 0.0])}, tmp_path / "blank.png")  # nothing to draw
+    assert Image.open(tmp_path / "blank.png").size[0] > 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blank.png", "losses.csv", "losses.png"]
+    users = [p.relative_to(Path(painterly.__file__).parent).as_posix()
+             for p in Path(painterly.__file__).parent.rglob("*.py") if "import matplotlib" in p.read_text()]
+    assert users == ["record.py"]

@@ -12,6 +12,9 @@ A record folder holds
 
 An existing record is never overwritten: if ``log_dir`` already holds one (a ``losses.csv`` or
 ``config.json``), the new record goes to the first free subfolder ``run-2``, ``run-3``, ...
+
+The loss plot itself (:func:`plot_loss_curves`) is shared: training runs draw theirs through it
+too (:func:`painterly.training.logs.plot_training_losses`).
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from .atomic import write_atomic
 from .errors import PainterlyError
 
 COLUMNS = ("step", "elapsed_s", "total", "content", "style", "tv", "scale")
@@ -115,7 +120,7 @@ class RunRecord:
             data = json.loads(path.read_text()) if path.exists() else {}
             data["summary"] = summary
             path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-        plot_losses({"": self.rows}, self.path / "losses.png")
+        plot_record_losses({"": self.rows}, self.path / "losses.png")
 
     def __enter__(self) -> RunRecord:
         return self
@@ -133,11 +138,16 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, float]]:
     return rows
 
 
-def plot_losses(runs: dict[str, list[dict[str, float]]], path: str | os.PathLike,
-                terms: tuple[str, ...] = ("total", "content", "style", "tv"),
-                title: str | None = None) -> Path:
-    """Loss curves on a log scale. One run: every term; several runs: ``total`` per run
-    (overlay), for sweeps. Empty runs are skipped; writes a blank plot if none has data."""
+def plot_loss_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+                     path: str | os.PathLike, *, xlabel: str = "step", ylabel: str = "loss",
+                     title: str | None = None) -> Path:
+    """Draw loss curves ``{label: (xs, ys)}`` on a log scale into a PNG, atomically.
+
+    The one loss plot of painterly: Gatys records and sweeps (:func:`plot_record_losses`) and
+    training runs (:func:`painterly.training.logs.plot_training_losses`) all draw through it. A
+    curve with no positive value is left out (a log axis cannot show it); NaN points are gaps.
+    Writes a blank plot if no curve has data.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -146,32 +156,44 @@ def plot_losses(runs: dict[str, list[dict[str, float]]], path: str | os.PathLike
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     plotted = False
     top, low = 0.0, float("inf")
-    single = len(runs) == 1
-    for label, rows in runs.items():
-        if not rows:
+    for label, (xs, ys) in curves.items():
+        if not any(y > 0 for y in ys if y == y):
             continue
-        steps = [r["step"] for r in rows]
-        for term in (terms if single else ("total",)):
-            ys = [r.get(term, float("nan")) for r in rows]
-            if not any(y > 0 for y in ys if y == y):
-                continue
-            ax.plot(steps, ys, label=term if single else label, linewidth=1.2)
-            finite = [y for y in ys if y == y and y != float("inf")]
-            top = max([top] + finite)
-            low = min([low] + [y for y in finite if y > 0])
-            plotted = True
+        ax.plot(xs, ys, label=label, linewidth=1.2)
+        finite = [y for y in ys if y == y and y != float("inf")]
+        top = max([top] + finite)
+        low = min([low] + [y for y in finite if y > 0])
+        plotted = True
     if plotted:
         ax.set_yscale("log")
         # A loss that starts at zero (content, from the content image) would stretch the axis.
         ax.set_ylim(bottom=max(top * 1e-5, low * 0.5), top=top * 2)
         ax.legend(fontsize=7, loc="best")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (weighted total)" if not single else "loss")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"  # the temporary file's name has no say
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt))
+    finally:
+        plt.close(fig)
+
+
+def plot_record_losses(runs: dict[str, list[dict[str, float]]], path: str | os.PathLike,
+                       terms: tuple[str, ...] = ("total", "content", "style", "tv"),
+                       title: str | None = None) -> Path:
+    """Loss curves of run records (rows as :func:`read_csv` returns them). One run: every term;
+    several runs: ``total`` per run (overlay), for sweeps. Empty runs are skipped."""
+    single = len(runs) == 1
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    for label, rows in runs.items():
+        if not rows:
+            continue
+        steps = [r["step"] for r in rows]
+        for term in (terms if single else ("total",)):
+            curves[term if single else label] = (steps, [r.get(term, float("nan")) for r in rows])
+    return plot_loss_curves(curves, path, ylabel="loss" if single else "loss (weighted total)",
+                            title=title)

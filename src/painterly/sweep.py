@@ -253,7 +253,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike,
     """Run every combination of ``spec`` and write the results into ``out_dir``."""
     from .gatys import DivergedError, GatysStylizer, parse_options
     from .image import contact_sheet, load_image
-    from .record import plot_losses
+    from .record import plot_record_losses
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -307,7 +307,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike,
                      "image": str(img_path.relative_to(out))})
         # Tables are rewritten after every run, so a long sweep shows progress on disk.
         write_results(rows, out, spec.name, axes)
-    plot_losses(curves, out / "losses.png", title=f"{spec.name}: total loss per step")
+    plot_record_losses(curves, out / "losses.png", title=f"{spec.name}: total loss per step")
     sheet = contact_sheet(images, labels, columns=spec.columns, cell=spec.cell)
     sheet.save(out / "contact_sheet.png", optimize=True)
     if log:

@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..image import contact_sheet, save_image
+from ..record import plot_loss_curves
 
 
 class RunLogger:
@@ -125,30 +126,18 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def plot_losses(csv_path: str | Path, out_path: str | Path, columns: list[str] | None = None) -> Path:
-    """Plot the loss columns of ``losses.csv`` against the iteration (log scale) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_training_losses(csv_path: str | Path, out_path: str | Path,
+                         columns: list[str] | None = None) -> Path:
+    """Plot the loss columns of a run's ``losses.csv`` against the iteration (log scale) as a PNG,
+    through the shared :func:`painterly.record.plot_loss_curves`. Empty and NaN cells are skipped."""
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     skip = {"iteration", "lr", "it_per_s"}
     columns = columns or [k for k in (rows[0] if rows else {}) if k not in skip]
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    curves = {}
     for col in columns:
         pts = [(int(r["iteration"]), float(r[col])) for r in rows if r.get(col) not in (None, "", "nan")]
         if pts:
-            ax.plot(*zip(*pts), label=col, linewidth=1.2)
-    ax.set_xlabel("iteration")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out_path)
-    return out_path
+            xs, ys = zip(*pts)
+            curves[col] = (list(xs), list(ys))
+    return plot_loss_curves(curves, out_path, xlabel="iteration")

@@ -31,7 +31,7 @@ from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkp
 from .config import RESUMABLE_CHANGES, RESUMABLE_OBJECTIVE_CHANGES, TrainConfig, to_dict
 from .data import ImageStream, make_loader, scan_folder, validation_images
 from .health import HealthMonitor, TrainingHealthError, check_finite, lint_output_layer
-from .logs import RunLogger, plot_losses
+from .logs import RunLogger, plot_training_losses
 
 
 def lr_at(cfg: TrainConfig, iteration: int) -> float:
@@ -277,7 +277,7 @@ class Trainer:
             if exported is None and info.is_main:  # nothing left to train: export what we have
                 exported = self.objective.export(self.net, self.run_dir, self.config_dict())
             if info.is_main and log.csv_path.is_file():
-                plot_losses(log.csv_path, self.run_dir / "losses.png")
+                plot_training_losses(log.csv_path, self.run_dir / "losses.png")
         finally:
             log.close()
             D.cleanup(info)

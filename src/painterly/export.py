@@ -42,6 +42,7 @@ from torch import nn
 from .adain.core import adain, mean_std, trade_off
 from .adain.model import Encoder
 from .adain.networks import default_decoder_path, encoder_padding, resolve_decoder
+from .atomic import atomic_path, write_atomic
 from .errors import PainterlyError
 
 #: Default and lowest supported ONNX opset.
@@ -138,19 +139,13 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
             inputs: dict[str, dict[int, str]], outputs: dict[str, dict[int, str]],
             opset: int) -> None:
     """Trace ``module`` to ``path`` atomically (temp file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            # Tracer/deprecation chatter: the shapes are dynamic by construction and checked by
-            # the parity tests.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module.eval(), args, str(tmp), dynamo=False, opset_version=opset,
-                              input_names=list(inputs), output_names=list(outputs),
-                              dynamic_axes={**inputs, **outputs}, do_constant_folding=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        # Tracer/deprecation chatter: the shapes are dynamic by construction and checked by
+        # the parity tests.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), args, str(tmp), dynamo=False, opset_version=opset,
+                          input_names=list(inputs), output_names=list(outputs),
+                          dynamic_axes={**inputs, **outputs}, do_constant_folding=True)
 
 
 def _refuse_existing(paths: dict[str, Path], overwrite: bool) -> None:
@@ -162,9 +157,7 @@ def _refuse_existing(paths: dict[str, Path], overwrite: bool) -> None:
 
 
 def _write_config(path: Path, config: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 _IMAGE_AXES = {0: "batch", 2: "height", 3: "width"}

@@ -663,5 +663,5 @@ def test_fast_style_size_sets_the_gram_target_scale(tmp_path):
     assert obj._style_target_size(obj.style_images[0], "s.png") == (96, 64)
     sized = FastObjective(FastConfig(styles=[str(tmp_path / "s.png")], style_size=128), train)
     assert sized._style_target_size(sized.style_images[0], "s.png") == (192, 128)
-    with pytest.raises(PainterlyError, match="style-size must be >= 0"):
+    with pytest.raises(PainterlyError, match="style-size and warmup-recon must be >= 0"):
         FastObjective(FastConfig(styles=[str(tmp_path / "s.png")], style_size=-1), train)

@@ -144,6 +144,7 @@ def raw_throughput(args: argparse.Namespace, decoder: str, contents: list[bytes]
     """Images/s of the engine's batched forward at the served size (median of repeats)."""
     import torch
 
+    from painterly.adain.core import StyleStats
     from painterly.image import load_image, pil_to_tensor, resize
     from painterly.serve.engine import AdaINEngine, AdaINJob
 
@@ -151,7 +152,7 @@ def raw_throughput(args: argparse.Namespace, decoder: str, contents: list[bytes]
         torch.set_num_threads(args.threads)
     engine = AdaINEngine(decoder, args.device)
     s = pil_to_tensor(resize(load_image(style), args.style_size))
-    stats = engine.make_stats([engine.style_stats(s)], [1.0])
+    stats = StyleStats.stack([engine.style_stats(s)], [1.0])
     jobs = [AdaINJob(pil_to_tensor(load_image(contents[i % len(contents)])), stats, 1.0)
             for i in range(batch)]
     engine.stylize_batch(jobs)  # warm-up

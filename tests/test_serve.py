@@ -138,13 +138,11 @@ def test_methods_lists_methods_models_and_builtin_styles(client, decoder_file):
 
 def test_methods_without_decoder_says_why_adain_is_unavailable(tmp_path, monkeypatch):
     # An install without the shipped decoder (deleted, or a build that left assets out).
-    import painterly.adain as adain_pkg
-    import painterly.adain.stylize as adain_stylize
+    import painterly.adain.networks as adain_networks  # where the server looks the decoder up
 
     missing = tmp_path / "no_decoder.safetensors"
-    for mod in (adain_pkg, adain_stylize):
-        monkeypatch.setattr(mod, "default_decoder_path", lambda: missing)
-        monkeypatch.setattr(mod, "is_available", lambda: False)
+    monkeypatch.setattr(adain_networks, "default_decoder_path", lambda: missing)
+    monkeypatch.setattr(adain_networks, "is_available", lambda: False)
     with TestClient(create_app(config(None))) as c:
         adain = c.get("/v1/methods").json()["methods"]["adain"]
         r = stylize(c, method="adain")
@@ -275,7 +273,9 @@ def test_missing_images_are_400(client):
     assert r.status_code == 400 and "at most 8" in r.json()["error"]
     thin = make_image(3, 200)  # a side under 16 px cannot go through the decoder
     r = stylize(client, content=thin)
+    # the library's rule and wording, with the server's own smallest side
     assert r.status_code == 400 and "too small" in r.json()["error"]
+    assert "AdaIN needs at least 16 px on each side" in r.json()["error"]
 
 
 def test_unsupported_formats_are_415(client):

@@ -1,8 +1,10 @@
-"""The server's AdaIN engine: networks loaded once, contents of one size batched across requests.
+"""The server's AdaIN path: networks loaded once, contents of one size batched across requests.
 
-Built on :mod:`painterly.adain` (``AdaINNetworks`` for precision/layout/encoder padding,
-``StyleStats`` and ``adain_transform`` for the feature-space step, the tiled encode/decode for
-images over the device's pixel budget), so the server's pictures are the CLI's pictures.
+Built on :mod:`painterly.adain`, so the server's pictures are the CLI's pictures: the input rules
+of :mod:`painterly.adain.stylize` (sizes, style tensors, histogram and luminance color), the
+networks of :mod:`painterly.adain.networks` (precision, layout, encoder padding), the step of
+:mod:`painterly.adain.core` and :func:`painterly.adain.tiling.encode_transform_decode` for images
+over the device's pixel budget. The server only adds its own smallest side (:data:`MIN_SIDE`).
 
 Unlike ``AdaINStylizer.stylize_tensor`` (one style set per stylizer), a server batch mixes
 requests: each item carries its own style statistics and alpha. The expensive encoder and decoder
@@ -19,20 +21,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
-from ..adain.model import pad_to_multiple
+from ..adain.core import Stats, StyleStats, adain_transform
+from ..adain.model import MULTIPLE, pad_to_multiple
+from ..adain.networks import AdaINNetworks, resolve_decoder
 from ..adain.stylize import (
-    MULTIPLE,
-    AdaINNetworks,
-    StyleStats,
-    adain_transform,
-    decode_tiled,
-    encode_tiled,
-    plan_tiles,
-    resolve_decoder,
+    DEFAULT_STYLE_SIZE,
+    check_content_size,
+    finish_colors,
+    recolor_styles,
+    style_tensors,
 )
+from ..adain.tiling import encode_transform_decode
 from ..device import resolve_device
-from ..losses import mean_std
+from ..image import pil_to_tensor, tensor_to_pil
+from .config import MIN_SIDE
+
+#: A style ready for the encoder and the key its statistics are cached by (None: not cached).
+StyleInput = tuple[torch.Tensor, str | None]
 
 
 @dataclass
@@ -53,6 +60,9 @@ def batch_key(content: torch.Tensor) -> tuple[int, int]:
 class AdaINEngine:
     """Encoder + decoder on one device, a style-statistics cache and a batched forward."""
 
+    #: A request's style size when it names none (the stylizer's default).
+    default_style_size = DEFAULT_STYLE_SIZE
+
     def __init__(self, decoder_path: str, device: str | torch.device = "auto",
                  cache_size: int = 32) -> None:
         self.device = resolve_device(device)
@@ -60,7 +70,7 @@ class AdaINEngine:
         self.config = config
         self.decoder_path = str(decoder_path)
         self.nets = AdaINNetworks(decoder, config, self.device)
-        self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._cache: OrderedDict[str, Stats] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -72,7 +82,29 @@ class AdaINEngine:
             h.update(repr(e).encode())
         return h.hexdigest()
 
-    def cached_stats(self, cache_key: str | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    @staticmethod
+    def content_tensor(content: Image.Image) -> torch.Tensor:
+        """The content as ``(1, 3, H, W)`` in [0, 1], refused under the server's :data:`MIN_SIDE`."""
+        check_content_size(content.height, content.width, MIN_SIDE)
+        return pil_to_tensor(content)
+
+    def style_inputs(self, styles: Sequence[Image.Image], sources: Sequence[bytes], style_size: int,
+                     content: torch.Tensor, preserve_color: str | None) -> list[StyleInput]:
+        """Each style as the stylizer prepares it (resized to ``style_size``, at least
+        :data:`MIN_SIDE` px a side) with the key its statistics are cached by (from ``sources``,
+        one per style). With ``preserve_color="histogram"`` the styles are recolored to
+        ``content`` and get no key: their statistics depend on the content."""
+        tensors = style_tensors(styles, style_size, min_side=MIN_SIDE)
+        if preserve_color == "histogram":
+            return [(s, None) for s in recolor_styles(tensors, content)]
+        return [(s, self.cache_key(src, style_size)) for s, src in zip(tensors, sources)]
+
+    @staticmethod
+    def finish(out: torch.Tensor, content: torch.Tensor, preserve_color: str | None) -> Image.Image:
+        """A batch item as the stylizer finishes it (``preserve_color="luminance"``), as PIL."""
+        return tensor_to_pil(finish_colors(out, content, preserve_color))
+
+    def cached_stats(self, cache_key: str | None) -> Stats | None:
         """The cached statistics for ``cache_key``, or None (cheap: safe on the event loop)."""
         if cache_key is None:
             return None
@@ -84,7 +116,7 @@ class AdaINEngine:
 
     @torch.inference_mode()
     def style_stats(self, style: torch.Tensor,
-                    cache_key: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    cache_key: str | None = None) -> Stats:
         """relu4_1 ``(1, C, 1, 1)`` mean/std of a ``(1, 3, H, W)`` style (cached by key)."""
         if cache_key is not None:
             with self._lock:
@@ -92,8 +124,7 @@ class AdaINEngine:
                 if hit is not None:
                     self._cache.move_to_end(cache_key)
                     return hit
-        x, _ = pad_to_multiple(style, MULTIPLE)
-        mean, std = mean_std(self.nets.encode(x))
+        mean, std = self.nets.style_stats(style)
         stats = (mean.cpu(), std.cpu())
         if cache_key is not None:
             with self._lock:
@@ -101,13 +132,6 @@ class AdaINEngine:
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return stats
-
-    @staticmethod
-    def make_stats(per_style: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                   weights: Sequence[float]) -> StyleStats:
-        """Several styles' statistics and their blend weights as one :class:`StyleStats`."""
-        return StyleStats(torch.cat([m for m, _ in per_style]), torch.cat([s for _, s in per_style]),
-                          torch.tensor(list(weights), dtype=torch.float32))
 
     @torch.inference_mode()
     def stylize_batch(self, jobs: Sequence[AdaINJob]) -> list[torch.Tensor]:
@@ -118,16 +142,12 @@ class AdaINEngine:
             padded.append(x)
             sizes.append(hw)
         x = torch.cat(padded)
-        ph, pw = x.shape[-2:]
-        tiled = len(jobs) == 1 and ph * pw > self.nets.pixel_budget()
-        if tiled:
-            plan = plan_tiles(ph, pw, self.nets.default_tile())
-            f = encode_tiled(self.nets, x, plan)
-        else:
-            f = self.nets.encode(x)
-        t = torch.cat([adain_transform(f[i: i + 1], job.stats.to(f.device), float(job.alpha))
-                       for i, job in enumerate(jobs)])
-        del f
-        y = decode_tiled(self.nets, t, plan) if tiled else self.nets.decode(t)
-        y = y.clamp(0, 1).cpu()
+
+        def transform(f: torch.Tensor) -> torch.Tensor:  # each item its own target and alpha
+            return torch.cat([adain_transform(f[i: i + 1], job.stats.to(f.device), float(job.alpha))
+                              for i, job in enumerate(jobs)])
+
+        # Only a single image is tiled: a batch is of contents small enough to share one pass.
+        tile = self.nets.tile_for(x.shape[-2], x.shape[-1]) if len(jobs) == 1 else None
+        y = encode_transform_decode(self.nets, x, transform, tile).clamp(0, 1).cpu()
         return [y[i: i + 1, :, :h, :w] for i, (h, w) in enumerate(sizes)]

@@ -22,13 +22,12 @@ from typing import Any
 from PIL import Image
 
 from ..api import METHODS, make_stylizer
-from ..color import luminance_transfer, match_histogram
 from ..device import resolve_device
 from ..errors import PainterlyError
-from ..image import pil_to_tensor, resize, tensor_to_pil
+from ..image import resize
 from ..options import check_style_weights
 from .batching import CancelToken, DynamicBatcher
-from .config import MIN_SIDE, ServeConfig
+from .config import ServeConfig
 from .errors import HTTPError
 from .parsing import ADAIN_OPTIONS, ParsedRequest, builtin_style_image, decode_upload
 
@@ -86,12 +85,11 @@ class Service:
         path = self.config.decoder
         if path is None:
             try:
-                import painterly.adain as adain_mod
-
-                if getattr(adain_mod, "is_available", lambda: False)():
-                    path = str(adain_mod.default_decoder_path())
-            except ImportError:
-                pass
+                from ..adain import networks
+            except ImportError:  # a build without AdaIN: reported below like a missing decoder
+                networks = None
+            if networks is not None and networks.is_available():
+                path = str(networks.default_decoder_path())
         if path is None:
             self.adain_reason = ("no AdaIN decoder installed: start the server with --decoder FILE "
                                  "(train one with `painterly train adain`)")
@@ -215,7 +213,10 @@ class Service:
 
     def _adain_prepare(self, req: ParsedRequest, content: Image.Image,
                        styles: list[Image.Image]) -> tuple[Any, list, list[float], dict[str, Any]]:
-        """Validate adain options, resize and convert (CPU work: runs in an executor thread)."""
+        """Validate adain options against the server's limits, then the engine's (the library's)
+        input rules: sizes, tensors, histogram color (CPU work: runs in an executor thread)."""
+        engine = self.adain
+        assert engine is not None
         opts = dict(req.options)
         bad = sorted(k for k in opts if k not in ADAIN_OPTIONS)
         if bad:
@@ -228,41 +229,19 @@ class Service:
             raise PainterlyError(f"size {size} is over this server's limit of {self.config.max_size}")
         if size is None and max(content.size) > self.config.max_size:
             size = self.config.max_size
-        content = resize(content, size)
-        if min(content.size) < MIN_SIDE:
-            raise PainterlyError(f"content image is too small ({content.width}x{content.height}; "
-                                 f"each side must be at least {MIN_SIDE} px)")
-        style_size = opts.get("style_size", 512)
+        c = engine.content_tensor(resize(content, size))
+        style_size = opts.get("style_size", engine.default_style_size)
         if style_size > self.config.max_size:
             raise PainterlyError(f"style_size {style_size} is over this server's limit of "
                                  f"{self.config.max_size}")
-        c = pil_to_tensor(content)
-        prepared = []
-        for i, style in enumerate(styles):
-            style = resize(style, style_size)
-            if min(style.size) < MIN_SIDE:
-                raise PainterlyError(f"style image {i + 1} is too small or thin at style_size "
-                                     f"{style_size} ({style.width}x{style.height}; each side must be "
-                                     f"at least {MIN_SIDE} px)")
-            s = pil_to_tensor(style)
-            key = None
-            if opts.get("preserve_color") == "histogram":  # depends on the content: no cache
-                s = match_histogram(s, c)
-            else:
-                src = req.styles[i] if i < len(req.styles) else \
-                    f"builtin:{req.builtin_styles[i - len(req.styles)]}".encode()
-                key = self.adain.cache_key(src, style_size)
-            prepared.append((s, key))
+        # What each style's statistics are cached by: its bytes, or a built-in painting's name.
+        sources = req.styles + [f"builtin:{name}".encode() for name in req.builtin_styles]
+        prepared = engine.style_inputs(styles, sources, style_size, c, opts.get("preserve_color"))
         return c, prepared, weights, opts
-
-    @staticmethod
-    def _adain_finish(out: Any, c: Any, mode: str | None) -> Image.Image:
-        if mode == "luminance":
-            out = luminance_transfer(out, c)
-        return tensor_to_pil(out)
 
     async def _adain(self, req: ParsedRequest, content: Image.Image, styles: list[Image.Image],
                      token: CancelToken) -> tuple[Image.Image, dict]:
+        from ..adain.core import StyleStats  # here, as the engine: a build may leave AdaIN out
         from .engine import AdaINJob, batch_key
 
         engine = self.adain
@@ -273,9 +252,9 @@ class Service:
         stats = [engine.cached_stats(key) or
                  await self.run_in(self.model_executor, token, engine.style_stats, s, key)
                  for s, key in prepared]
-        job = AdaINJob(c, engine.make_stats(stats, weights), float(opts.get("alpha", 1.0)))
+        job = AdaINJob(c, StyleStats.stack(stats, weights), float(opts.get("alpha", 1.0)))
         out, batch_size = await self.batcher.submit_with_size(batch_key(c), job, token)
-        image = await self.run_in(None, token, self._adain_finish, out, c, opts.get("preserve_color"))
+        image = await self.run_in(None, token, engine.finish, out, c, opts.get("preserve_color"))
         return image, {"X-Painterly-Method": "adain", "X-Painterly-Batch-Size": str(batch_size)}
 
     async def _other(self, method: str, req: ParsedRequest, content: Image.Image,

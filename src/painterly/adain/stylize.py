@@ -32,22 +32,11 @@ from ..image import ImageLike, load_image, pil_to_tensor, resize, tensor_to_pil
 from ..options import check_style_weights, reject_unknown, require_styles
 from .core import StyleStats, adain_transform
 from .model import MULTIPLE, Decoder, pad_to_multiple
-from .networks import (
-    PRECISIONS,
-    AdaINNetworks,
-    default_decoder_path,
-    is_available,
-    resolve_decoder,
-)
-from .tiling import MIN_TILE, TILE_OVERLAP, decode_tiled, encode_tiled, encode_transform_decode, plan_tiles
+from .networks import AdaINNetworks, resolve_decoder
+from .tiling import MIN_TILE, encode_transform_decode
 
-# The public names, with those painterly.serve.engine still imports from here (MULTIPLE,
-# AdaINNetworks, StyleStats, adain_transform, plan_tiles, encode_tiled, decode_tiled,
-# resolve_decoder) until it takes them from .core, .networks and .tiling.
-__all__ = ["DEFAULT_STYLE_SIZE", "MIN_SIDE", "MULTIPLE", "PRECISIONS", "TILE_OVERLAP", "AdaINNetworks",
-           "AdaINStylizer", "StyleStats", "adain_transform", "check_content_size", "decode_tiled",
-           "default_decoder_path", "encode_tiled", "feature_masks", "finish_colors", "is_available",
-           "plan_tiles", "recolor_styles", "resolve_decoder", "style_tensors"]
+__all__ = ["DEFAULT_STYLE_SIZE", "MIN_SIDE", "AdaINStylizer", "check_content_size", "feature_masks",
+           "finish_colors", "recolor_styles", "style_tensors"]
 
 #: Long side the style image is resized to before encoding (the paper's test setting).
 DEFAULT_STYLE_SIZE = 512

@@ -388,9 +388,38 @@ def test_fast_warmup_trains_content_only(data):
     total, parts, _ = obj.loss(net, batch, 4)
     assert parts["style"] > 0 and obj.style_loss_name(4) is None
     assert torch.allclose(total, parts["content"] + 1e-4 * parts["tv"])
-    total, parts, _ = obj.loss(net, batch, 5)
-    assert torch.allclose(total, parts["content"] + 10 * parts["style"] + 1e-4 * parts["tv"])
+    total, parts, _ = obj.loss(net, batch, 6)
+    assert torch.allclose(total, parts["content"] + 10 * 2 / 5 * parts["style"] + 1e-4 * parts["tv"])
     assert obj.style_loss_name(5) == "style"
+    assert [obj.style_ramp(i) for i in (0, 4, 5, 8, 9, 100)] == [0.0, 0.0, 0.2, 0.8, 1.0, 1.0]
+
+
+def test_fast_teacher_is_the_content_target(data):
+    """--teacher: the content loss compares with the AdaIN decoder's stylization, not the photo."""
+    from painterly.training.fast import FastObjective
+
+    cfg = TrainConfig(method="fast", crop=32, resize=40)
+    styles = [str(data / "style" / "s1.png"), "builtin:colorwheel"]
+    obj = FastObjective(FastConfig(styles=styles, width=8, n_residual=1, style_layers=["relu1_2"],
+                                   teacher="default", teacher_style_size=64), cfg)
+    net = obj.build(torch.device("cpu"))
+    x = torch.rand(2, 3, 32, 32)
+    t = obj.teacher_output(x, torch.tensor([0, 1]))
+    assert t.shape == x.shape and 0 <= float(t.min()) and float(t.max()) <= 1
+    assert not torch.allclose(t[0], obj.teacher_output(x[:1], torch.tensor([1]))[0])  # per style
+    loss, parts, _ = obj.loss(net, {"content": x, "content_key": torch.tensor([0, 1])}, 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    plain = FastObjective(FastConfig(styles=styles, width=8, n_residual=1, style_layers=["relu1_2"]), cfg)
+    plain.build(torch.device("cpu"))
+    torch.manual_seed(0)
+    _, plain_parts, _ = plain.loss(net, {"content": x, "content_key": torch.tensor([0, 1])}, 0)
+    assert abs(float(plain_parts["content"]) - float(parts["content"])) > 1e-4
+    with pytest.raises(PainterlyError, match="multiple of 8"):
+        FastObjective(FastConfig(styles=styles, teacher="default"),
+                      TrainConfig(method="fast", crop=36, resize=40)).build(torch.device("cpu"))
+    with pytest.raises(PainterlyError, match="decoder must be a .safetensors"):
+        FastObjective(FastConfig(styles=styles, teacher="x.txt"), cfg).build(torch.device("cpu"))
 
 
 def test_fast_luminance_objective_sees_gray(data, tmp_path):

@@ -20,7 +20,8 @@ TRAIN_OPTIONS = ("content_dir", "style_dir", "out", "iterations", "batch_size", 
 ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_reduce", "style_distance",
                  "encoder_padding", "decoder_padding", "grid_weight", "style_bank", "content_cache_mb")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
-                "width", "n_residual", "luminance", "style_size", "warmup_recon")
+                "width", "n_residual", "luminance", "style_size", "warmup_recon", "teacher",
+                "teacher_style_size", "pixel_weight")
 
 
 def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
@@ -110,6 +111,13 @@ def register(subparsers) -> None:
                         "match --resize so strokes keep the photos' scale")
     g.add_argument("--warmup-recon", type=non_negative_int,
                    help="iterations of content loss only before the style loss starts (0)")
+    g.add_argument("--teacher", metavar="DECODER",
+                   help="distil an AdaIN decoder: its output for each photo and style is the content "
+                        "target ('default' = the shipped decoder)")
+    g.add_argument("--teacher-style-size", type=positive_int,
+                   help="long side of the style images for the teacher's statistics (512)")
+    g.add_argument("--pixel-weight", type=non_negative_float,
+                   help="L1 in pixels to the content target (the teacher's output or the photo; 0)")
     f.set_defaults(func=run)
 
 

@@ -190,9 +190,14 @@ class FastConfig:
     luminance: bool = False           # train on luminance only (colors come from the content)
     style_size: int = 0               # style images' short side for their Gram targets (0: the crop)
     warmup_recon: int = 0             # iterations of content loss only (the network learns the photo first)
+    teacher: str = ""                 # AdaIN decoder whose outputs are the content target ("default")
+    teacher_style_size: int = 512     # long side of the style images for the teacher's statistics
+    pixel_weight: float = 0.0         # L1 to the content target in pixels (the teacher's output or the photo)
 
     def check(self) -> None:
         """Refuse impossible values."""
+        if self.teacher_style_size < 64:
+            raise PainterlyError(f"teacher-style-size must be >= 64, got {self.teacher_style_size}")
         if self.style_size < 0 or self.warmup_recon < 0:
             raise PainterlyError(f"style-size and warmup-recon must be >= 0, got {self.style_size} and "
                                  f"{self.warmup_recon}")
@@ -202,7 +207,7 @@ class FastConfig:
             raise PainterlyError("content-layers and style-layers must not be empty")
         if self.width < 1 or self.n_residual < 0:
             raise PainterlyError("width must be >= 1 and n-residual >= 0")
-        if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.pixel_weight) < 0:
             raise PainterlyError("loss weights must be >= 0")
 
 

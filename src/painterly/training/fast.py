@@ -9,7 +9,13 @@ style Gram targets are computed once per style with the style image's short side
 Losses are per layer normalized (see :mod:`painterly.losses`) and computed per sample, averaged.
 
 ``warmup_recon``: the first iterations train the content loss alone (the style loss is still
-computed and logged).
+computed and logged), then the style loss's weight rises linearly over as many iterations again.
+
+``teacher``: distillation. The content target is not the photo but an AdaIN decoder's
+stylization of it with the sample's style (the shipped decoder or a file), so the network learns
+to reproduce a known-good stylization (a supervised target converges in far fewer iterations
+than the perceptual objective alone, which is what a CPU budget needs); the Gram style loss
+still pulls towards the painting itself.
 
 ``luminance``: train on luminance (Y of YIQ, as gray RGB) for both content and styles, so the
 network learns texture, not color; at inference the content's colors are put back
@@ -18,17 +24,21 @@ network learns texture, not color; at inference the content's colors are put bac
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
 from PIL import Image
 from torch import nn
 
+from ..adain.core import adain
+from ..adain.model import MULTIPLE
+from ..adain.networks import AdaINNetworks, resolve_decoder
 from ..color import rgb_to_yiq
 from ..errors import PainterlyError
 from ..fast.model import TransformerNet, load_model, save_model
 from ..features import build_extractor
-from ..image import load_image, pil_to_tensor, tensor_to_pil
+from ..image import load_image, pil_to_tensor, resize, tensor_to_pil
 from ..losses import content_loss, gram_matrix, style_loss_gram, tv_loss
 from .config import FastConfig, TrainConfig
 from .data import resize_short
@@ -104,8 +114,29 @@ class FastObjective:
                 feats = self.extractor(s, self.cfg.style_layers)
                 grams.append({k: gram_matrix(v) for k, v in feats.items()})
             self.targets = {k: torch.cat([g[k] for g in grams]) for k in self.cfg.style_layers}
+        self.teacher = self._build_teacher(device) if self.cfg.teacher else None
         n = len(self.style_images)
         return TransformerNet(n, self.cfg.width, self.cfg.n_residual).to(device)
+
+    def _build_teacher(self, device: torch.device) -> tuple[AdaINNetworks, torch.Tensor, torch.Tensor]:
+        """The AdaIN decoder to distil, in fp32, with each style's relu4_1 statistics."""
+        if self.train.crop % MULTIPLE:
+            raise PainterlyError(f"--teacher needs a crop that is a multiple of {MULTIPLE}, "
+                                 f"got {self.train.crop}")
+        decoder, config = resolve_decoder(None if self.cfg.teacher == "default" else self.cfg.teacher)
+        nets = AdaINNetworks(copy.deepcopy(decoder), config, device, precision="fp32",
+                             channels_last=False)
+        stats = [nets.style_stats(self._prep(pil_to_tensor(resize(img, self.cfg.teacher_style_size),
+                                                           device)))
+                 for img in self.style_images]
+        return nets, torch.cat([m for m, _ in stats]), torch.cat([s for _, s in stats])
+
+    @torch.no_grad()
+    def teacher_output(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The teacher's stylization of each (prepared) content with its own style."""
+        assert self.teacher is not None
+        nets, mean, std = self.teacher
+        return nets.decode(adain(nets.encode(x), mean[idx], std[idx])).clamp(0, 1)
 
     def loss(self, net: nn.Module, batch: dict, iteration: int
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
@@ -118,7 +149,8 @@ class FastObjective:
         feats_y = self.extractor(self._prep(y) if self.cfg.luminance else y,
                                  list(self.cfg.content_layers) + list(self.cfg.style_layers))
         with torch.no_grad():
-            feats_x = self.extractor(x, self.cfg.content_layers)
+            target = x if self.teacher is None else self._prep(self.teacher_output(x, idx))
+            feats_x = self.extractor(target, self.cfg.content_layers)
         lc = sum(torch.stack([content_loss(feats_y[k][i:i + 1].float(), feats_x[k][i:i + 1].float())
                               for i in range(x.shape[0])]).mean() for k in self.cfg.content_layers)
         lc = lc / len(self.cfg.content_layers)
@@ -127,16 +159,29 @@ class FastObjective:
                             {k: self.targets[k][int(idx[i]):int(idx[i]) + 1] for k in self.cfg.style_layers})
             for i in range(x.shape[0])]).mean() / len(self.cfg.style_layers)
         ltv = tv_loss(y.float())
-        style_weight = 0.0 if self.in_warmup(iteration) else self.cfg.style_weight
+        style_weight = self.cfg.style_weight * self.style_ramp(iteration)
         total = self.cfg.content_weight * lc + style_weight * ls + self.cfg.tv_weight * ltv
+        parts = {}
+        if self.cfg.pixel_weight > 0:
+            y_px = self._prep(y) if self.cfg.luminance else y
+            lpix = torch.nn.functional.l1_loss(y_px.float(), target.float())
+            total = total + self.cfg.pixel_weight * lpix
+            parts["pixel"] = lpix.detach()
         return total, {"loss": total.detach(), "content": lc.detach(), "style": ls.detach(),
-                       "tv": ltv.detach()}, y
+                       "tv": ltv.detach(), **parts}, y
 
     def in_warmup(self, iteration: int) -> bool:
         """The first ``warmup_recon`` iterations train the content loss only: a network that first
         learns to pass the photo through does not fall into painting one fixed, photo-independent
         blob (the failure seen when the style loss drives a fresh network from the start)."""
         return iteration < self.cfg.warmup_recon
+
+    def style_ramp(self, iteration: int) -> float:
+        """The style loss's share: 0 in the warm-up, then rising linearly to 1 over as many
+        iterations again. Switching it on at once makes Adam (whose moments saw only the content
+        loss's small gradients) take steps ~30x its lr and wreck the network."""
+        w = self.cfg.warmup_recon
+        return 1.0 if w == 0 else min(1.0, max(0.0, (iteration - w + 1) / w))
 
     def style_loss_name(self, iteration: int) -> str | None:
         return None if self.in_warmup(iteration) else "style"

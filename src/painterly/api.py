@@ -26,7 +26,7 @@ from PIL import Image
 
 from .errors import PainterlyError
 from .image import ImageLike, load_image
-from .options import check_style_weights, reject_unknown, require_styles
+from .options import check_style_weights, parse, reject_unknown, require_styles
 
 __all__ = ["METHODS", "Method", "Stylizer", "check_style_weights", "default_method", "make_stylizer",
            "method_available", "reject_unknown", "require_styles", "stylize"]
@@ -105,9 +105,9 @@ def make_stylizer(method: str | None, style: ImageLike | Sequence[ImageLike] | N
                   style_weights: Sequence[float] | None = None, **options: Any) -> Stylizer:
     """Build a stylizer for ``method`` (default: :func:`default_method`) and the style image(s).
 
-    With style images, ``style_weights`` are checked against their count and normalized; methods
-    that carry their styles inside a model (``fast``) take no style image and get the weights as
-    given, to blend the model's styles.
+    ``options`` (keywords) become the method's options object (:func:`painterly.options.parse`);
+    the stylizer checks ``style_weights`` against its styles (with style images, one weight per
+    image; ``fast`` carries its styles in its model and blends those).
     """
     method = method or default_method()
     if style is None:
@@ -117,12 +117,12 @@ def make_stylizer(method: str | None, style: ImageLike | Sequence[ImageLike] | N
     else:
         sources = [style]
     cls = getattr(_method_module(method), METHODS[method].stylizer)
+    opts = parse(method, options)  # before any image is read: a typo fails at once
     if method == "fast" and sources and all(isinstance(s, str) for s in sources):
         # The fast method's styles live in its model: strings name them ("udnie", "udnie=0.7").
-        return cls([], style_weights, style_names=sources, **options)
+        return cls([], style_weights, opts, style_names=sources)
     styles = [load_image(s, what="style image") for s in sources]
-    weights = check_style_weights(style_weights, len(styles)) if styles else style_weights
-    return cls(styles, weights, **options)
+    return cls(styles, style_weights, opts)
 
 
 def stylize(content: ImageLike, style: ImageLike | Sequence[ImageLike] | None = None,

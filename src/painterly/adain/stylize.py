@@ -17,29 +17,26 @@ the server's pictures are the CLI's pictures.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..color import check_mode, luminance_transfer, match_histogram
+from ..color import luminance_transfer, match_histogram
 from ..device import resolve_device
 from ..errors import PainterlyError
 from ..image import ImageLike, load_image, pil_to_tensor, resize, tensor_to_pil
-from ..options import check_style_weights, reject_unknown, require_styles
+from ..options import DEFAULT_STYLE_SIZE, AdaINOptions, check_style_weights, options_from, require_styles
 from .core import StyleStats, adain_transform
-from .model import MULTIPLE, Decoder, pad_to_multiple
+from .model import MULTIPLE, pad_to_multiple
 from .networks import AdaINNetworks, resolve_decoder
 from .tiling import MIN_TILE, encode_transform_decode
 
 __all__ = ["DEFAULT_STYLE_SIZE", "MIN_SIDE", "AdaINStylizer", "check_content_size", "feature_masks",
            "finish_colors", "recolor_styles", "style_tensors"]
 
-#: Long side the style image is resized to before encoding (the paper's test setting).
-DEFAULT_STYLE_SIZE = 512
 #: Smallest content side: padded to a multiple of 8, relu4_1 (1/8 of that) must be at least 2 px
 #: for the decoder's reflection padding.
 MIN_SIDE = 9
@@ -106,24 +103,6 @@ def feature_masks(masks: Sequence[torch.Tensor], height: int, width: int) -> tor
 # The stylizer
 
 
-def _check_alpha(alpha: Any) -> float:
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise PainterlyError(f"alpha must be a number in [0, 1], got {alpha!r}") from None
-    if not (0.0 <= value <= 1.0):
-        raise PainterlyError(f"alpha must be between 0 and 1, got {alpha}")
-    return value
-
-
-def _check_size(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
-        raise PainterlyError(f"{name} must be a positive whole number of pixels, got {value!r}")
-    return int(value)
-
-
 def _load_mask(source: ImageLike, index: int) -> torch.Tensor:
     """A mask image as ``(1, 1, H, W)`` float in [0, 1] (any image becomes grayscale)."""
     what = f"mask {index + 1}"
@@ -143,37 +122,34 @@ def _load_mask(source: ImageLike, index: int) -> torch.Tensor:
 class AdaINStylizer:
     """Arbitrary style transfer with a trained AdaIN decoder; style work done once here.
 
-    Options: ``alpha`` (content-style trade-off in [0, 1], default 1), ``preserve_color``
-    ("luminance" or "histogram"), ``mask`` (one mask image per style), ``size`` (content long
-    side; default: keep), ``style_size`` (default 512), ``decoder`` (file or :class:`Decoder`;
-    default: the installed one), ``device``, ``tile`` (tile side; default: automatic above a
-    pixel budget), ``precision`` ("auto": bf16/fp16 on CUDA and bf16 on CPUs with native bf16,
-    else fp32), ``channels_last``,
-    ``compile`` (``torch.compile`` the networks). ``seed`` is accepted and ignored: AdaIN is
-    deterministic.
+    ``options``: an :class:`~painterly.options.AdaINOptions`, or the same as keywords: ``alpha``
+    (content-style trade-off in [0, 1], default 1), ``preserve_color`` ("luminance" or
+    "histogram"), ``mask`` (one mask image per style), ``size`` (content long side; default:
+    keep), ``style_size`` (default 512), ``decoder`` (file or ``Decoder``; default: the
+    installed one), ``device``, ``tile`` (tile side; default: automatic above a pixel budget),
+    ``precision`` ("auto": bf16/fp16 on CUDA and bf16 on CPUs with native bf16, else fp32),
+    ``channels_last``, ``compile`` (``torch.compile`` the networks). ``seed`` is accepted and
+    ignored: AdaIN is deterministic.
     """
 
     def __init__(self, styles: Sequence[Image.Image], style_weights: Sequence[float] | None = None,
-                 *, alpha: float | None = None, preserve_color: str | None = None,
-                 mask: ImageLike | Sequence[ImageLike] | None = None, size: int | None = None,
-                 style_size: int | None = None, decoder: str | os.PathLike | Decoder | None = None,
-                 device: str | torch.device | None = None, tile: int | None = None,
-                 precision: str = "auto", channels_last: bool | None = None, compile: bool = False,
-                 seed: int | None = None, **options: Any) -> None:
-        reject_unknown("adain", options)
+                 options: AdaINOptions | None = None, **keywords: Any) -> None:
+        self.options = opts = cast(AdaINOptions, options_from("adain", options, keywords))
         require_styles("adain", styles)
-        self.alpha = 1.0 if alpha is None else _check_alpha(alpha)
-        self.preserve_color = check_mode(preserve_color)
-        self.size = _check_size(size, "size")
-        self.style_size = _check_size(style_size, "style_size") or DEFAULT_STYLE_SIZE
-        self.tile = _check_size(tile, "tile")
+        self.alpha = opts.alpha
+        self.preserve_color = opts.preserve_color
+        self.size = opts.size
+        self.style_size = opts.style_size
+        self.tile = opts.tile
         if self.tile is not None and self.tile < MIN_TILE:
             raise PainterlyError(f"tile must be at least {MIN_TILE} pixels, got {self.tile}")
         weights = check_style_weights(style_weights, len(styles))
-        self.device = resolve_device(device or "auto")
-        dec, config = resolve_decoder(decoder)
-        self.nets = AdaINNetworks(dec, config, self.device, precision, channels_last, compile)
+        self.device = resolve_device(opts.device)
+        dec, config = resolve_decoder(opts.decoder)
+        self.nets = AdaINNetworks(dec, config, self.device, opts.precision, opts.channels_last,
+                                  opts.compile)
 
+        mask = opts.mask
         if mask is not None:
             masks = [mask] if not isinstance(mask, (list, tuple)) else list(mask)
             if len(masks) != len(styles):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import PainterlyError
+from ..options import FastOptions, check_style_weights, options_from
 from ..upsample import UpsampleConv2d
 from .model import ConvNormAct, TransformerNet, load_model
 from .registry import default_model, resolve_model
@@ -121,8 +122,6 @@ def named_style_weights(requested: Sequence[str], weights: Sequence[float] | Non
                         names: Sequence[str], label: str) -> list[float]:
     """One weight per style of the model from style names (``udnie``, ``builtin:udnie`` or
     ``udnie=0.7``) and optional per-name ``weights``; unknown names are a clear error."""
-    from ..options import check_style_weights
-
     parsed: list[tuple[str, float | None]] = []
     for entry in requested:
         name, _, value = str(entry).removeprefix("builtin:").partition("=")
@@ -159,14 +158,10 @@ def _load_network(model: str | os.PathLike | TransformerNet) -> tuple[Transforme
 class FastStylizer:
     """Stylize with a trained feed-forward network; its styles are baked in, so no style image.
 
-    Options:
+    ``options``: a :class:`~painterly.options.FastOptions`, or the same as keywords:
 
     * ``model``: a name from ``painterly models``, a ``.safetensors`` file or a
       :class:`TransformerNet` (default: the shipped model, else the only installed one);
-    * ``style_names``: styles of the model by name (``"udnie"``, ``"builtin:udnie"``), blended by
-      ``style_weights`` (one per name) or written ``"udnie=0.7"``; ``painterly models`` lists them;
-    * ``style_weights``: without names, one per style in the model, blended through the
-      conditional instance norms; one-hot picks a style (default: the model's first style);
     * ``size``: long side of the output (default: the content's size);
     * ``preserve_color``: ``"luminance"`` only (always on for models trained with ``--luminance``,
       which see the content as gray);
@@ -175,18 +170,20 @@ class FastStylizer:
       with a mean change of 0.6/255; fp32 elsewhere; or ``"fp32"``/``"bf16"``) and ``compile``
       (``torch.compile`` the frozen network: 1.46x on CPU for the slim network in the benchmark,
       after a compile per new image size).
+
+    The styles: ``style_names`` picks styles of the model by name (``"udnie"``,
+    ``"builtin:udnie"``), blended by ``style_weights`` (one per name) or written ``"udnie=0.7"``
+    (``painterly models`` lists them); without names, ``style_weights`` has one weight per style
+    in the model, blended through the conditional instance norms; one-hot picks a style
+    (default: the model's first style).
     """
 
     def __init__(self, styles: Sequence[Image.Image], style_weights: Sequence[float] | None = None,
-                 *, model: str | os.PathLike | TransformerNet | None = None,
-                 style_names: Sequence[str] | None = None, size: int | None = None,
-                 preserve_color: str | None = None, device: str | torch.device | None = None,
-                 precision: str | None = None, compile: bool = False, **options: Any) -> None:
-        from ..color import check_mode
+                 options: FastOptions | None = None, *, style_names: Sequence[str] | None = None,
+                 **keywords: Any) -> None:
         from ..device import auto_bf16, cast_dtype, resolve_device
-        from ..options import check_style_weights, reject_unknown
 
-        reject_unknown("fast", options)
+        self.options = opts = cast(FastOptions, options_from("fast", options, keywords))
         if styles:
             raise PainterlyError(
                 "method 'fast' takes no style image: its styles are built into the model (--model); "
@@ -198,13 +195,12 @@ class FastStylizer:
                 f"method 'fast' takes no style image ({files[0]}): its styles are built into the model; "
                 f"pick them by name (--style udnie, see `painterly models`) or blend them with "
                 f"--style-weights W1,W2,...")
-        if size is not None and (not isinstance(size, int) or size < 1):
-            raise PainterlyError(f"size must be a positive number of pixels, got {size!r}")
-        mode = check_mode(preserve_color)
+        size, mode, precision = opts.size, opts.preserve_color, opts.precision
         if mode == "histogram":
             raise PainterlyError(
                 "preserve_color 'histogram' recolors the style image before stylizing, but the fast "
                 "method's styles are baked into the model; use --preserve-color luminance")
+        model = opts.model
         if model is None:
             model = default_model()
         net, config, label = _load_network(model)
@@ -219,10 +215,8 @@ class FastStylizer:
                     f"{len(style_weights)} style weight(s) given, but model '{label}' holds "
                     f"{net.n_styles} style(s): {', '.join(names)} (give one weight per style)")
             weights = check_style_weights(style_weights, net.n_styles)
-        self.device = resolve_device(device)
-        if precision not in (None, "auto", "fp32", "bf16"):
-            raise PainterlyError(f"unknown precision '{precision}' (choose from auto, fp32, bf16)")
-        if precision in (None, "auto"):
+        self.device = resolve_device(opts.device)
+        if precision == "auto":
             native = auto_bf16(self.device)
             precision = "bf16" if native else "fp32"
         self.precision = precision
@@ -245,7 +239,7 @@ class FastStylizer:
         else:
             frozen = frozen.to(self.device, self._dtype)
         self.net: nn.Module = frozen
-        if compile:
+        if opts.compile:
             self.net = torch.compile(frozen, dynamic=True)
 
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,9 @@ The package reads bottom up:
 
 * :mod:`.optimizer` — :func:`optimize`, the bare optimization loop over pixels with any loss
   function (the six update rules, progress, NaN/inf, per-step callback); reusable on its own.
-* :mod:`.config` — :class:`GatysConfig` and :func:`parse_options`: every option, checked, with
-  its default.
+* :mod:`.config` — :func:`resolve` and :func:`parse_options`: the options (declared in
+  :class:`painterly.options.GatysOptions`) with the defaults that depend on each other filled in
+  and checked together, as the :class:`GatysConfig` a run uses.
 * :mod:`.extractors` — the per-process, thread-safe cache of frozen feature networks
   (:func:`get_extractor`, :func:`preload`) and the network precision.
 * :mod:`.stylize` — :class:`GatysStylizer`, the method as the rest of painterly sees it
@@ -31,8 +32,10 @@ from .config import (
     PRECISIONS,
     STYLE_LOSSES,
     GatysConfig,
+    GatysOptions,
     auto_scales,
     parse_options,
+    resolve,
 )
 from .extractors import EXTRACTORS, ExtractorCache, get_extractor, network_dtype, preload
 from .optimizer import (
@@ -57,7 +60,7 @@ __all__ = [
     "DEFAULT_CONTENT_WEIGHT", "DEFAULT_LR", "DEFAULT_SIZE", "DEFAULT_STEPS", "DEFAULT_STYLE_WEIGHT",
     "DEFAULT_TV_WEIGHT", "EXTRACTORS", "INIT_MODES", "MIN_LEVEL_SIZE", "MIN_SIDE",
     "OPTIMIZERS", "OPTIMIZE_BYTES_PER_PIXEL", "OPTION_NAMES", "PRECISIONS", "STYLE_LOSSES",
-    "TARGET_BYTES_PER_PIXEL", "DivergedError", "ExtractorCache", "GatysConfig", "GatysStylizer",
-    "LossFn", "OptimizeResult", "PixelOptimizer", "auto_scales", "get_extractor", "is_available",
-    "make_optimizer", "network_dtype", "optimize", "parse_options", "preload",
+    "TARGET_BYTES_PER_PIXEL", "DivergedError", "ExtractorCache", "GatysConfig", "GatysOptions",
+    "GatysStylizer", "LossFn", "OptimizeResult", "PixelOptimizer", "auto_scales", "get_extractor",
+    "is_available", "make_optimizer", "network_dtype", "optimize", "parse_options", "preload", "resolve",
 ]

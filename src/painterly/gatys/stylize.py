@@ -25,7 +25,7 @@ from ..errors import PainterlyError
 from ..image import load_image, pil_to_tensor, resize, tensor_to_pil
 from ..options import check_style_weights, require_styles
 from ..record import RunRecord
-from .config import MIN_LEVEL_SIZE, MIN_SIDE, parse_options
+from .config import MIN_LEVEL_SIZE, MIN_SIDE, GatysOptions, config_from
 from .extractors import extractor_for, network_dtype
 from .optimizer import LossFn, optimize
 
@@ -53,14 +53,15 @@ class GatysStylizer:
     """Gatys et al. optimization with style targets precomputed once (see module docstring).
 
     ``styles``: PIL images; ``style_weights``: their blend weights (sum of weighted style
-    losses); options: see :class:`GatysConfig` and docs/GATYS.md. After each call,
+    losses); ``options``: a :class:`~painterly.options.GatysOptions`, or the same as keywords
+    (see docs/GATYS.md); resolved into ``config`` (:class:`GatysConfig`). After each call,
     ``last_run`` holds steps, seconds, the per-step loss history and the run record folder.
     """
 
     def __init__(self, styles: Sequence[Image.Image], style_weights: Sequence[float] | None = None,
-                 **options: Any) -> None:
+                 options: GatysOptions | None = None, **keywords: Any) -> None:
         require_styles("gatys", styles)
-        self.config = cfg = parse_options(options)
+        self.config = cfg = config_from(options, keywords)
         self.styles = [load_image(s, what="style image") for s in styles]
         n = len(self.styles)  # equal weights by default, normalized as given ones are
         self.style_weights = check_style_weights([1.0 / n] * n if style_weights is None else style_weights, n)

@@ -245,11 +245,15 @@ def test_cli(decoder_file, tmp_path, capsys) -> None:
     assert main(args) == 0
     with Image.open(out) as im:
         assert im.size == (96, 64)
-    # existing output is never overwritten; bad alpha is a clean error
+    # existing output is never overwritten; bad alpha is a clean error (from the flag's own
+    # check, before any work: argparse's exit status 2)
     assert main(args) == 2
-    assert main(args[:-2] + ["--alpha", "2", "-o", str(tmp_path / "b.png")]) == 2
+    assert "output exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(args[:-2] + ["--alpha", "2", "-o", str(tmp_path / "b.png")])
     err = capsys.readouterr().err
-    assert "output exists" in err and "alpha" in err
+    assert exc.value.code == 2 and "argument --alpha: must be a finite number in [0, 1], got 2" in err
+    assert not (tmp_path / "b.png").exists()
 
 
 def test_tiny_content_is_a_clear_error(decoder_file, styles) -> None:

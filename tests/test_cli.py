@@ -8,7 +8,11 @@ from painterly.cli import main
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["stylize", "x.png", "--size", "abc"], "painterly stylize: argument --size: not a whole number"),
+    (["stylize", "x.png", "--size", "abc"], "painterly stylize: argument --size: must be a whole number"),
+    # The flags check by the options' own rules (painterly.options): the same as the library's.
+    (["stylize", "x.png", "-o", "o", "--lr", "0"], "argument --lr: must be a finite number > 0, got 0"),
+    (["stylize", "x.png", "-o", "o", "--alpha", "2"], "argument --alpha: must be a finite number in [0, 1]"),
+    (["stylize", "x.png", "-o", "o", "--optimizer", "newton"], "argument --optimizer: invalid choice"),
     (["stylize"], "the following arguments are required"),
     (["bogus"], "invalid choice: 'bogus'"),
     (["train", "adain", "--out", "r", "--time-limit", "-1"], "argument --time-limit: must be"),

@@ -4,78 +4,65 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import float_list, name_list, non_negative_float, positive_float, positive_int
+from ..options import METHOD_OPTIONS, STYLE_WEIGHTS, shared_options
+from ..schema import Option, OptionError
+from . import positive_float
+
+#: ``painterly stylize``'s argument groups: options of one method go into its group, options of
+#: several into the main list.
+GROUPS = {"gatys": "gatys (optimization)", "adain": "adain (arbitrary real-time)",
+          "fast": "fast (feed-forward networks)"}
+
+
+def _arg_type(opt: Option) -> Callable[[str], Any]:
+    """argparse ``type=``: the option's own check, its refusal as argparse's one-line error."""
+    def convert(text: str) -> Any:
+        try:
+            return opt.check(text)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(exc.reason) from None
+
+    convert.__name__ = opt.kind
+    return convert
+
+
+def _add(group: Any, opt: Option) -> None:
+    """One flag from one declared option; default None, so only what the user set is passed on."""
+    kwargs: dict[str, Any] = {"default": None, "help": opt.help or None, "metavar": opt.metavar}
+    if opt.repeat:
+        kwargs["action"] = "append"
+    if opt.choices:
+        kwargs["choices"] = opt.choices
+    if opt.kind not in ("text", "value"):
+        kwargs["type"] = _arg_type(opt)
+    group.add_argument(opt.flag, **kwargs)
+
+
+def cli_options() -> tuple[Option, ...]:
+    """The method options ``painterly stylize`` has a flag for (each with the rule any method
+    accepts; the method's own applies when its options are built)."""
+    return tuple(o for o, _ in shared_options() if o.cli)
 
 
 def add_method_options(p: argparse.ArgumentParser) -> None:
-    """Options of every method; each defaults to None so only what the user set is passed on."""
-    p.add_argument("--method", choices=("adain", "gatys", "fast"), default=None,
+    """``--method``, ``--style-weights`` and a flag per method option (see
+    :mod:`painterly.options`), each defaulting to None so only what the user set is passed on."""
+    p.add_argument("--method", choices=tuple(METHOD_OPTIONS), default=None,
                    help="default: adain when its decoder is installed, else gatys")
-    p.add_argument("--style-weights", type=float_list, default=None, metavar="W1,W2",
-                   help="blend weights, one per --style (normalized to sum to 1)")
-    p.add_argument("--size", type=positive_int, default=None,
-                   help="long side of the output in pixels (default: method's; adain keeps "
-                        "the content size)")
-    p.add_argument("--style-size", type=positive_int, default=None,
-                   help="long side the style image is resized to")
-    p.add_argument("--preserve-color", choices=("luminance", "histogram"), default=None)
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
-                   help="auto (default): bf16 on CUDA and on CPUs with native bf16 math, else fp32")
-
-    g = p.add_argument_group("gatys (optimization)")
-    g.add_argument("--steps", type=positive_int, default=None)
-    g.add_argument("--optimizer", default=None,
-                   help="lbfgs (default), adam, sgd, adagrad, adadelta, rmsprop")
-    g.add_argument("--lr", type=non_negative_float, default=None, help="learning rate")
-    g.add_argument("--content-layers", type=name_list, default=None, metavar="L1,L2")
-    g.add_argument("--style-layers", type=name_list, default=None, metavar="L1,L2")
-    g.add_argument("--style-layer-weights", type=float_list, default=None, metavar="W1,W2")
-    g.add_argument("--content-weight", type=non_negative_float, default=None)
-    g.add_argument("--style-weight", type=non_negative_float, default=None)
-    g.add_argument("--tv-weight", type=non_negative_float, default=None)
-    g.add_argument("--style-loss", choices=("gram", "mean_std"), default=None)
-    g.add_argument("--init", default=None, help="content (default), noise, style or an image path")
-    g.add_argument("--style-scale", type=non_negative_float, default=None,
-                   help="style image size relative to the output (default 1)")
-    g.add_argument("--scales", type=positive_int, default=None,
-                   help="coarse-to-fine levels (default: 1, more for large outputs)")
-    g.add_argument("--backbone", choices=("vgg19", "vgg16", "resnet50"), default=None)
-    g.add_argument("--weights", default=None,
-                   help="feature weights: caffe (VGG19 default), torchvision, or a file")
-    g.add_argument("--pooling", choices=("max", "avg"), default=None)
-    g.add_argument("--save-every", type=positive_int, default=None,
-                   help="write an intermediate image every K steps (into --log-dir)")
-    g.add_argument("--log-dir", default=None,
-                   help="write a run record: per-step CSV, config JSON, loss plot")
-
-    a = p.add_argument_group("adain (arbitrary real-time)")
-    a.add_argument("--alpha", type=float, default=None, help="content-style trade-off in [0, 1]")
-    a.add_argument("--mask", action="append", default=None, metavar="MASK",
-                   help="one mask image per --style: where that style applies")
-    a.add_argument("--decoder", default=None, help="decoder weights (.safetensors or .pth)")
-    a.add_argument("--tile", type=positive_int, default=None,
-                   help="stylize in overlapping tiles of this size (auto for large images)")
-
-    f = p.add_argument_group("fast (feed-forward networks)")
-    f.add_argument("--model", default=None, help="model name (see `painterly models`) or file")
-
-
-METHOD_OPTIONS = (
-    "size", "style_size", "preserve_color", "device", "seed", "steps", "optimizer", "lr",
-    "content_layers", "style_layers", "style_layer_weights", "content_weight", "style_weight",
-    "tv_weight", "style_loss", "init", "style_scale", "scales", "backbone", "weights", "pooling",
-    "save_every", "log_dir", "alpha", "mask", "decoder", "tile", "model", "precision",
-)
+    _add(p, STYLE_WEIGHTS)
+    groups = {m: p.add_argument_group(title) for m, title in GROUPS.items()}
+    for opt, methods in shared_options():
+        if opt.cli:
+            _add(p if len(methods) > 1 else groups[methods[0]], opt)
 
 
 def method_options(args: argparse.Namespace) -> dict[str, Any]:
     """The method options the user actually set."""
-    return {k: getattr(args, k) for k in METHOD_OPTIONS if getattr(args, k, None) is not None}
+    return {o.name: getattr(args, o.name) for o in cli_options() if getattr(args, o.name, None) is not None}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -95,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="onnx: run an exported model with onnxruntime (no PyTorch in the path)")
     p.add_argument("--onnx-model", default=None, metavar="MODEL.onnx",
                    help="with --backend onnx: a model from `painterly export onnx`")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray Data: local Ray, or the cluster at ADDRESS (auto, ray://HOST:10001); "
+                        "IN and -o may be s3://, gs://... (docs/SCALE.md)")
     add_method_options(p)
     p.set_defaults(func=run)
 
@@ -108,12 +98,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _inputs(args: argparse.Namespace) -> list[str]:
-    """Every file the user gave (never written over, even with --overwrite)."""
-    inputs = [args.content, *(args.style or []), *(getattr(args, "mask", None) or [])]
-    for name in ("init", "decoder", "model", "onnx_model"):
-        value = getattr(args, name, None)
-        if isinstance(value, str):
-            inputs.append(value)
+    """Every file the user gave (never written over, even with --overwrite): the images and each
+    option that may name a file."""
+    inputs = [args.content, *(args.style or [])]
+    if isinstance(getattr(args, "onnx_model", None), str):
+        inputs.append(args.onnx_model)
+    for opt in cli_options():
+        value = getattr(args, opt.name, None) if opt.file else None
+        inputs += [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
     return inputs
 
 
@@ -122,6 +114,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..image import check_output, load_image, save_image
 
     options = method_options(args)
+    if getattr(args, "ray", None) is not None:
+        from ..ray import stylize_cli
+
+        return stylize_cli(args, options)
     if args.backend == "onnx":
         return _run_onnx(args, options)
     if getattr(args, "onnx_model", None):

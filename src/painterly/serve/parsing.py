@@ -1,10 +1,11 @@
 """Request parsing: from an HTTP request to a :class:`ParsedRequest` of bytes, names and typed options.
 
-Read top to bottom: the value parsers (``_as_float``...), the option table a client may send
-(:data:`OPTION_PARSERS`) and :func:`parse_options`, ``Accept`` negotiation (:func:`choose_output`),
-the three body shapes (:func:`parse_request`: multipart/form, JSON with base64 images, a raw image
-body with options in the query string), then image decoding with the server's format and pixel
-limits checked from the header before any decoding (:func:`decode_upload`) and the built-in styles.
+Read top to bottom: the option table a client may send (:data:`OPTION_PARSERS`, derived from the
+declarations in :mod:`painterly.options`) and :func:`parse_options`, ``Accept`` negotiation
+(:func:`choose_output`), the three body shapes (:func:`parse_request`: multipart/form, JSON with
+base64 images, a raw image body with options in the query string), then image decoding with the
+server's format and pixel limits checked from the header before any decoding
+(:func:`decode_upload`) and the built-in styles.
 Nothing here touches a model.
 """
 
@@ -14,9 +15,9 @@ import base64
 import binascii
 import io
 import json
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from fastapi import Request
@@ -26,6 +27,8 @@ from starlette.requests import ClientDisconnect
 from ..api import METHODS
 from ..errors import PainterlyError
 from ..image import BUILTIN_STYLES, encode_image, load_image
+from ..options import AdaINOptions, http_options
+from ..schema import options_of
 from .config import MAX_STYLES, ServeConfig
 from .errors import BODY_GUARD_SIGNALS, HTTPError
 
@@ -34,107 +37,19 @@ OUTPUT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 
 
 # ----------------------------------------------------------------------------------------------
-# Option values and the options a client may send
+# The options a client may send: declared in painterly.options, checked by the same rules as
+# everywhere, plus the server's own limits (painterly.schema.Limit)
 
 
-def _as_float(name: str, v: Any, lo: float | None = None, hi: float | None = None) -> float:
-    if isinstance(v, bool):
-        raise PainterlyError(f"{name} must be a number, got {v!r}")
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise PainterlyError(f"{name} must be a number, got {v!r}") from None
-    if x != x or x in (float("inf"), float("-inf")):
-        raise PainterlyError(f"{name} must be finite")
-    if (lo is not None and x < lo) or (hi is not None and x > hi):
-        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise PainterlyError(f"{name} must be in {rng}, got {x:g}")
-    return x
-
-
-#: Largest whole number an option takes (sizes and steps are capped lower by the server's limits).
-MAX_INT_OPTION = 2**63 - 1
-
-
-def _as_int(name: str, v: Any, lo: int = 1, hi: int = MAX_INT_OPTION) -> int:
-    if isinstance(v, bool):
-        raise PainterlyError(f"{name} must be a whole number")
-    text = str(v).strip() if not isinstance(v, int) else ""
-    if len(text) > 40:  # int() of a huge digit string is slow, and no option needs one
-        raise PainterlyError(f"{name} must be a whole number between {lo} and {hi}")
-    try:
-        x = int(text) if not isinstance(v, int) else v
-    except ValueError:
-        raise PainterlyError(f"{name} must be a whole number, got {v!r}") from None
-    if x < lo:
-        raise PainterlyError(f"{name} must be at least {lo}, got {x}")
-    if x > hi:
-        raise PainterlyError(f"{name} must be at most {hi} (2**63 - 1), got {x}" if hi == MAX_INT_OPTION
-                             else f"{name} must be at most {hi}, got {x}")
-    return x
-
-
-def _as_list(v: Any) -> list:
-    if isinstance(v, (list, tuple)):
-        return list(v)
-    return [t for t in str(v).replace(" ", "").split(",") if t]
-
-
-def _as_floats(name: str, v: Any) -> list[float]:
-    return [_as_float(name, t, 0.0) for t in _as_list(v)]
-
-
-def _as_names(name: str, v: Any) -> list[str]:
-    out = [str(t) for t in _as_list(v)]
-    if not out or any(not re.fullmatch(r"[A-Za-z0-9_]+", t) for t in out):
-        raise PainterlyError(f"{name} must be comma-separated layer names")
-    return out
-
-
-def _as_choice(name: str, v: Any, choices: tuple[str, ...]) -> str:
-    s = str(v)
-    if s not in choices:
-        raise PainterlyError(f"{name} must be one of {', '.join(choices)}, got {s!r}")
-    return s
-
-
-#: Options a client may send (the CLI's method options minus anything naming a server file).
-OPTION_PARSERS: dict[str, Any] = {
-    "alpha": lambda v: _as_float("alpha", v, 0.0, 1.0),
-    "style_weights": lambda v: _as_floats("style_weights", v),
-    "preserve_color": lambda v: None if v in ("", "none", None) else
-    _as_choice("preserve_color", v, ("luminance", "histogram")),
-    "size": lambda v: _as_int("size", v),
-    "style_size": lambda v: _as_int("style_size", v),
-    "seed": lambda v: _as_int("seed", v, 0),
-    "steps": lambda v: _as_int("steps", v),
-    "optimizer": lambda v: _as_choice("optimizer", v, ("lbfgs", "adam", "sgd", "adagrad",
-                                                       "adadelta", "rmsprop")),
-    "lr": lambda v: _as_float("lr", v, 0.0),
-    "content_weight": lambda v: _as_float("content_weight", v, 0.0),
-    "style_weight": lambda v: _as_float("style_weight", v, 0.0),
-    "tv_weight": lambda v: _as_float("tv_weight", v, 0.0),
-    "style_loss": lambda v: _as_choice("style_loss", v, ("gram", "mean_std")),
-    "content_layers": lambda v: _as_names("content_layers", v),
-    "style_layers": lambda v: _as_names("style_layers", v),
-    "style_layer_weights": lambda v: _as_floats("style_layer_weights", v),
-    "init": lambda v: _as_choice("init", v, ("content", "noise", "style")),
-    "style_scale": lambda v: _as_float("style_scale", v, 0.01, 4.0),
-    "scales": lambda v: _as_int("scales", v),
-    "pooling": lambda v: _as_choice("pooling", v, ("max", "avg")),
-    "model": lambda v: _model_name(v),
-}
+#: Field name -> its parser: every option declared with ``http=True`` (the CLI's method options
+#: minus anything naming a server file) and ``style_weights``, each checked by its rule (for an
+#: option several methods share, what any of them accepts) and the server's limit.
+OPTION_PARSERS: dict[str, Callable[[Any], Any]] = {o.name: partial(o.check, server=True)
+                                                   for o in http_options()}
 #: Options the server's own AdaIN engine understands (others are an error for adain).
-ADAIN_OPTIONS = ("alpha", "style_weights", "preserve_color", "size", "style_size", "seed")
+ADAIN_OPTIONS = ("style_weights", *(o.name for o in options_of(AdaINOptions) if o.http))
 #: Fields that are images or control, not method options.
 IMAGE_FIELDS = ("content", "style", "builtin_style", "method")
-
-
-def _model_name(v: Any) -> str:
-    s = str(v)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", s) or ".." in s:
-        raise PainterlyError("model must be the name of an installed model (no paths)")
-    return s
 
 
 def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +101,13 @@ def choose_output(accept: str | None) -> tuple[str, str]:
         raise HTTPError(406, "cannot answer with any type in Accept; use image/png, image/jpeg "
                              "or image/webp")
     return best[2], OUTPUT_TYPES[best[2]]
+
+
+def _as_list(v: Any) -> list:
+    """A list as it is; text split at commas (``builtin_style=a,b``)."""
+    if isinstance(v, (list, tuple)):
+        return list(v)
+    return [t for t in str(v).replace(" ", "").split(",") if t]
 
 
 def _b64(field_name: str, value: Any) -> bytes:

@@ -22,11 +22,13 @@ from PIL import Image
 from .batch import stylize_folder
 from .errors import PainterlyError
 from .image import check_output, load_image, resize, save_image
+from .options import DEFAULT_STYLE_SIZE, AdaINOptions, onnx_options
+from .schema import options_of
 
-#: Long side the style image is resized to unless ``style_size`` is given (the AdaIN paper's).
-DEFAULT_STYLE_SIZE = 512
-#: Options of ``painterly stylize`` that the ONNX backend honors.
-SUPPORTED_OPTIONS = ("size", "style_size", "preserve_color", "device", "alpha")
+#: Options of ``painterly stylize`` that the ONNX backend honors (declared ``onnx=True`` in
+#: :mod:`painterly.options`), checked by the same rules as the PyTorch stylizers'.
+SUPPORTED_OPTIONS = onnx_options()
+_RULES = {o.name: o for o in options_of(AdaINOptions)}
 
 _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                         [0.595716, -0.274453, -0.321263],
@@ -148,6 +150,10 @@ class OnnxStylizer:
                  style_weights: Sequence[float] | None = None, *, size: int | None = None,
                  style_size: int | None = None, preserve_color: str | None = None,
                  alpha: float | None = None, device: str | None = None) -> None:
+        # The AdaIN rules (a fast model refuses alpha and style_size below); None: not given.
+        size, style_size, alpha = (None if v is None else _RULES[k].check(v) for k, v in
+                                   (("size", size), ("style_size", style_size), ("alpha", alpha)))
+        preserve_color = _RULES["preserve_color"].check(preserve_color)
         path = Path(model_path)
         config = read_config(path)
         providers = _providers(device)
@@ -160,10 +166,7 @@ class OnnxStylizer:
         self.kind = kind
         self.config = config
         self.size = size
-        if preserve_color not in (None, "", "none", "luminance", "histogram"):
-            raise PainterlyError(f"unknown color preservation mode '{preserve_color}' "
-                                 "(choose from luminance, histogram)")
-        self.preserve_color = preserve_color or None
+        self.preserve_color = preserve_color
         self.min_side = int(config.get("min_side", 16 if kind == "adain" else 8))
         if kind == "adain":
             self._init_adain(path, styles, style_weights, style_size, alpha, providers)
@@ -175,10 +178,7 @@ class OnnxStylizer:
                     alpha: float | None, providers: list[str]) -> None:
         if not styles:
             raise PainterlyError("an AdaIN ONNX model needs at least one style image (--style)")
-        alpha = 1.0 if alpha is None else float(alpha)
-        if not 0.0 <= alpha <= 1.0:
-            raise PainterlyError(f"alpha must be in [0, 1], got {alpha}")
-        self.alpha = np.array([alpha], dtype=np.float32)
+        self.alpha = np.array([1.0 if alpha is None else alpha], dtype=np.float32)
         self.weights = _check_weights(style_weights, len(styles))
         style_file = path.with_name(self.config.get("style_model", path.stem + "_style.onnx"))
         if not style_file.is_file():

@@ -44,11 +44,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PainterlyError
+from .options import STYLE_WEIGHTS, GatysOptions, option_names
+from .schema import OptionError, options_of
 
 #: Options a sweep may set that are not Gatys options.
 _SWEEP_KEYS = ("name", "content", "style", "style_weights", "grid", "options", "columns", "cell")
 #: Options that make no sense inside a sweep (the sweep writes its own records).
 _FORBIDDEN = ("log_dir", "save_every", "progress")
+#: Options whose value is a list (a grid axis of them is a list of lists).
+_LIST_OPTIONS = tuple(o.name for o in options_of(GatysOptions) if o.kind in ("names", "floats"))
 
 
 @dataclass
@@ -108,8 +112,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def spec_from_dict(data: dict[str, Any], source: str = "sweep") -> SweepSpec:
     """Build and check a :class:`SweepSpec` from a file's table (or flags)."""
-    from .gatys import OPTION_NAMES
-
+    allowed = [n for n in option_names("gatys") if n not in _FORBIDDEN]
     data = dict(data)
     content = data.pop("content", None)
     styles = data.pop("style", None)
@@ -124,12 +127,14 @@ def spec_from_dict(data: dict[str, Any], source: str = "sweep") -> SweepSpec:
     if not isinstance(grid, dict) or not isinstance(options, dict):
         raise PainterlyError(f"{source}: 'grid' and 'options' must be tables")
     try:
-        weights = [float(w) for w in _as_list(sw)] if sw is not None else None
+        weights = STYLE_WEIGHTS.check(sw)
         columns = data.pop("columns", None)
         columns = int(columns) if columns else None
         cell = int(data.pop("cell", 160))
+    except OptionError as exc:
+        raise PainterlyError(f"{source}: {exc}") from None
     except (TypeError, ValueError):
-        raise PainterlyError(f"{source}: style_weights, columns and cell must be numbers") from None
+        raise PainterlyError(f"{source}: columns and cell must be numbers") from None
     if cell < 16 or (columns is not None and columns < 1):
         raise PainterlyError(f"{source}: cell must be at least 16 and columns at least 1")
     spec = SweepSpec(content=content, styles=styles, style_weights=weights,
@@ -139,12 +144,11 @@ def spec_from_dict(data: dict[str, Any], source: str = "sweep") -> SweepSpec:
         if key in _FORBIDDEN:
             raise PainterlyError(f"{source}: '{key}' cannot be set in a sweep (the sweep writes "
                                  f"its own run records)")
-        if key not in OPTION_NAMES:
-            raise PainterlyError(f"{source}: unknown setting '{key}' (Gatys options: "
-                                 f"{', '.join(n for n in OPTION_NAMES if n not in _FORBIDDEN)})")
+        if key not in allowed:
+            raise PainterlyError(f"{source}: unknown setting '{key}' (Gatys options: {', '.join(allowed)})")
     for key, values in grid.items():
         values = _as_list(values)
-        if key in ("content_layers", "style_layers", "style_layer_weights"):
+        if key in _LIST_OPTIONS:
             # A list of layer lists; a flat list of names means one run per single layer.
             values = [v if isinstance(v, (list, tuple)) else [v] for v in values]
         if not values:

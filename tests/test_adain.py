@@ -21,6 +21,7 @@ from painterly.adain.tiling import TILE_OVERLAP, encode_transform_decode
 from painterly.color import rgb_to_yiq
 from painterly.errors import PainterlyError
 from painterly.image import pil_to_tensor
+from painterly.options import AdaINOptions
 
 
 @pytest.fixture(scope="module")
@@ -316,3 +317,15 @@ def test_network_cache_is_safe_under_threads(decoder_file) -> None:
     ref = decoders[0][0].state_dict()
     assert all(torch.equal(d.state_dict()[k], ref[k]) for d, _ in decoders for k in ref)
     assert len({id(e) for e in encoders}) == 1  # one shared frozen encoder
+
+
+def test_stylizer_takes_its_options_object(decoder_file, styles) -> None:
+    opts = AdaINOptions(decoder=decoder_file, device="cpu", style_size=64, precision="fp32", alpha="0.5")
+    by_object = AdaINStylizer(styles[:1], None, opts)
+    assert by_object.options is opts and by_object.alpha == 0.5
+    x = pil_to_tensor(make_image(64, 48, seed=4))
+    ref = _stylizer(decoder_file, styles[:1], alpha=0.5).stylize_tensor(x)
+    assert torch.equal(by_object.stylize_tensor(x), ref)
+    with pytest.raises(PainterlyError, match="not both"):
+        AdaINStylizer(styles[:1], None, opts, alpha=0.7)
+

@@ -12,6 +12,7 @@ from painterly.cli import main
 from painterly.errors import PainterlyError
 from painterly.fast import FastStylizer, FrozenFastNet, TransformerNet, load_model, save_model
 from painterly.image import pil_to_tensor
+from painterly.options import FastOptions
 
 
 def _random_net(n_styles: int = 2, width: int = 8, seed: int = 0) -> TransformerNet:
@@ -281,3 +282,16 @@ def test_extreme_strips_are_a_clear_error(model_file, size):
         FastStylizer([], None, model=str(model_file), device="cpu")(img)
     with pytest.raises(PainterlyError, match="short side is under 8 px"):  # resized first, same rule
         stylize(img, method="fast", model=str(model_file), size=100, device="cpu")
+
+
+def test_stylizer_takes_its_options_object(model_file):
+    img = _img()
+    opts = FastOptions(model=str(model_file), device="cpu", precision="fp32", size="48")
+    by_object = FastStylizer([], [0, 1], opts)
+    assert by_object.options is opts
+    by_keywords = FastStylizer([], [0, 1], model=str(model_file), device="cpu", precision="fp32", size=48)
+    assert np.array_equal(np.asarray(by_object(img)), np.asarray(by_keywords(img)))
+    assert np.array_equal(np.asarray(make_stylizer("fast", ["candy"], None, model=str(model_file),
+                                                   device="cpu", precision="fp32", size=48)(img)),
+                          np.asarray(by_object(img)))
+

@@ -349,3 +349,19 @@ def test_numbers_out_of_range(options, words):
         return
     with pytest.raises(PainterlyError, match=words):
         parse_options(options)
+
+
+def test_stylizer_takes_its_options_object(style_image):
+    """GatysOptions (the declared options) or the same as keywords; the stylizer's config is
+    them resolved, and a resolved config may be handed to another stylizer as it is."""
+    opts = gatys.GatysOptions(size="48", steps=1, optimizer="Adam", **FAST)
+    by_object = GatysStylizer([style_image], None, opts)
+    by_keywords = GatysStylizer([style_image], None, size=48, steps=1, optimizer="adam", **FAST)
+    assert by_object.config == by_keywords.config and isinstance(by_object.config, gatys.GatysConfig)
+    assert by_object.config.lr == gatys.DEFAULT_LR["adam"] and by_object.config.scales == 1
+    assert gatys.resolve(by_object.config) is by_object.config
+    first = GatysStylizer([style_image], None, size=48, style_size=64, steps=1, **FAST)
+    assert GatysStylizer([style_image], None, first.config).config is first.config
+    with pytest.raises(PainterlyError, match="not both"):
+        GatysStylizer([style_image], None, opts, steps=2)
+

@@ -1,0 +1,153 @@
+"""Batch stylization on Ray Data, on a local Ray instance that this module starts and stops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+from conftest import make_image  # noqa: E402
+
+import painterly.ray as pray  # noqa: E402
+from painterly.adain import AdaINStylizer  # noqa: E402
+from painterly.batch import stylize_folder  # noqa: E402
+from painterly.cli import main  # noqa: E402
+from painterly.errors import PainterlyError  # noqa: E402
+
+# fp32: the batched and the one-image paths then agree to the rounding of 8-bit output.
+OPTS = {"precision": "fp32"}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the whole module (starting one costs seconds of CPU)."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> dict[str, Path]:
+    """Contents (two of one size, one of another, one in a sub-folder whose stem collides, one
+    file that is not an image) and one style file."""
+    c = tmp_path / "photos"
+    (c / "sub").mkdir(parents=True)
+    make_image(48, 40, seed=1).save(c / "a.png")
+    make_image(48, 40, seed=2).save(c / "b.jpg")
+    make_image(40, 56, seed=3).save(c / "sub" / "a.jpg")
+    (c / "broken.png").write_bytes(b"not a png at all")
+    style = tmp_path / "wave.png"
+    make_image(64, 64, seed=9).save(style)
+    return {"content": c, "style": style, "root": tmp_path}
+
+
+def test_stylize_dataset_batches_match_the_stylizer_and_report_bad_files(local_ray, folders):
+    c, style = folders["content"], folders["style"]
+    ds = ray.data.read_binary_files(str(c), include_paths=True)
+    rows = {Path(r["path"]).relative_to(c).as_posix(): r
+            for r in pray.stylize_dataset(ds, str(style), "adain", batch_size=4, **OPTS).take_all()}
+    assert sorted(rows) == ["a.png", "b.jpg", "broken.png", "sub/a.jpg"]
+    assert "not an image Pillow can read" in rows["broken.png"]["error"]
+    assert str(c / "broken.png") in rows["broken.png"]["error"]  # names the file, not "uploaded data"
+    assert rows["broken.png"]["image"].size == 0
+    direct = AdaINStylizer([Image.open(style).convert("RGB")], **OPTS)
+    for name in ("a.png", "b.jpg", "sub/a.jpg"):
+        row = rows[name]
+        assert row["error"] == ""
+        img = Image.open(c / name).convert("RGB")
+        assert row["image"].shape == (img.height, img.width, 3) and row["image"].dtype == np.uint8
+        expected = np.asarray(direct(img)).astype(int)
+        assert np.abs(row["image"].astype(int) - expected).max() <= 1  # a.png and b.jpg ran as one batch
+
+
+def test_stylize_dataset_named_styles_and_image_column(local_ray, folders):
+    c = folders["content"]
+    ds = ray.data.from_items([{"image": np.asarray(Image.open(c / "a.png").convert("RGB")), "id": 7}])
+    out = pray.stylize_dataset(ds, {"wave": str(folders["style"]), "udnie": "builtin:udnie"}, "adain",
+                               size=32, **OPTS).take_all()
+    assert sorted(r["style"] for r in out) == ["udnie", "wave"]
+    for r in out:
+        assert r["id"] == 7 and r["error"] == "" and r["image"].shape == (27, 32, 3)  # --size: long side
+    assert np.abs(out[0]["image"].astype(int) - out[1]["image"].astype(int)).mean() > 2
+
+
+def test_cli_ray_keeps_folder_mode_names_and_reports_failures(local_ray, folders, capsys):
+    c, style, root = folders["content"], str(folders["style"]), folders["root"]
+    out = root / "out"
+    rc = main(["stylize", str(c), "--style", style, "-o", str(out), "--ray", "--precision", "fp32"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "error: 1 of 4 content image(s) failed" in err and "wrote 3 result(s)" in err
+    assert f"skip {c / 'broken.png'}: " in err
+    # Folder mode on the same inputs writes the same file names (stems that collide get their path).
+    reference = root / "reference"
+    with pytest.raises(PainterlyError, match="1 of 4"):
+        stylize_folder(str(c), [style], str(reference), lambda g: (lambda im: im), "m")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(p.name for p in reference.iterdir())
+    assert names == ["a_png__wave.png", "b__wave.png", "sub-a_jpg__wave.png"]
+
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    rc = main(["stylize", str(c), "--style", style, "-o", str(out), "--ray", "--precision", "fp32"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "wrote 0 result(s)" in err and "skipped 3 that exist" in err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_a_file_that_vanishes_after_the_listing_is_reported(local_ray, folders, monkeypatch, tmp_path):
+    c = folders["content"]
+    real = pray._list_contents
+
+    def with_ghost(*args):
+        files, root = real(*args)
+        return [*files, str(c / "ghost.png")], root
+
+    monkeypatch.setattr(pray, "_list_contents", with_ghost)
+    (c / "broken.png").unlink()
+    ghost = r"1 of 4 content image\(s\) failed \(first: content image was not read .*ghost.png"
+    with pytest.raises(PainterlyError, match=ghost):
+        pray.stylize_path(str(c), [str(folders["style"])], str(tmp_path / "o"), method="adain",
+                          quiet=True, **OPTS)
+    assert len(list((tmp_path / "o").iterdir())) == 3
+
+
+def test_bad_input_is_one_line(local_ray, folders, tmp_path, capsys):
+    c, style, o = str(folders["content"]), str(folders["style"]), str(tmp_path / "o")
+    for argv, message in (
+            ([c, "-o", str(tmp_path / "o.png")], "must be a folder with --ray"),
+            ([str(tmp_path / "nope"), "-o", o], "content not found"),
+            (["builtin:chelsea", "-o", o], "not a builtin"),
+            ([c, "-o", o, "--backend", "onnx"], "leave out --backend"),
+    ):
+        assert main(["stylize", *argv, "--style", style, "--ray"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    ds = ray.data.from_items([{"x": 1}])
+    with pytest.raises(PainterlyError, match="'bytes' or 'image' column"):
+        pray.stylize_dataset(ds.materialize(), style, "adain")
+    with pytest.raises(PainterlyError, match="alpah do not apply"):
+        pray.stylize_dataset(ds, style, "adain", alpah=0.5)
+
+
+def test_plan_actors_on_a_cpu_cluster(local_ray):
+    plan = pray.plan_actors()
+    assert (plan.concurrency, plan.num_gpus, plan.num_cpus, plan.threads) == (1, 0.0, 1.0, 2)
+    assert pray.plan_actors(concurrency=2).threads == 1  # two actors share the node's 2 cores
+    with pytest.raises(PainterlyError, match="the Ray cluster has 0"):
+        pray.plan_actors(num_gpus=1)
+    with pytest.raises(PainterlyError, match="concurrency must be a positive whole number"):
+        pray.plan_actors(concurrency=0)
+
+
+def test_result_names_follow_folder_mode():
+    paths = ["s3b/p/a.png", "s3b/p/x/a.jpg", "s3b/p/c.webp"]
+    assert pray.result_names(paths, ["s3b/p"] * 3) == ["a_png", "x-a_jpg", "c"]
+    assert pray.result_names(["/f/a.png", "/f/a.png"], [None, None]) == ["a_png-1", "a_png-2"]

@@ -202,6 +202,59 @@ def test_bad_inputs(clip, decoder_file, tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+def _no_temp_files(folder):
+    return not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_a_failed_run_leaves_the_old_output_and_no_temp_files(clip, tmp_path, monkeypatch):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"old")
+
+    seen = []
+
+    def breaks_at_frame_3(frame):
+        seen.append(1)
+        if len(seen) == 3:
+            raise PainterlyError("stylizer failed")
+        return 255 - frame
+
+    with pytest.raises(PainterlyError, match="stylizer failed"):
+        stylize_video(clip, out, breaks_at_frame_3, overwrite=True, progress=False)
+    assert out.read_bytes() == b"old" and _no_temp_files(tmp_path)
+
+    # The audio pass writes a temporary file too: a failure there leaves nothing half-written.
+    import painterly.video as video
+
+    def failing_mux(stream, source, output, shortest=False, name=None):
+        output.write_bytes(b"partial")
+        raise PainterlyError(f"could not add the audio track to {name}")
+
+    with monkeypatch.context() as m:
+        m.setattr(video, "_mux_audio", failing_mux)
+        with pytest.raises(PainterlyError, match="audio track to out.mp4"):
+            stylize_video(clip, out, lambda f: 255 - f, overwrite=True, progress=False)
+    assert out.read_bytes() == b"old" and _no_temp_files(tmp_path)
+
+    result = stylize_video(clip, out, lambda f: 255 - f, overwrite=True, progress=False)
+    assert result.frames == 12 and probe(out).audio_codec is not None and _no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("audio", [True, False])
+def test_an_output_that_appears_during_the_run_is_not_replaced(clip, tmp_path, audio):
+    src = clip if audio else synthetic_clip(tmp_path / "mute.mkv", frames=3, size=(64, 48), fps=8,
+                                            audio=False)
+    out = tmp_path / "out.mp4"
+
+    def someone_else_writes(frame):
+        if not out.exists():
+            out.write_bytes(b"theirs")
+        return frame
+
+    with pytest.raises(PainterlyError, match="output exists"):
+        stylize_video(src, out, someone_else_writes, progress=False)
+    assert out.read_bytes() == b"theirs" and _no_temp_files(tmp_path)
+
+
 def test_fps_and_size_helpers():
     assert exact_fps(29.97) == Fraction(30000, 1001) and exact_fps(25.0) == 25
     assert output_size((64, 48), None) == (64, 48)

@@ -21,6 +21,7 @@ the input does; lower is steadier.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -37,6 +38,7 @@ from PIL import Image
 from .adain.core import SmoothedStats, adain_transform, mean_std
 from .adain.model import MULTIPLE, pad_to_multiple
 from .adain.stylize import AdaINStylizer
+from .atomic import atomic_path, temp_path
 from .errors import PainterlyError
 from .image import ImageLike, load_image
 
@@ -262,9 +264,11 @@ def check_output(output: Path, source: Path, overwrite: bool) -> None:
         raise PainterlyError(f"output exists: {output} (pass --overwrite to replace it)")
 
 
-def _mux_audio(video: Path, source: Path, output: Path, shortest: bool = False) -> None:
+def _mux_audio(video: Path, source: Path, output: Path, shortest: bool = False,
+               name: str | None = None) -> None:
     """Copy ``source``'s audio (if any) next to ``video``'s stream into ``output``
-    (``shortest``: cut the audio where the video ends, for partial runs)."""
+    (``shortest``: cut the audio where the video ends, for partial runs; ``name``: the output
+    named in an error, when ``output`` is a temporary file)."""
     base = [_ffmpeg(), "-y", "-loglevel", "error", "-i", str(video), "-i", str(source),
             "-map", "0:v", "-map", "1:a?", "-c:v", "copy"] + (["-shortest"] if shortest else [])
     for audio in (["-c:a", "copy"], ["-c:a", "aac"]):
@@ -272,12 +276,32 @@ def _mux_audio(video: Path, source: Path, output: Path, shortest: bool = False) 
         if proc.returncode == 0:
             return
     last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-    raise PainterlyError(f"could not add the audio track to {output.name}: {last[:200]}")
+    raise PainterlyError(f"could not add the audio track to {name or output.name}: {last[:200]}")
 
 
 def flicker_ratio(inputs_change: float, outputs_change: float) -> float:
     """Output change relative to input change (nan when the input does not change)."""
     return outputs_change / inputs_change if inputs_change > 0 else float("nan")
+
+
+def _start_writer(path: Path, size: tuple[int, int], fps: Fraction, quality: float) -> Any:
+    """An imageio-ffmpeg H.264 writer to ``path``, primed (frames are ``send``-ed to it)."""
+    import imageio_ffmpeg
+
+    w, h = size
+    pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+    writer = imageio_ffmpeg.write_frames(str(path), size, fps=fps, quality=quality, pix_fmt_out=pix,
+                                         macro_block_size=1, ffmpeg_log_level="error")
+    writer.send(None)
+    return writer
+
+
+def _close_quietly(writer: Any) -> None:
+    """Stop a writer on the way out of a failed run (the run's own error is the one to report)."""
+    try:
+        writer.close()
+    except Exception:
+        pass
 
 
 def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
@@ -288,6 +312,9 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
 
     Keeps the frame rate and (unless ``size``) the frame size, copies the audio track, shows a
     tqdm bar with frames/s, and measures flicker. ``keep_frames`` returns the output frames.
+    ``output`` is written atomically (:func:`painterly.atomic.atomic_path`): a failed run leaves
+    no partial file, and an existing one is replaced only with ``overwrite`` (also one that
+    appears while the frames are being stylized).
     """
     from tqdm import tqdm
 
@@ -298,20 +325,12 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
     info, frames = _open_frames(src)
     fps = exact_fps(info.fps)
     w, h = output_size(info.size, size)
-    writer = tmp = None
     if out is not None:
-        import imageio_ffmpeg
-
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            frames.close()
             raise PainterlyError(f"cannot write {out}: {exc.strerror or exc}") from None
-        tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
-        pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
-        writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, quality=quality,
-                                             pix_fmt_out=pix, macro_block_size=1,
-                                             ffmpeg_log_level="error")
-        writer.send(None)
     t0 = time.perf_counter()
     n = 0
     truncated = False
@@ -323,36 +342,47 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
         total = min(total, max_frames)
     bar = tqdm(total=total, unit="frame", disable=not progress, desc=src.name)
     try:
-        for raw in frames:
-            frame = np.frombuffer(raw, np.uint8).reshape(info.size[1], info.size[0], 3)
-            if (w, h) != info.size:
-                frame = np.asarray(Image.fromarray(frame).resize((w, h), Image.Resampling.LANCZOS))
-            styled = frame_stylizer(frame)
+        # Unwound in reverse: the writer stops, the video-only stream is removed, then the
+        # temporary output replaces ``out`` (a clean run) or is removed (any error).
+        with contextlib.ExitStack() as stack:
+            writer = final = stream = None
+            if out is not None:
+                final = stack.enter_context(atomic_path(out, exclusive=not overwrite, keep_suffix=True))
+                stream = final  # with an audio track, the frames go to a file of their own first
+                if info.audio_codec:
+                    stream = temp_path(out, keep_suffix=True)
+                    stack.callback(stream.unlink, missing_ok=True)
+                writer = _start_writer(stream, (w, h), fps, quality)
+                stack.callback(_close_quietly, writer)
+            for raw in frames:
+                frame = np.frombuffer(raw, np.uint8).reshape(info.size[1], info.size[0], 3)
+                if (w, h) != info.size:
+                    frame = np.asarray(Image.fromarray(frame).resize((w, h), Image.Resampling.LANCZOS))
+                styled = frame_stylizer(frame)
+                if writer is not None:
+                    writer.send(np.ascontiguousarray(styled))
+                if prev_in is not None:
+                    d_in += float(np.abs(frame.astype(np.int16) - prev_in).mean())
+                    d_out += float(np.abs(styled.astype(np.int16) - prev_out).mean())
+                prev_in, prev_out = frame.astype(np.int16), styled.astype(np.int16)
+                if keep_frames:
+                    kept.append(styled)
+                n += 1
+                bar.update(1)
+                if max_frames is not None and n >= max_frames:
+                    truncated = True
+                    break
+            bar.close()
+            frames.close()
             if writer is not None:
-                writer.send(np.ascontiguousarray(styled))
-            if prev_in is not None:
-                d_in += float(np.abs(frame.astype(np.int16) - prev_in).mean())
-                d_out += float(np.abs(styled.astype(np.int16) - prev_out).mean())
-            prev_in, prev_out = frame.astype(np.int16), styled.astype(np.int16)
-            if keep_frames:
-                kept.append(styled)
-            n += 1
-            bar.update(1)
-            if max_frames is not None and n >= max_frames:
-                truncated = True
-                break
-        bar.close()
-        frames.close()
-        if writer is not None:
-            writer.close()
-            writer = None
-        if n == 0:
-            raise PainterlyError(f"no frames could be decoded from {src}")
-        if out is not None and tmp is not None:
-            if info.audio_codec:
-                _mux_audio(tmp, src, out, shortest=truncated)
-            else:
-                os.replace(tmp, out)
+                writer.close()
+            if n == 0:
+                raise PainterlyError(f"no frames could be decoded from {src}")
+            if info.audio_codec and stream is not None and final is not None:
+                _mux_audio(stream, src, final, shortest=truncated, name=out.name if out else None)
+    except FileExistsError:
+        raise PainterlyError(f"output exists: {out} (it appeared during the run; pass --overwrite "
+                             f"to replace it)") from None
     except BrokenPipeError:
         raise PainterlyError(f"ffmpeg stopped while writing {out}") from None
     except RuntimeError as exc:  # imageio-ffmpeg: a damaged stream part-way through
@@ -361,13 +391,6 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
     finally:
         bar.close()
         frames.close()
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception:  # already failing; the temp file is removed below
-                pass
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
     pairs = max(n - 1, 1)
     return VideoResult(output=out, frames=n, fps=float(fps), size=(w, h),
                        seconds=time.perf_counter() - t0, has_audio=bool(info.audio_codec),

@@ -66,12 +66,12 @@ def test_cli_flags_are_the_declared_options():
 def test_server_fields_are_the_declared_http_options():
     parsers = _server_parsers()
     assert set(parsers) == {"style_weights"} | {o.name for o, _ in shared_options() if o.http}
-    from painterly.serve.app import _STYLIZE_OPENAPI
+    from painterly.serve.openapi import STYLIZE_OPENAPI
     from painterly.serve.parsing import ADAIN_OPTIONS, IMAGE_FIELDS
 
     assert set(ADAIN_OPTIONS) == {"style_weights"} | {o.name for o in options.options_of(AdaINOptions)
                                                       if o.http}
-    for body in _STYLIZE_OPENAPI["requestBody"]["content"].values():
+    for body in STYLIZE_OPENAPI["requestBody"]["content"].values():
         assert set(body["schema"]["properties"]) - set(IMAGE_FIELDS) == set(parsers)
 
 

@@ -1,0 +1,90 @@
+"""Reaching Ray and sizing the actor pool.
+
+:func:`require_ray` imports Ray Data or says how to install it; :func:`connect` starts or joins
+a Ray instance; :func:`plan_actors` turns the running cluster's resources (and any values the
+caller gave) into an :class:`ActorPlan`: one GPU per actor where the cluster has GPUs, else one
+actor per node running torch on the node's cores while holding one logical CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PainterlyError
+
+INSTALL_HINT = "pip install 'painterly[ray]'"
+
+
+def require_ray() -> Any:
+    """The ``ray`` module with Ray Data, or a one-line error saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise PainterlyError(f"Ray Data is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def connect(address: str | None = None) -> bool:
+    """Start or join Ray unless it is running in this process; True if this call started it.
+
+    ``address``: None or "" for a local instance (or the cluster in ``RAY_ADDRESS``), ``auto``
+    for the cluster this node belongs to, ``ray://HOST:10001`` for Ray Client.
+    """
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address or None)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise PainterlyError(f"cannot start or reach {where}: {str(exc).splitlines()[0][:200]}") from None
+    return True
+
+
+@dataclass(frozen=True)
+class ActorPlan:
+    """How many actors and what each holds: ``num_gpus`` (0 on CPUs), ``num_cpus`` (logical,
+    for Ray's scheduler) and ``threads`` (torch threads on CPU actors; None on GPU actors)."""
+
+    concurrency: int
+    num_gpus: float
+    num_cpus: float
+    threads: int | None
+
+
+def _positive(value: Any, name: str, integer: bool = True) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+            or (integer and value != int(value)) or not math.isfinite(value):
+        kind = "a positive whole number" if integer else "a positive number"
+        raise PainterlyError(f"{name} must be {kind}, got {value!r}")
+
+
+def plan_actors(concurrency: int | None = None, num_gpus: float | None = None,
+                num_cpus: float | None = None, threads: int | None = None) -> ActorPlan:
+    """Actors for the running Ray cluster: one GPU each where it has GPUs (as many actors as
+    GPUs), else one actor per node with the node's cores as torch threads. Given values win."""
+    ray = require_ray()
+    for value, name, integer in ((concurrency, "concurrency", True), (num_cpus, "num_cpus", False),
+                                 (threads, "threads", True)):
+        if value is not None:
+            _positive(value, name, integer)
+    total = ray.cluster_resources()
+    gpus = float(total.get("GPU", 0))
+    if num_gpus is None:
+        num_gpus = 1.0 if gpus >= 1 else 0.0
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, (int, float)) or not num_gpus >= 0:
+        raise PainterlyError(f"num_gpus must be 0 or more, got {num_gpus!r}")
+    if num_gpus > gpus:
+        raise PainterlyError(f"each actor asks for {num_gpus:g} GPU(s) but the Ray cluster has {gpus:g}")
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    if concurrency is None:
+        concurrency = max(1, int(gpus // num_gpus)) if num_gpus else max(1, len(nodes))
+    if num_gpus == 0 and threads is None:
+        per_node = math.ceil(concurrency / max(1, len(nodes)))
+        node_cpus = min((int(n["Resources"]["CPU"]) for n in nodes), default=1)
+        threads = max(1, node_cpus // per_node)
+    return ActorPlan(int(concurrency), float(num_gpus), float(num_cpus or 1.0),
+                     None if num_gpus else threads)

@@ -1,0 +1,138 @@
+"""Folder mode on Ray: :func:`stylize_path` and ``painterly stylize ... --ray`` (:func:`stylize_cli`).
+
+Contents and styles are listed and read by the driver (:mod:`painterly.ray.storage`), the
+images go through :func:`~painterly.ray.dataset.stylize_dataset`, and write tasks put the
+results beside each other as folder mode would, reporting one status per result.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from types import ModuleType
+from typing import Any
+
+from ..batch import FolderCount
+from ..errors import PainterlyError
+from .cluster import connect, require_ray
+from .dataset import DEFAULT_BATCH_SIZE, stylize_dataset
+from .storage import _check_output, _read_styles, _write_batch, filesystem, result_names
+
+
+def _package() -> ModuleType:
+    """``painterly.ray`` itself: :func:`stylize_path` looks ``_list_contents`` up there at call
+    time, so patching ``painterly.ray._list_contents`` (as tests/test_ray.py does) reaches it."""
+    return sys.modules[__name__.rpartition(".")[0]]
+
+
+def stylize_path(content: str, styles: Sequence[str], output: str, *, method: str | None = None,
+                 style_weights: Sequence[float] | None = None, overwrite: bool = False,
+                 address: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 concurrency: int | None = None, num_gpus: float | None = None,
+                 num_cpus: float | None = None, threads: int | None = None,
+                 quiet: bool = False, **options: Any) -> FolderCount:
+    """Folder mode on Ray: every image under ``content`` x every style -> ``output``.
+
+    ``content`` and ``output``: local paths or URIs (``s3://bucket/photos``). ``styles``: files,
+    folders (each image its own style, as in folder mode) or ``builtin:NAME``; none for
+    ``fast`` (its model's styles, blended by ``style_weights``). Results are
+    ``OUT/<content>__<style>.png`` as in folder mode; existing ones are skipped unless
+    ``overwrite``. A content image that fails is reported on stderr (``skip PATH: why``) and
+    the others are done; the call then raises :class:`PainterlyError` naming how many failed.
+    ``address``: see :func:`connect` (a Ray already running in this process is used as it is).
+    Returns the count written (a :class:`~painterly.batch.FolderCount`).
+    """
+    ray = require_ray()
+    from ..api import default_method
+
+    if content.startswith("builtin:"):
+        raise PainterlyError("--ray takes a folder or file of contents (local or a URI), "
+                             "not a builtin: image")
+    method = method or default_method()
+    in_fs, in_path = filesystem(content)
+    out_fs, out_path = filesystem(output)
+    _check_output(out_fs, out_path, output)
+    contents, root = _package()._list_contents(in_fs, in_path, content, out_fs, out_path)
+    if not contents:
+        raise PainterlyError(f"no images found in {content}")
+    if styles:
+        groups, protected = _read_styles(styles, out_path)
+        weights = None
+    else:  # fast: the styles live in the model; style_weights blends them
+        groups = {PurePosixPath(str(options.get("model") or "model")).stem: None}
+        protected, weights = set(), style_weights
+    names = result_names(contents, [root] * len(contents))
+    renamed = {p: n for p, n in zip(contents, names) if n != PurePosixPath(p).stem}
+
+    existing: set[str] = set()
+    if not overwrite:
+        import pyarrow.fs as pafs
+
+        listing = out_fs.get_file_info(pafs.FileSelector(out_path, allow_not_found=True))
+        existing = {PurePosixPath(i.path).name for i in listing}
+    todo = [p for p, n in zip(contents, names)
+            if overwrite or any(f"{n}__{s}.png" not in existing for s in groups)]
+    skipped = (len(contents) - len(todo)) * len(groups)
+    if not todo:
+        return FolderCount.of(0, skipped)
+    try:
+        out_fs.create_dir(out_path, recursive=True)
+    except OSError as exc:
+        raise PainterlyError(f"cannot make the output folder {output}: {exc}") from None
+
+    started = connect(address)
+    try:
+        ds = ray.data.read_binary_files(todo, filesystem=in_fs, include_paths=True, ignore_missing_paths=True)
+        ds = stylize_dataset(ds, groups, method, weights, batch_size=batch_size, concurrency=concurrency,
+                             num_gpus=num_gpus, num_cpus=num_cpus, threads=threads, **options)
+        ds = ds.map_batches(_write_batch, batch_format="numpy", batch_size=batch_size,
+                            fn_kwargs={"fs": out_fs, "out": out_path, "renamed": renamed,
+                                       "protected": frozenset(protected), "overwrite": overwrite})
+        written = existing_n = clashes = 0
+        failed: dict[str, str] = {}
+        seen: set[str] = set()
+        for report in ds.iter_batches(batch_size=1024, batch_format="numpy"):
+            for path, status, error in zip(report["path"], report["status"], report["error"]):
+                path = str(path)
+                seen.add(path)
+                if status == "written":
+                    written += 1
+                elif status == "exists":
+                    existing_n += 1
+                elif status == "input":
+                    clashes += 1
+                    if not quiet:
+                        print(f"skip a result of {path} (it is one of the inputs)", file=sys.stderr)
+                elif path not in failed:
+                    failed[path] = str(error)
+                    if not quiet:
+                        print(f"skip {path}: {error}", file=sys.stderr)
+    finally:
+        if started:
+            ray.shutdown()
+    for path in todo:  # read tasks skip a file that vanished after the listing
+        if path not in seen and path not in failed:
+            failed[path] = f"content image was not read (missing or unreadable): {path}"
+            if not quiet:
+                print(f"skip {path}: {failed[path]}", file=sys.stderr)
+    count = FolderCount.of(written, skipped + existing_n, clashes)
+    if failed:
+        first = next(iter(failed.values()))
+        raise PainterlyError(f"{len(failed)} of {len(contents)} content image(s) failed (first: {first}); "
+                             f"{count.summary(output).replace('image(s)', 'result(s)', 1)}")
+    return count
+
+
+def stylize_cli(args: Any, options: dict[str, Any]) -> int:
+    """``painterly stylize IN --style S -o OUT --ray [ADDRESS]`` (called by the CLI's parser)."""
+    import time
+
+    if getattr(args, "backend", "torch") != "torch":
+        raise PainterlyError("--ray runs the torch backend: leave out --backend onnx")
+    t0 = time.perf_counter()
+    n = stylize_path(args.content, args.style or [], args.output, method=args.method,
+                     style_weights=args.style_weights, overwrite=args.overwrite,
+                     address=args.ray or None, **options)
+    print(f"{n.summary(args.output)} in {time.perf_counter() - t0:.1f} s (Ray)")
+    return 0

@@ -104,13 +104,15 @@ def test_cli_ray_keeps_folder_mode_names_and_reports_failures(local_ray, folders
 
 def test_a_file_that_vanishes_after_the_listing_is_reported(local_ray, folders, monkeypatch, tmp_path):
     c = folders["content"]
-    real = pray._list_contents
+    import painterly.ray.paths as ray_paths
+
+    real = ray_paths._list_contents
 
     def with_ghost(*args):
         files, root = real(*args)
         return [*files, str(c / "ghost.png")], root
 
-    monkeypatch.setattr(pray, "_list_contents", with_ghost)
+    monkeypatch.setattr(ray_paths, "_list_contents", with_ghost)
     (c / "broken.png").unlink()
     ghost = r"1 of 4 content image\(s\) failed \(first: content image was not read .*ghost.png"
     with pytest.raises(PainterlyError, match=ghost):

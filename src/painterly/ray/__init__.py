@@ -31,7 +31,6 @@ from .cluster import ActorPlan, connect, plan_actors, require_ray
 from .dataset import DEFAULT_BATCH_SIZE, stylize_dataset
 from .paths import stylize_cli as stylize_cli  # painterly.cli.stylize calls it for --ray
 from .paths import stylize_path
-from .storage import _list_contents as _list_contents  # looked up here by paths.stylize_path
 from .storage import result_names
 
 __all__ = ["DEFAULT_BATCH_SIZE", "ActorPlan", "StylizeActor", "connect", "plan_actors", "require_ray",

@@ -10,20 +10,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import PurePosixPath
-from types import ModuleType
 from typing import Any
 
 from ..batch import FolderCount
 from ..errors import PainterlyError
 from .cluster import connect, require_ray
 from .dataset import DEFAULT_BATCH_SIZE, stylize_dataset
-from .storage import _check_output, _read_styles, _write_batch, filesystem, result_names
-
-
-def _package() -> ModuleType:
-    """``painterly.ray`` itself: :func:`stylize_path` looks ``_list_contents`` up there at call
-    time, so patching ``painterly.ray._list_contents`` (as tests/test_ray.py does) reaches it."""
-    return sys.modules[__name__.rpartition(".")[0]]
+from .storage import _check_output, _list_contents, _read_styles, _write_batch, filesystem, result_names
 
 
 def stylize_path(content: str, styles: Sequence[str], output: str, *, method: str | None = None,
@@ -53,7 +46,7 @@ def stylize_path(content: str, styles: Sequence[str], output: str, *, method: st
     in_fs, in_path = filesystem(content)
     out_fs, out_path = filesystem(output)
     _check_output(out_fs, out_path, output)
-    contents, root = _package()._list_contents(in_fs, in_path, content, out_fs, out_path)
+    contents, root = _list_contents(in_fs, in_path, content, out_fs, out_path)
     if not contents:
         raise PainterlyError(f"no images found in {content}")
     if styles:

@@ -394,6 +394,24 @@ def test_fast_warmup_trains_content_only(data):
     assert [obj.style_ramp(i) for i in (0, 4, 5, 8, 9, 100)] == [0.0, 0.0, 0.2, 0.8, 1.0, 1.0]
 
 
+def test_fast_pixel_and_grid_terms(data):
+    """--pixel-weight adds L1 to the content target, --grid-weight the lattice penalty."""
+    from painterly.losses import grid_loss
+    from painterly.training.fast import FastObjective
+
+    cfg = TrainConfig(method="fast", crop=32, resize=40)
+    obj = FastObjective(FastConfig(styles=[str(data / "style" / "s1.png")], width=8, n_residual=1,
+                                   style_layers=["relu1_2"], pixel_weight=2, grid_weight=3), cfg)
+    net = obj.build(torch.device("cpu"))
+    batch = {"content": torch.rand(2, 3, 32, 32), "content_key": torch.tensor([0, 1])}
+    total, parts, y = obj.loss(net, batch, 0)
+    assert torch.allclose(parts["pixel"], (y - batch["content"]).abs().mean())
+    assert torch.allclose(parts["grid"], grid_loss(y.clamp(0, 1)))
+    expected = (parts["content"] + 10 * parts["style"] + 1e-4 * parts["tv"] + 2 * parts["pixel"]
+                + 3 * parts["grid"])
+    assert torch.allclose(total, expected)
+
+
 def test_fast_teacher_is_the_content_target(data):
     """--teacher: the content loss compares with the AdaIN decoder's stylization, not the photo."""
     from painterly.training.fast import FastObjective

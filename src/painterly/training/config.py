@@ -193,6 +193,7 @@ class FastConfig:
     teacher: str = ""                 # AdaIN decoder whose outputs are the content target ("default")
     teacher_style_size: int = 512     # long side of the style images for the teacher's statistics
     pixel_weight: float = 0.0         # L1 to the content target in pixels (the teacher's output or the photo)
+    grid_weight: float = 0.0          # lattice penalty (losses.grid_loss): the upsamplings' stripes
 
     def check(self) -> None:
         """Refuse impossible values."""
@@ -207,7 +208,8 @@ class FastConfig:
             raise PainterlyError("content-layers and style-layers must not be empty")
         if self.width < 1 or self.n_residual < 0:
             raise PainterlyError("width must be >= 1 and n-residual >= 0")
-        if min(self.content_weight, self.style_weight, self.tv_weight, self.pixel_weight) < 0:
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.pixel_weight,
+               self.grid_weight) < 0:
             raise PainterlyError("loss weights must be >= 0")
 
 

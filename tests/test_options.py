@@ -29,7 +29,7 @@ from painterly.sweep import run_sweep, spec_from_dict
 
 #: ``painterly stylize`` arguments that are not method options.
 NOT_METHOD_OPTIONS = {"help", "content", "style", "output", "overwrite", "max_megapixels", "backend",
-                      "onnx_model", "method", "style_weights"}
+                      "onnx_model", "method", "style_weights", "ray"}
 
 
 def _stylize_parser() -> argparse.ArgumentParser:

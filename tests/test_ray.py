@@ -65,7 +65,7 @@ def test_stylize_dataset_batches_match_the_stylizer_and_report_bad_files(local_r
         img = Image.open(c / name).convert("RGB")
         assert row["image"].shape == (img.height, img.width, 3) and row["image"].dtype == np.uint8
         expected = np.asarray(direct(img)).astype(int)
-        assert np.abs(row["image"].astype(int) - expected).max() <= 1  # a.png and b.jpg ran as one batch
+        assert np.abs(row["image"].astype(int) - expected).max() <= 1
 
 
 def test_stylize_dataset_named_styles_and_image_column(local_ray, folders):
@@ -142,7 +142,10 @@ def test_bad_input_is_one_line(local_ray, folders, tmp_path, capsys):
 def test_plan_actors_on_a_cpu_cluster(local_ray):
     plan = pray.plan_actors()
     assert (plan.concurrency, plan.num_gpus, plan.num_cpus, plan.threads) == (1, 0.0, 1.0, 2)
-    assert pray.plan_actors(concurrency=2).threads == 1  # two actors share the node's 2 cores
+    two = pray.plan_actors(concurrency=2)
+    assert (two.threads, two.num_cpus) == (1, 0.5)  # two actors share the cores and leave one CPU
+    with pytest.raises(PainterlyError, match="leave no CPU for reading and writing"):
+        pray.plan_actors(concurrency=2, num_cpus=1)
     with pytest.raises(PainterlyError, match="the Ray cluster has 0"):
         pray.plan_actors(num_gpus=1)
     with pytest.raises(PainterlyError, match="concurrency must be a positive whole number"):
@@ -153,3 +156,52 @@ def test_result_names_follow_folder_mode():
     paths = ["s3b/p/a.png", "s3b/p/x/a.jpg", "s3b/p/c.webp"]
     assert pray.result_names(paths, ["s3b/p"] * 3) == ["a_png", "x-a_jpg", "c"]
     assert pray.result_names(["/f/a.png", "/f/a.png"], [None, None]) == ["a_png-1", "a_png-2"]
+
+
+class _Recorder:
+    """A stylizer stand-in on ``device`` that records the batch sizes it was given and fails on a
+    batch holding the image whose first pixel is 1."""
+
+    def __init__(self, device: str) -> None:
+        import torch
+
+        self.device = torch.device(device)
+        self.calls: list[int] = []
+
+    def stylize_tensor(self, x):
+        self.calls.append(len(x))
+        if (x[:, 0, 0, 0] == 1).any():
+            raise RuntimeError("bad image")
+        return x
+
+
+def test_same_size_images_go_together_on_a_gpu_and_one_by_one_on_a_cpu():
+    import torch
+
+    from painterly.ray.actors import StylizeActor
+
+    actor = StylizeActor.__new__(StylizeActor)  # only _stylize: no model needed
+    tensors = [torch.zeros(1, 3, 8, 8) for _ in range(3)] + [torch.zeros(1, 3, 8, 4)]
+    for device, calls in (("cuda", [3, 1]), ("cpu", [1, 1, 1, 1])):
+        rec = _Recorder(device)
+        results = actor._stylize(rec, tensors, [""] * 4)
+        assert rec.calls == calls and [e for _, e in results] == [""] * 4
+    tensors[1] = tensors[1].clone().fill_(1)  # a batch that fails is retried image by image
+    rec = _Recorder("cuda")
+    results = actor._stylize(rec, tensors, [""] * 4)
+    assert rec.calls == [3, 1, 1, 1, 1]
+    assert [e for _, e in results] == ["", "RuntimeError: bad image", "", ""]
+
+
+def test_as_many_actors_as_cpus_finish(local_ray, folders):
+    """Two actors on two CPUs: holding one logical CPU each, they left none for Ray Data's read
+    and write tasks and the job waited forever. Run in a thread so a regression fails, not hangs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = folders["root"] / "two"
+    (folders["content"] / "broken.png").unlink()
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(pray.stylize_path, str(folders["content"]), [str(folders["style"])], str(out),
+                          method="adain", quiet=True, concurrency=2, threads=1, batch_size=1, **OPTS)
+        assert job.result(timeout=180) == 3
+    assert len(list(out.rglob("*.png"))) == 3

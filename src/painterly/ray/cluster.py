@@ -3,7 +3,8 @@
 :func:`require_ray` imports Ray Data or says how to install it; :func:`connect` starts or joins
 a Ray instance; :func:`plan_actors` turns the running cluster's resources (and any values the
 caller gave) into an :class:`ActorPlan`: one GPU per actor where the cluster has GPUs, else one
-actor per node running torch on the node's cores while holding one logical CPU.
+actor per node running torch on the node's cores while holding one logical CPU (less where the
+actors would otherwise hold every CPU and leave none for Ray Data's read and write tasks).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 from ..errors import PainterlyError
 
 INSTALL_HINT = "pip install 'painterly[ray]'"
+#: Logical CPUs the actors leave free: Ray Data's read and write tasks take one each (Ray's
+#: default), and with every CPU held by actors they never start: the job waits forever.
+IO_CPUS = 1.0
 
 
 def require_ray() -> Any:
@@ -86,5 +90,14 @@ def plan_actors(concurrency: int | None = None, num_gpus: float | None = None,
         per_node = math.ceil(concurrency / max(1, len(nodes)))
         node_cpus = min((int(n["Resources"]["CPU"]) for n in nodes), default=1)
         threads = max(1, node_cpus // per_node)
-    return ActorPlan(int(concurrency), float(num_gpus), float(num_cpus or 1.0),
+    cpus = float(total.get("CPU", 0))
+    free = max(0.0, cpus - IO_CPUS)  # what the actors may hold: reads and writes need the rest
+    if num_cpus is None:
+        num_cpus = min(1.0, free / concurrency)
+    elif concurrency * num_cpus > free + 1e-9:
+        raise PainterlyError(
+            f"{concurrency} actor(s) x {num_cpus:g} CPU(s) leave no CPU for reading and writing on a "
+            f"Ray cluster of {cpus:g} CPUs (the job would wait forever): ask for fewer actors or CPUs "
+            f"per actor (at most {free:g} CPUs for all actors together)")
+    return ActorPlan(int(concurrency), float(num_gpus), float(num_cpus),
                      None if num_gpus else threads)

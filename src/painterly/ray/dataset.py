@@ -49,7 +49,8 @@ def stylize_dataset(ds: Any, style: ImageLike | Sequence[ImageLike] | Mapping[st
     if plan.num_gpus:
         remote["num_gpus"] = plan.num_gpus
     return ds.map_batches(
-        StylizeActor, batch_size=batch_size, batch_format="numpy", concurrency=plan.concurrency,
+        StylizeActor, batch_size=batch_size, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=plan.concurrency),
         fn_constructor_kwargs={"method": method, "styles": groups, "style_weights": style_weights,
                                "options": opts, "files": files, "pixels": max_pixels(),
                                "threads": plan.threads, "style_column": style_column},

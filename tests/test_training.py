@@ -409,7 +409,30 @@ def test_fast_pixel_and_grid_terms(data):
     assert torch.allclose(parts["grid"], grid_loss(y.clamp(0, 1)))
     expected = (parts["content"] + 10 * parts["style"] + 1e-4 * parts["tv"] + 2 * parts["pixel"]
                 + 3 * parts["grid"])
-    assert torch.allclose(total, expected)
+    assert torch.allclose(total, expected) and "color" not in parts
+    obj.cfg.color_weight = 5  # --color-weight: L1 of 4x4 block means
+    total, parts, y = obj.loss(net, batch, 0)
+    means = [torch.nn.functional.avg_pool2d(t, 4) for t in (y, batch["content"])]
+    assert torch.allclose(parts["color"], (means[0] - means[1]).abs().mean())
+    assert torch.allclose(total, parts["content"] + 10 * parts["style"] + 1e-4 * parts["tv"]
+                          + 2 * parts["pixel"] + 3 * parts["grid"] + 5 * parts["color"])
+
+
+def test_color_loss_sees_a_flat_wrong_hue_that_pixel_l1_barely_sees():
+    from painterly.losses import color_loss
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.zeros(1, 3, 32, 32)
+    target[:, 2] = 0.1 + 0.4 * torch.rand(1, 32, 32, generator=g)  # textured dark blue
+    texture = target.clone()
+    texture[:, 2] = 0.1 + 0.4 * torch.rand(1, 32, 32, generator=g)  # right color, other texture
+    green = target.clone()
+    green[:, :, 8:24, 8:24] = torch.tensor([0.1, 0.3, 0.2]).view(1, 3, 1, 1)  # a flat green patch
+    pixel = [(x - target).abs().mean() for x in (texture, green)]
+    color = [color_loss(x, target) for x in (texture, green)]
+    assert pixel[0] > pixel[1]  # the pixel L1 prefers the green patch to a texture mismatch ...
+    assert color[1] > 2 * color[0]  # ... the block means do not
+    assert color_loss(target, target) == 0
 
 
 def test_fast_teacher_is_the_content_target(data):

@@ -164,6 +164,16 @@ def grid_loss(image: torch.Tensor, period: int = 8) -> torch.Tensor:
     return total / 2
 
 
+def color_loss(image: torch.Tensor, target: torch.Tensor, block: int = 4) -> torch.Tensor:
+    """L1 between the local mean colors (``block`` x ``block`` pixel means) of two images.
+
+    A per-pixel L1 is dominated by texture that a small network cannot copy, so a flat patch of a
+    wrong hue (dark green where the target is near-black blue) costs it less than an average
+    pixel does; means over small blocks drop the texture and keep exactly that error."""
+    pool = torch.nn.functional.avg_pool2d
+    return (pool(image, block, ceil_mode=True) - pool(target, block, ceil_mode=True)).abs().mean()
+
+
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Total variation (mean absolute difference of neighbouring pixels), for smooth outputs."""
     dh = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()

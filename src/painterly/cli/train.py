@@ -21,7 +21,7 @@ ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_r
                  "encoder_padding", "decoder_padding", "grid_weight", "style_bank", "content_cache_mb")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
                 "width", "n_residual", "luminance", "style_size", "warmup_recon", "teacher",
-                "teacher_style_size", "pixel_weight", "grid_weight")
+                "teacher_style_size", "pixel_weight", "grid_weight", "color_weight")
 
 
 def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
@@ -120,6 +120,9 @@ def register(subparsers) -> None:
                    help="L1 in pixels to the content target (the teacher's output or the photo; 0)")
     g.add_argument("--grid-weight", type=non_negative_float,
                    help="penalty on a regular lattice in the output (losses.grid_loss; 0)")
+    g.add_argument("--color-weight", type=non_negative_float,
+                   help="L1 to the content target's local colors (means of 4x4 pixels): against "
+                        "flat patches of a wrong color that a pixel L1 barely sees (0)")
     f.set_defaults(func=run)
 
 

@@ -194,6 +194,7 @@ class FastConfig:
     teacher_style_size: int = 512     # long side of the style images for the teacher's statistics
     pixel_weight: float = 0.0         # L1 to the content target in pixels (the teacher's output or the photo)
     grid_weight: float = 0.0          # lattice penalty (losses.grid_loss): the upsamplings' stripes
+    color_weight: float = 0.0         # L1 to the content target's local colors (4x4-pixel means)
 
     def check(self) -> None:
         """Refuse impossible values."""
@@ -209,7 +210,7 @@ class FastConfig:
         if self.width < 1 or self.n_residual < 0:
             raise PainterlyError("width must be >= 1 and n-residual >= 0")
         if min(self.content_weight, self.style_weight, self.tv_weight, self.pixel_weight,
-               self.grid_weight) < 0:
+               self.grid_weight, self.color_weight) < 0:
             raise PainterlyError("loss weights must be >= 0")
 
 

@@ -39,7 +39,7 @@ from ..errors import PainterlyError
 from ..fast.model import TransformerNet, load_model, save_model
 from ..features import build_extractor
 from ..image import load_image, pil_to_tensor, resize, tensor_to_pil
-from ..losses import content_loss, gram_matrix, grid_loss, style_loss_gram, tv_loss
+from ..losses import color_loss, content_loss, gram_matrix, grid_loss, style_loss_gram, tv_loss
 from .config import FastConfig, TrainConfig
 from .data import resize_short
 
@@ -167,6 +167,11 @@ class FastObjective:
             lpix = torch.nn.functional.l1_loss(y_px.float(), target.float())
             total = total + self.cfg.pixel_weight * lpix
             parts["pixel"] = lpix.detach()
+        if self.cfg.color_weight > 0:
+            y_px = self._prep(y) if self.cfg.luminance else y
+            lcol = color_loss(y_px.float(), target.float())
+            total = total + self.cfg.color_weight * lcol
+            parts["color"] = lcol.detach()
         if self.cfg.grid_weight > 0:
             lg = grid_loss(y.float().clamp(0, 1))
             total = total + self.cfg.grid_weight * lg

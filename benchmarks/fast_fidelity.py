@@ -27,7 +27,7 @@ from PIL import Image
 
 from painterly.api import make_stylizer
 from painterly.fast.model import load_model
-from painterly.image import BUILTIN_CONTENT, list_images, load_image, pil_to_tensor, resize
+from painterly.image import BUILTIN_CONTENT, contact_sheet, list_images, load_image, pil_to_tensor, resize
 from painterly.losses import color_loss
 
 DEV_PHOTOS = ("golden_gate", "blonde_girl", "chicago")
@@ -93,13 +93,8 @@ def main() -> int:
             cells.append(f"{m[0]:.3f} / {m[1]:.3f} / {m[2]:6.2%}")
         print(f"{style:<18}" + "".join(f"{c:>30}" for c in cells))
     if args.sheet and worst[1]:
-        ims = worst[1]
-        sheet = Image.new("RGB", (sum(i.width for i in ims), max(i.height for i in ims)), "white")
-        x = 0
-        for im in ims:
-            sheet.paste(im.convert("RGB"), (x, 0))
-            x += im.width
-        sheet.save(args.sheet)
+        contact_sheet(worst[1], ["photo", "reference", *labels], columns=len(worst[1]),
+                      cell=args.size).save(args.sheet)
         print(f"photo | reference | {' | '.join(labels)} for the pair with most patches in the first "
               f"model ({worst[0]:.1%}): {args.sheet}")
     return 0

@@ -162,13 +162,12 @@ class FastObjective:
         style_weight = self.cfg.style_weight * self.style_ramp(iteration)
         total = self.cfg.content_weight * lc + style_weight * ls + self.cfg.tv_weight * ltv
         parts = {}
+        y_px = self._prep(y) if self.cfg.luminance else y  # compared with the target in pixels
         if self.cfg.pixel_weight > 0:
-            y_px = self._prep(y) if self.cfg.luminance else y
             lpix = torch.nn.functional.l1_loss(y_px.float(), target.float())
             total = total + self.cfg.pixel_weight * lpix
             parts["pixel"] = lpix.detach()
         if self.cfg.color_weight > 0:
-            y_px = self._prep(y) if self.cfg.luminance else y
             lcol = color_loss(y_px.float(), target.float())
             total = total + self.cfg.color_weight * lcol
             parts["color"] = lcol.detach()

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import tempfile
 from pathlib import Path
 
 from painterly.cli import float_list, positive_int
 from painterly.image import load_image
+from painterly.synthetic import synthetic_clip
 from painterly.video import AdaINVideo, make_frame_stylizer, stylize_video
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import synthetic_clip  # noqa: E402  (the test helper that writes generated clips)
 
 SYNTHETIC = {
     "pan": {"pan": 2.0},

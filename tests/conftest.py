@@ -45,3 +45,34 @@ def shared_images() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/images is not present")
     return SHARED
+
+
+# ------------------------------------------------------------------------------ training tests
+# The training dataset's content folder holds one unreadable file on purpose: the scan says so in
+# one line on stderr, not with a Python warning.
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """content/ (3 images, one nested, one unreadable file) and style/ (2 images), for the
+    training tests (a test file may define its own ``data``, as test_training_cache.py does)."""
+    from helpers import train_image
+
+    root = tmp_path_factory.mktemp("train_data")
+    rng = np.random.default_rng(0)
+    (root / "content" / "nested").mkdir(parents=True)
+    (root / "style").mkdir()
+    train_image(rng, 40, 48).save(root / "content" / "a.png")
+    train_image(rng, 48, 40).save(root / "content" / "b.jpg")
+    train_image(rng, 44, 44).save(root / "content" / "nested" / "c.png")
+    (root / "content" / "broken.jpg").write_bytes(b"this is not a jpeg")
+    train_image(rng, 40, 40).save(root / "style" / "s1.png")
+    train_image(rng, 48, 56).save(root / "style" / "s2.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    """The frozen VGG encoder (relu1_1..relu4_1), built once per test module."""
+    from painterly.adain.model import Encoder
+
+    torch.set_num_threads(1)
+    return Encoder()

@@ -1,74 +1,75 @@
-"""Test helpers shared by several test files and the benchmarks (not part of the library).
+"""Test helpers shared by several test files (not part of the library, not used by benchmarks).
 
-:func:`synthetic_clip` writes a short generated video (needs ``imageio-ffmpeg``, the ``video``
-extra). Test files import it as ``from helpers import synthetic_clip`` (pytest puts ``tests/`` on
-the path); benchmarks add ``tests/`` to ``sys.path`` first.
+Test files import them as ``from helpers import train_config`` (pytest puts ``tests/`` on the
+path). Fixtures live in ``conftest.py``; these are the plain functions the training tests call:
+a generated training image, a small training config, an AdaIN trainer, and real checkpoints to
+damage. Generated video clips are in the package (:mod:`painterly.synthetic`).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
+import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
+from torch import nn
 
-from painterly.image import ImageLike, load_image
+from painterly.training import AdaINConfig, TrainConfig, Trainer
+from painterly.training.adain import AdaINObjective
 
 
-def synthetic_clip(path: str | os.PathLike, *, frames: int = 12, size: tuple[int, int] = (64, 48),
-                   fps: float = 12.0, source: ImageLike = "builtin:chelsea", pan: float = 2.0,
-                   noise: float = 0.0, sprite: float = 0.0, audio: bool = True,
-                   seed: int = 0) -> Path:
-    """Write a short panning clip over ``source`` (for tests and benchmarks).
+def train_image(rng: np.random.Generator, h: int, w: int) -> Image.Image:
+    """A smooth random color field with some edges (more image-like than white noise)."""
+    small = rng.random((h // 8 + 1, w // 8 + 1, 3))
+    img = Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+    arr = np.asarray(img).copy()
+    arr[h // 3: h // 2] = 255 - arr[h // 3: h // 2]
+    return Image.fromarray(arr)
 
-    The window slides ``pan`` px per frame across the image; ``noise`` adds Gaussian sensor noise
-    (std in 0..255 levels); ``sprite`` > 0 adds a bright square of that fraction of the height
-    that shows up in every other frame at a random place (an object entering and leaving: a local
-    change that moves the frame's global statistics, what makes per-frame AdaIN repaint the
-    whole frame); ``audio`` adds a 440 Hz sine track (AAC)
-    as long as the clip.
-    """
-    import imageio_ffmpeg  # optional dependency: imported only when a clip is written
 
-    path = Path(path)
-    w, h = size
-    img = load_image(source)
-    span = w + pan * (frames - 1)
-    scale = max(span / img.width, h / img.height)
-    big = np.asarray(img.resize((int(np.ceil(img.width * scale)), int(np.ceil(img.height * scale))),
-                                Image.Resampling.LANCZOS), np.float32)
-    rng = np.random.default_rng(seed)
-    tmp = path.with_name(f".{path.stem}.v{os.getpid()}{path.suffix}") if audio else path
-    writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, quality=9,
-                                         pix_fmt_out="yuv420p" if w % 2 == 0 and h % 2 == 0
-                                         else "yuv444p",
-                                         macro_block_size=1, ffmpeg_log_level="error")
-    writer.send(None)
-    y0 = (big.shape[0] - h) // 2
-    for i in range(frames):
-        x = pan * i
-        x0 = int(np.floor(x))
-        f = x - x0  # sub-pixel pan by linear interpolation
-        crop = (1 - f) * big[y0:y0 + h, x0:x0 + w] + f * big[y0:y0 + h, x0 + 1:x0 + w + 1] \
-            if x0 + w + 1 <= big.shape[1] else big[y0:y0 + h, x0:x0 + w]
-        if sprite and i % 2 == 1:
-            side = max(2, round(sprite * h))
-            sy, sx = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-            crop = crop.copy()
-            crop[sy:sy + side, sx:sx + side] = (255.0, 230.0, 40.0)
-        if noise:
-            crop = crop + rng.normal(0, noise, crop.shape)
-        writer.send(np.ascontiguousarray(np.clip(crop + 0.5, 0, 255).astype(np.uint8)))
-    writer.close()
-    if audio:
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(tmp),
-               "-f", "lavfi", "-i",
-               f"sine=frequency=440:sample_rate=44100:duration={frames / fps:.3f}",
-               "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(path)]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return path
+def train_config(data: Path, out: Path, **kw: Any) -> TrainConfig:
+    """A tiny CPU AdaIN training config over ``data``'s content/ and style/ folders (32 px crops,
+    4 iterations, checkpoints every 2, no TensorBoard or progress bar); ``kw`` overrides."""
+    base = dict(method="adain", content_dir=str(data / "content"), style_dir=str(data / "style"),
+                out=str(out), iterations=4, batch_size=2, resize=40, crop=32, workers=0,
+                checkpoint_every=2, log_every=1, val_every=100, val_pairs=2, tensorboard=False,
+                progress=False, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def adain_trainer(data: Path, out: Path, encoder: nn.Module, adain: AdaINConfig | None = None,
+                  decoder: nn.Module | None = None, cls: type[Trainer] = Trainer,
+                  resume: bool = False, **kw: Any) -> Trainer:
+    """An AdaIN :class:`Trainer` (or subclass ``cls``) on :func:`train_config`, sharing ``encoder``."""
+    cfg = train_config(data, out, **kw)
+    acfg = adain or AdaINConfig()
+    return cls(cfg, acfg, AdaINObjective(acfg, cfg, decoder=decoder, encoder=encoder), resume=resume)
+
+
+def adam_checkpoint(iteration: int = 3) -> dict:
+    """A small but real checkpoint: a linear layer, Adam with state after two steps."""
+    from painterly.training.checkpoint import rng_state
+
+    torch.manual_seed(iteration)
+    net = nn.Linear(64, 32)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(2):
+        opt.zero_grad()
+        net(torch.randn(4, 64)).square().mean().backward()
+        opt.step()
+    return {"method": "adain", "iteration": iteration, "model": net.state_dict(),
+            "optimizer": opt.state_dict(), "rng": rng_state(), "config": {"method": "adain"}}
+
+
+def overwrite_tensor_bytes(path: Path, tensor: torch.Tensor, value: float = 1.2e29,
+                           count: int = 25) -> None:
+    """Overwrite ``count`` float32s (100 bytes) of ``tensor``'s data inside the file at ``path``."""
+    raw = path.read_bytes()
+    needle = tensor.contiguous().numpy().tobytes()[:400]
+    at = raw.find(needle)
+    assert at > 0 and raw.find(needle, at + 1) < 0
+    path.write_bytes(raw[:at] + struct.pack("<f", value) * count + raw[at + 4 * count:])

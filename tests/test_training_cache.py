@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import train_config
 from PIL import Image
 
-from painterly.adain.model import Decoder, Encoder, save_decoder
+from painterly.adain.model import Decoder, save_decoder
 from painterly.cli import main
 from painterly.errors import PainterlyError
 from painterly.fast.model import TransformerNet, save_model
@@ -39,19 +40,9 @@ def data(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def encoder():
-    torch.set_num_threads(1)
-    return Encoder()
-
-
 def _cfg(data, out, **kw) -> TrainConfig:
-    base = dict(method="adain", content_dir=str(data / "content"), style_dir=str(data / "style"),
-                out=str(out), iterations=4, batch_size=2, resize=48, crop=32, workers=0,
-                checkpoint_every=2, log_every=1, val_every=100, val_pairs=2, tensorboard=False,
-                progress=False, seed=5)
-    base.update(kw)
-    return TrainConfig(**base)
+    """The shared tiny training config (helpers.py) at this dataset's resize and seed."""
+    return train_config(data, out, **{"resize": 48, "seed": 5, **kw})
 
 
 def test_content_cache_cuts_aligned_crops_of_the_whole_photo(data, encoder):

@@ -13,12 +13,11 @@ from PIL import Image
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 
-from helpers import synthetic_clip  # noqa: E402
-
 from painterly.adain.model import Decoder, save_decoder  # noqa: E402
 from painterly.cli import main  # noqa: E402
 from painterly.errors import PainterlyError  # noqa: E402
 from painterly.image import load_image  # noqa: E402
+from painterly.synthetic import synthetic_clip  # noqa: E402
 from painterly.video import (  # noqa: E402
     AdaINVideo,
     PerFrame,

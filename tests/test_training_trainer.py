@@ -56,7 +56,7 @@ def test_resume_is_exact(data, encoder, tmp_path):
     # The CSV of the resumed run has each iteration once, warm-up columns and style columns.
     with open(tmp_path / "b" / "losses.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0]["recon_pixel"] and rows[-1]["style"] and not rows[-1]["recon_pixel"]
     # The checkpoint holds plain types only (weights_only load) with every RNG state and config.
     assert {"torch", "numpy", "python"} <= set(a["rng"])
@@ -119,3 +119,23 @@ def test_cuda_fp16_channels_last(data, tmp_path):
         path = Trainer(cfg, AdaINConfig(), AdaINObjective(AdaINConfig(), cfg)).run()
     ckpt = load_checkpoint(tmp_path / "gpu" / "checkpoint.pt")
     assert ckpt["scaler"] and path.name == "decoder.safetensors"
+
+
+def test_resumed_losses_csv_is_the_uninterrupted_one(data, encoder, tmp_path):
+    """A run crashed after iteration 3 (checkpoint at 2) and resumed writes the same losses.csv as
+    one that never stopped: iteration 3 logged once (its first row dropped on resume), none lost."""
+    from painterly.record import read_rows
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adain_trainer(data, tmp_path / "a", encoder, iterations=4).run()
+        with pytest.raises(RuntimeError, match="injected"):
+            adain_trainer(data, tmp_path / "b", encoder, iterations=4, cls=_Crash).run()
+        assert [r["step"] for r in read_rows(tmp_path / "b" / "losses.csv")[1]] == ["1", "2", "3"]
+        adain_trainer(data, tmp_path / "b", encoder, iterations=4, resume=True).run()
+    (ha, a), (hb, b) = (read_rows(tmp_path / n / "losses.csv") for n in ("a", "b"))
+    assert ha == hb and ha[0] == "step"
+    assert [r["step"] for r in b] == ["1", "2", "3", "4"]
+    for ra, rb in zip(a, b, strict=True):  # every cell but the speed is the same text
+        assert {k: v for k, v in ra.items() if k != "it_per_s"} == \
+            {k: v for k, v in rb.items() if k != "it_per_s"}

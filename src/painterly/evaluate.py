@@ -18,7 +18,6 @@ reference: relu4_1 content, mean/std style loss at relu1_1..relu4_1), and ``lite
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -240,27 +239,25 @@ def summarize(scores: Sequence[PairScore]) -> dict[str, dict[str, float]]:
 
 
 def _write_tables(scores: Sequence[PairScore], out: Path) -> None:
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(scores[0])))
-        writer.writeheader()
-        for s in scores:
-            row = asdict(s)
-            row["flags"] = " ".join(s.flags)
-            writer.writerow(row)
+    """``results.csv`` (one row per score) and ``results.md`` (per-method means, then per pair),
+    through the one results writer :func:`painterly.record.write_results`."""
+    from .record import markdown_table, write_results
+
+    rows = [{**asdict(s), "flags": " ".join(s.flags)} for s in scores]
     summary = summarize(scores)
-    lines = ["| method | pairs | content loss | style loss | SSIM vs content | grid score | s / image "
-             "| flagged |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for m, v in summary.items():
-        lines.append(f"| {m} | {int(v['pairs'])} | {v['content_loss']:.3f} | {v['style_loss']:.3f} | "
-                     f"{v['ssim']:.3f} | {v['grid']:.3f} | {v['seconds']:.2f} | {int(v['flagged'])} |")
-    lines += ["", "Per pair:", "",
-              "| method | content | style | content loss | style loss | SSIM | grid | flags |",
-              "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
-    for s in scores:
-        lines.append(f"| {s.method} | {s.content} | {s.style} | {s.content_loss:.3f} | "
-                     f"{s.style_loss:.3f} | {s.ssim:.3f} | {s.grid:.3f} | {' '.join(s.flags)} |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    lines = markdown_table(
+        ["method", "pairs", "content loss", "style loss", "SSIM vs content", "grid score", "s / image",
+         "flagged"],
+        ([m, int(v["pairs"]), f"{v['content_loss']:.3f}", f"{v['style_loss']:.3f}", f"{v['ssim']:.3f}",
+          f"{v['grid']:.3f}", f"{v['seconds']:.2f}", int(v["flagged"])] for m, v in summary.items()),
+        right=[False, True, True, True, True, True, True, True])
+    lines += ["", "Per pair:", ""]
+    lines += markdown_table(
+        ["method", "content", "style", "content loss", "style loss", "SSIM", "grid", "flags"],
+        ([s.method, s.content, s.style, f"{s.content_loss:.3f}", f"{s.style_loss:.3f}", f"{s.ssim:.3f}",
+          f"{s.grid:.3f}", " ".join(s.flags)] for s in scores),
+        right=[False, False, False, True, True, True, True, False])
+    write_results(out, rows, list(asdict(scores[0])), lines)
 
 
 def collect(folder_or_files: Sequence[str]) -> list[Path | str]:

@@ -34,7 +34,6 @@ An output folder that already holds a ``results.csv`` is refused (results are ne
 
 from __future__ import annotations
 
-import csv
 import itertools
 import os
 import time
@@ -43,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_atomic
 from .errors import PainterlyError
 from .options import STYLE_WEIGHTS, GatysOptions, option_names
 from .schema import OptionError, options_of
@@ -195,9 +195,14 @@ class PeakMemory:
 
             torch.cuda.reset_peak_memory_stats()
             return
-        try:  # Linux: writing 5 resets VmHWM (the peak RSS) of this process
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
+        # Linux: writing 5 to this kernel control file resets VmHWM (the peak RSS) of this
+        # process; it holds no content, so a plain write, not a temporary file and a rename.
+        try:
+            fd = os.open("/proc/self/clear_refs", os.O_WRONLY)
+            try:
+                os.write(fd, b"5")
+            finally:
+                os.close(fd)
         except OSError:
             pass
 
@@ -225,38 +230,31 @@ RESULT_COLUMNS = ("run", "label", "status", "steps", "seconds", "s_per_step", "t
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "+".join(map(str, value))
     return str(value)
 
 
-def write_results(rows: list[dict[str, Any]], out_dir: Path, title: str,
-                  axes: Sequence[str]) -> None:
-    """``results.csv`` (every column) and ``results.md`` (a table for the docs)."""
+def write_tables(rows: list[dict[str, Any]], out_dir: Path, title: str,
+                 axes: Sequence[str]) -> None:
+    """``results.csv`` (every column) and ``results.md`` (a table for the docs), atomically,
+    through the one results writer :func:`painterly.record.write_results`."""
+    from .record import markdown_table, write_results
+
     columns = list(RESULT_COLUMNS[:2]) + list(axes) + list(RESULT_COLUMNS[2:])
-    with open(out_dir / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: ("+".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
-                        for k, v in row.items()})
     md_cols = [c for c in columns if c not in ("image", "label")]
-    lines = [f"### {title}", "", "| " + " | ".join(md_cols) + " |",
-             "|" + "|".join("---" for _ in md_cols) + "|"]
-    for row in rows:
-        cells = []
-        for c in md_cols:
-            v = row.get(c, "")
-            cells.append("+".join(map(str, v)) if isinstance(v, (list, tuple)) else _fmt(v))
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = [f"### {title}", ""]
+    lines += markdown_table(md_cols, ([_fmt(row.get(c, "")) for c in md_cols] for row in rows))
     lines += ["", "Losses are the final step's, unweighted (total is weighted); peak_mem_mb is the "
-              "process's peak resident memory on CPU or the allocator peak on CUDA.", ""]
-    (out_dir / "results.md").write_text("\n".join(lines))
+              "process's peak resident memory on CPU or the allocator peak on CUDA."]
+    write_results(out_dir, rows, columns, lines)
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike,
               log: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
     """Run every combination of ``spec`` and write the results into ``out_dir``."""
     from .gatys import DivergedError, GatysStylizer, parse_options
-    from .image import contact_sheet, load_image
+    from .image import contact_sheet, load_image, save_image
     from .record import plot_record_losses
 
     out = Path(out_dir)
@@ -297,7 +295,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike,
         steps = run_info.get("steps", 0)
         img_path = Path(run_info.get("log_dir") or run_dir) / "result.png"
         if image is not None:
-            image.save(img_path)
+            save_image(image, img_path, overwrite=True)
             images.append(image)
             labels.append(label if status == "ok" else f"{label} (diverged)")
         curves[label] = [{"step": j + 1, **h} for j, h in enumerate(history)]
@@ -310,10 +308,10 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike,
                      "peak_mem_mb": round(mem.peak_mb(), 1),
                      "image": str(img_path.relative_to(out))})
         # Tables are rewritten after every run, so a long sweep shows progress on disk.
-        write_results(rows, out, spec.name, axes)
+        write_tables(rows, out, spec.name, axes)
     plot_record_losses(curves, out / "losses.png", title=f"{spec.name}: total loss per step")
     sheet = contact_sheet(images, labels, columns=spec.columns, cell=spec.cell)
-    sheet.save(out / "contact_sheet.png", optimize=True)
+    write_atomic(out / "contact_sheet.png", lambda tmp: sheet.save(tmp, format="PNG", optimize=True))
     if log:
         log(f"wrote {len(rows)} run(s) to {out}: results.csv, results.md, losses.png, "
             f"contact_sheet.png")

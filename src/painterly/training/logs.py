@@ -1,40 +1,39 @@
-"""Run logging: a tqdm bar with losses and it/s, ``losses.csv``, TensorBoard scalars and image
-grids, and PNG validation grids in the run directory. Only rank 0 creates a logger that writes."""
+"""Training run logs: a tqdm bar with losses and it/s, TensorBoard scalars and image grids, and
+PNG validation grids, on top of the one run-record format of :mod:`painterly.record` (the
+``losses.csv`` writer, ``config.json`` with versions, the loss plot). Only rank 0 creates a
+logger that writes."""
 
 from __future__ import annotations
 
-import csv
-import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from ..image import contact_sheet, save_image
-from ..record import plot_loss_curves
+from ..record import STEP, LossLog, plot_loss_curves, read_rows, write_config
 
 
 class RunLogger:
-    """Writes a run's logs under ``run_dir``; every method is a no-op when ``enabled`` is false."""
+    """Writes a run's logs under ``run_dir``; every method is a no-op when ``enabled`` is false.
+
+    ``losses.csv`` is a :class:`painterly.record.LossLog`: a fresh run (``start`` 0) starts a new
+    one; a resumed run continues it, keeping the rows up to ``start`` (later ones are logged
+    again), so the file holds every logged iteration once."""
 
     def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = True,
                  progress: bool = True, total: int = 0, start: int = 0) -> None:
         self.run_dir = Path(run_dir)
         self.enabled = enabled
         self.csv_path = self.run_dir / "losses.csv"
-        self.fields: list[str] | None = None
+        self.csv: LossLog | None = None
         self.writer = None
         self.bar = None
         if not enabled:
             return
-        if self.csv_path.is_file():
-            with open(self.csv_path, newline="") as f:
-                header = next(csv.reader(f), None)
-            self.fields = header or None
-            if start == 0 and header:  # a fresh run: start a fresh CSV
-                self.csv_path.unlink()
-                self.fields = None
-            elif header:
-                self._truncate_after(start)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.csv = LossLog(self.csv_path, resume_at=start or None)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -48,36 +47,22 @@ class RunLogger:
             self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True,
                             smoothing=0.1)
 
-    def _truncate_after(self, start: int) -> None:
-        """On resume, drop CSV rows past the checkpoint (they will be logged again)."""
-        with open(self.csv_path, newline="") as f:
-            rows = list(csv.reader(f))
-        keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= start]
-        with open(self.csv_path, "w", newline="") as f:
-            csv.writer(f).writerows(keep)
+    @property
+    def fields(self) -> list[str] | None:
+        """The CSV's columns (``step`` first), or None when not writing."""
+        return self.csv.fields if self.csv is not None else None
 
-    def _widen(self, extra: list[str]) -> None:
-        with open(self.csv_path, newline="") as f:
-            rows = list(csv.reader(f))
-        self.fields = self.fields + extra
-        with open(self.csv_path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(self.fields)
-            w.writerows(r + [""] * len(extra) for r in rows[1:])
+    def write_config(self, config: Mapping[str, Any], device: Any = None) -> Path | None:
+        """Write the run's ``config.json`` (with versions, :func:`painterly.record.write_config`)."""
+        if not self.enabled:
+            return None
+        return write_config(self.run_dir, config, device)
 
     def log(self, iteration: int, values: dict[str, float]) -> None:
         """One CSV row and TensorBoard scalars for ``iteration``."""
-        if not self.enabled:
+        if not self.enabled or self.csv is None:
             return
-        row = {"iteration": iteration, **{k: float(v) for k, v in values.items()}}
-        if self.fields is None:
-            self.fields = list(row)
-            with open(self.csv_path, "w", newline="") as f:
-                csv.writer(f).writerow(self.fields)
-        elif any(k not in self.fields for k in row):  # a new loss (e.g. after warm-up): widen
-            self._widen([k for k in row if k not in self.fields])
-        with open(self.csv_path, "a", newline="") as f:
-            csv.writer(f).writerow([_fmt(row.get(k, "")) for k in self.fields])
+        self.csv.log(iteration, {k: float(v) for k, v in values.items()})
         if self.writer is not None:
             for k, v in values.items():
                 self.writer.add_scalar(k if "/" in k else f"train/{k}", float(v), iteration)
@@ -113,6 +98,9 @@ class RunLogger:
             print(message, flush=True)
 
     def close(self) -> None:
+        """Close the CSV, TensorBoard and the bar."""
+        if self.csv is not None:
+            self.csv.close()
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
@@ -120,23 +108,17 @@ class RunLogger:
             self.bar.close()
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.6g}"
-    return str(v)
-
-
 def plot_training_losses(csv_path: str | Path, out_path: str | Path,
                          columns: list[str] | None = None) -> Path:
     """Plot the loss columns of a run's ``losses.csv`` against the iteration (log scale) as a PNG,
-    through the shared :func:`painterly.record.plot_loss_curves`. Empty and NaN cells are skipped."""
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    skip = {"iteration", "lr", "it_per_s"}
-    columns = columns or [k for k in (rows[0] if rows else {}) if k not in skip]
+    through the shared :func:`painterly.record.plot_loss_curves`. Empty and NaN cells are skipped;
+    older files (first column ``iteration``) read the same."""
+    header, rows = read_rows(csv_path)
+    skip = {STEP, "lr", "it_per_s"}
+    columns = columns or [k for k in header if k not in skip]
     curves = {}
     for col in columns:
-        pts = [(int(r["iteration"]), float(r[col])) for r in rows if r.get(col) not in (None, "", "nan")]
+        pts = [(int(r[STEP]), float(r[col])) for r in rows if r.get(col) not in (None, "", "nan")]
         if pts:
             xs, ys = zip(*pts)
             curves[col] = (list(xs), list(ys))

@@ -16,14 +16,12 @@ Run directory: ``config.json``, ``checkpoint.pt`` (latest, atomic), the exported
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import warnings
 from pathlib import Path
 
 import torch
 
-from ..atomic import write_atomic
 from ..device import cpu_has_bf16
 from ..errors import PainterlyError
 from . import distributed as D
@@ -118,11 +116,9 @@ class Trainer:
             validation_images(self.style_paths, cfg.val_pairs, cfg.crop) if self.style_paths else [])
 
         self.health = HealthMonitor(cfg.collapse_patience, cfg.collapse_grace, cfg.stall_window, amp=cfg.amp)
-        if info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.run_dir / "config.json", json.dumps(self.config_dict(), indent=2) + "\n")
         self.logger = RunLogger(self.run_dir, info.is_main, cfg.tensorboard, cfg.progress,
                                 cfg.iterations, self.start)
+        self.logger.write_config(self.config_dict(), self.device)  # config.json, with versions
 
     def _check_run_dir(self) -> dict | None:
         """Refuse an ``out`` holding another run unless resuming; load the checkpoint to resume."""

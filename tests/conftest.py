@@ -76,3 +76,26 @@ def encoder():
 
     torch.set_num_threads(1)
     return Encoder()
+
+
+# --------------------------------------------------------------------------------- serve tests
+@pytest.fixture(scope="module")
+def decoder_file(tmp_path_factory) -> str:
+    """The serve tests' random AdaIN decoder (serve_helpers.make_decoder); test_adain.py and
+    test_video.py define their own ``decoder_file``."""
+    from serve_helpers import make_decoder
+
+    return make_decoder(tmp_path_factory.mktemp("dec") / "decoder.safetensors")
+
+
+@pytest.fixture(scope="module")
+def client(decoder_file):
+    """A ``TestClient`` on the service with :func:`decoder_file` (one per test module)."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+    from serve_helpers import config
+
+    from painterly.serve import create_app
+
+    with TestClient(create_app(config(decoder_file)), raise_server_exceptions=False) as c:
+        yield c

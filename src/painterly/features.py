@@ -129,13 +129,14 @@ class VGG(FeatureExtractor):
 
     def __init__(self, arch: str, layers: list[tuple[torch.Tensor, torch.Tensor]] | None,
                  preprocess: Preprocess, pooling: str = "max", padding: str = "zeros",
-                 max_layer: str | None = None) -> None:
+                 max_layer: str | None = None, widths: Sequence[int] = _VGG_WIDTHS) -> None:
         super().__init__(preprocess)
         if pooling not in POOLINGS:
             raise PainterlyError(f"unknown pooling '{pooling}' (choose from max, avg)")
         if padding not in PADDINGS:
             raise PainterlyError(f"unknown padding '{padding}' (choose from zeros, reflect)")
         self.arch = arch
+        self.widths = tuple(int(w) for w in widths)  # channels per block (a slim VGG: fewer)
         names = vgg_layer_names(arch)
         if max_layer is not None:
             max_layer = canonical_layer(max_layer)
@@ -148,7 +149,7 @@ class VGG(FeatureExtractor):
         conv_i = 0
         for name in names:
             if name.startswith("conv"):
-                out_ch = _VGG_WIDTHS[int(name[4]) - 1]
+                out_ch = self.widths[int(name[4]) - 1]
                 if layers is not None:  # no random init just to overwrite it (start-up)
                     conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, padding_mode=padding,
                                      device="meta")

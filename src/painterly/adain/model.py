@@ -32,22 +32,31 @@ DEFAULT_INPUT_SCALE = 1.0 / 512.0
 MULTIPLE = 8
 
 
+def mirror_plan(widths: tuple[int, int, int, int] = (64, 128, 256, 512)) -> tuple:
+    """The decoder's layer plan mirroring a VGG19 to relu4_1 whose blocks have ``widths`` channels:
+    (in, out) channels of each 3x3 conv, "up" for a 2x nearest upsample."""
+    a, b, c, d = widths
+    return ((d, c), "up", (c, c), (c, c), (c, c), (c, b), "up", (b, b), (b, a), "up", (a, a), (a, 3))
+
+
 class Decoder(nn.Module):
     """Mirror of VGG19 up to relu4_1: reflection padding, nearest upsampling, no normalization.
 
     A plain ``nn.Sequential`` (``self.net``) that reads against the paper; the last conv has no
-    activation. ``padding`` may be "reflect" (the paper's) or "zeros" (faster).
+    activation. ``padding`` may be "reflect" (the paper's) or "zeros" (faster). ``plan``: the
+    layer plan (default :data:`PLAN`, the full-width mirror; the lite network's is slimmer).
     """
 
     #: (in, out) channels of each 3x3 conv; "up" marks a 2x nearest upsample.
-    PLAN = ((512, 256), "up", (256, 256), (256, 256), (256, 256), (256, 128), "up",
-            (128, 128), (128, 64), "up", (64, 64), (64, 3))
+    PLAN = mirror_plan()
 
-    def __init__(self, padding: str = "reflect", input_scale: float = DEFAULT_INPUT_SCALE) -> None:
+    def __init__(self, padding: str = "reflect", input_scale: float = DEFAULT_INPUT_SCALE,
+                 plan: tuple | None = None) -> None:
         super().__init__()
+        self.plan = tuple(plan) if plan is not None else self.PLAN
         layers: list[nn.Module] = []
-        convs = [p for p in self.PLAN if p != "up"]
-        for item in self.PLAN:
+        convs = [p for p in self.plan if p != "up"]
+        for item in self.plan:
             if item == "up":
                 layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
                 continue

@@ -18,7 +18,8 @@ TRAIN_OPTIONS = ("content_dir", "style_dir", "out", "iterations", "batch_size", 
                  "channels_last", "compile", "device", "style_augment", "tensorboard", "progress", "threads",
                  "health_every", "collapse_patience", "collapse_grace", "stall_window", "time_limit", "init")
 ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_reduce", "style_distance",
-                 "encoder_padding", "decoder_padding", "grid_weight", "style_bank", "content_cache_mb")
+                 "encoder_padding", "decoder_padding", "grid_weight", "style_bank", "content_cache_mb",
+                 "network", "embed_weight", "laplacian_weight", "teacher")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
                 "width", "n_residual", "luminance", "style_size", "warmup_recon", "teacher",
                 "teacher_style_size", "pixel_weight", "grid_weight", "color_weight")
@@ -90,6 +91,15 @@ def register(subparsers) -> None:
                    help="cached augmented crops per artwork (64; 0: encode every style crop)")
     g.add_argument("--content-cache-mb", type=non_negative_float,
                    help="memory for cached content features (4096; 0: encode every content crop)")
+    g.add_argument("--network", choices=("vgg", "lite"),
+                   help="vgg: the VGG19 mirror decoder (default); lite: the lite network (a slim "
+                        "encoder and decoder, real time on a CPU), distilled with VGG19 as loss network")
+    g.add_argument("--embed-weight", type=non_negative_float,
+                   help="lite: weight of the loss tying its features to VGG19's (default 1)")
+    g.add_argument("--laplacian-weight", type=non_negative_float,
+                   help="lite: Laplacian structure loss against the photo (default 0)")
+    g.add_argument("--teacher", metavar="DECODER",
+                   help="lite: the AdaIN decoder a fresh lite network is cut from (default: shipped)")
     a.set_defaults(func=run)
 
     f = sub.add_parser("fast", help="train a fast feed-forward network for one or more styles")

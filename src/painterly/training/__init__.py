@@ -20,7 +20,11 @@ def build_trainer(cfg: TrainConfig, objective_cfg: AdaINConfig | FastConfig, res
                   **objective_kwargs) -> Trainer:
     """The trainer for ``cfg.method`` with its objective (``objective_kwargs`` go to the objective,
     e.g. a custom ``decoder`` for experiments and tests)."""
-    if cfg.method == "adain":
+    if cfg.method == "adain" and getattr(objective_cfg, "network", "vgg") == "lite":
+        from .lite import LiteObjective
+
+        objective = LiteObjective(objective_cfg, cfg, **objective_kwargs)
+    elif cfg.method == "adain":
         from .adain import AdaINObjective
 
         objective = AdaINObjective(objective_cfg, cfg, **objective_kwargs)

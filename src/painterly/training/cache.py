@@ -47,13 +47,17 @@ class ContentFeatureCache:
     """relu4_1 of whole resized content photos; crops are cut from it (see the module docstring)."""
 
     def __init__(self, paths: list[Path], resize: int, crop: int, seed: int, encoder,
-                 device: torch.device, budget_mb: float) -> None:
+                 device: torch.device, budget_mb: float, keep_pixels: bool = False) -> None:
         self.stream = ImageStream(paths, resize, crop, seed)  # its file order (per-epoch permutation)
         self.paths, self.resize, self.crop, self.seed = paths, resize, crop, seed
         self.encoder, self.device = encoder, device
         self.budget = int(budget_mb * 2**20)
         self.used = 0
         self.features: dict[int, torch.Tensor] = {}
+        # keep_pixels: the resized photos too (uint8), so a crop's pixels come with its features
+        # (the lite network's objective encodes the pixels with its own encoder).
+        self.keep_pixels = keep_pixels
+        self.pixels: dict[int, torch.Tensor] = {}
         self.hits = self.misses = 0
 
     @torch.no_grad()
@@ -69,6 +73,11 @@ class ContentFeatureCache:
 
     def get(self, position: int) -> torch.Tensor:
         """``(512, crop/8, crop/8)`` features of the crop at stream position ``position``."""
+        return self.get_with_pixels(position)[0]
+
+    def get_with_pixels(self, position: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features of the crop at ``position`` and (``keep_pixels``) its ``(3, crop, crop)``
+        float pixels in [0, 1]; None without ``keep_pixels``."""
         rng = random.Random(sample_seed(self.seed, position))
         index = self.stream.file_index(position)
         cells = self.crop // CELL
@@ -79,37 +88,51 @@ class ContentFeatureCache:
             w, h = img.size
             # A whole photo costs (w*h)/crop^2 crop encodings once; keep it while the budget lasts.
             size = 512 * (h // CELL) * (w // CELL) * 2
+            if self.keep_pixels:
+                size += 3 * h * w
             if self.used + size <= self.budget:
                 feats = self._encode(img).to(torch.float16)
                 self.features[index] = feats
+                if self.keep_pixels:
+                    self.pixels[index] = _uint8(img)
                 self.used += size
                 self.misses += 1
             else:  # over budget: encode just this crop (same offsets as the cached path)
                 self.misses += 1
                 ox = rng.randint(0, w // CELL - cells) * CELL
                 oy = rng.randint(0, h // CELL - cells) * CELL
-                return self._encode(img.crop((ox, oy, ox + self.crop, oy + self.crop))).float()
+                piece = img.crop((ox, oy, ox + self.crop, oy + self.crop))
+                return (self._encode(piece).float(),
+                        to_tensor(piece) if self.keep_pixels else None)
         else:
             self.hits += 1
         fh, fw = feats.shape[-2:]
         ox, oy = rng.randint(0, fw - cells), rng.randint(0, fh - cells)
-        return feats[:, oy:oy + cells, ox:ox + cells].float()
+        crop = None
+        if self.keep_pixels:
+            crop = self.pixels[index][:, oy * CELL:(oy + cells) * CELL, ox * CELL:(ox + cells) * CELL]
+            crop = crop.float().div_(255.0)
+        return feats[:, oy:oy + cells, ox:ox + cells].float(), crop
 
 
 class StyleStatsBank:
     """Per-layer mean/std of ``bank`` augmented crops of every style image, filled lazily."""
 
     def __init__(self, paths: list[Path], resize: int, crop: int, seed: int, encoder,
-                 device: torch.device, bank: int, augment: bool = True) -> None:
+                 device: torch.device, bank: int, augment: bool = True,
+                 keep_pixels: bool = False) -> None:
         self.stream = ImageStream(paths, resize, crop, seed, augment=augment)
         self.paths, self.resize, self.crop, self.seed = paths, resize, crop, seed
         self.encoder, self.device, self.bank, self.augment = encoder, device, bank, augment
         self.stats: dict[tuple[int, int], dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.keep_pixels = keep_pixels  # each entry's augmented crop too (uint8)
+        self.crops: dict[tuple[int, int], torch.Tensor] = {}
         self.resized: dict[int, object] = {}
         self.hits = self.misses = 0
 
     @torch.no_grad()
     def _compute(self, index: int, entry: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        key = (index, entry)
         img = self.resized.get(index)
         if img is None:
             index, img = _load(self.paths, index)
@@ -120,6 +143,8 @@ class StyleStatsBank:
             img = augment_style(img, self.crop, rng)
         else:
             img = random_crop(img, self.crop, rng)
+        if self.keep_pixels:
+            self.crops[key] = _uint8(img)
         layers = self.encoder.layers(to_tensor(img).unsqueeze(0).to(self.device))
         return {k: tuple(t[0].float() for t in mean_std(v.float())) for k, v in layers.items()}
 
@@ -135,6 +160,10 @@ class StyleStatsBank:
     def get(self, position: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Statistics of the style sample at stream position ``position``: ``{layer: (mean, std)}``,
         each ``(C, 1, 1)``."""
+        return self.get_with_pixels(position)[0]
+
+    def get_with_pixels(self, position: int) -> tuple[dict, torch.Tensor | None]:
+        """Statistics of the sample at ``position`` and (``keep_pixels``) its crop in [0, 1]."""
         rng = random.Random(sample_seed(self.seed, position))
         key = (self.stream.file_index(position), rng.randrange(self.bank))
         stats = self.stats.get(key)
@@ -145,7 +174,13 @@ class StyleStatsBank:
                 self.resized.pop(next(iter(self.resized)))
         else:
             self.hits += 1
-        return stats
+        crop = self.crops[key].float().div_(255.0) if self.keep_pixels else None
+        return stats, crop
+
+
+def _uint8(img) -> torch.Tensor:
+    """RGB PIL -> ``(3, H, W)`` uint8 (a quarter of the memory of float32)."""
+    return (to_tensor(img) * 255.0).round_().to(torch.uint8)
 
 
 def cached_batches(content: ContentFeatureCache, style: StyleStatsBank, batch_size: int,
@@ -156,9 +191,16 @@ def cached_batches(content: ContentFeatureCache, style: StyleStatsBank, batch_si
     while True:
         base = t * batch_size * world_size + rank * batch_size
         positions = range(base, base + batch_size)
-        feats = torch.stack([content.get(p) for p in positions])
-        samples = [style.get(p) for p in positions]
+        c_items = [content.get_with_pixels(p) for p in positions]
+        s_items = [style.get_with_pixels(p) for p in positions]
+        feats = torch.stack([f for f, _ in c_items])
+        samples = [s for s, _ in s_items]
         stats = {k: (torch.stack([s[k][0] for s in samples]), torch.stack([s[k][1] for s in samples]))
                  for k in samples[0]}
-        yield {"content_features": feats.to(content.device), "style_stats": stats, "iteration": t}
+        batch = {"content_features": feats.to(content.device), "style_stats": stats, "iteration": t}
+        if content.keep_pixels:
+            batch["content"] = torch.stack([c for _, c in c_items]).to(content.device)
+        if style.keep_pixels:
+            batch["style"] = torch.stack([c for _, c in s_items]).to(style.device)
+        yield batch
         t += 1

@@ -152,9 +152,14 @@ class AdaINConfig:
     grid_weight: float = 0.0          # lattice penalty (losses.grid_loss) against the 8-pixel grid
     style_bank: int = 64              # cached augmented crops per artwork (0: encode every crop)
     content_cache_mb: float = 4096.0  # memory for cached content features (0: encode every crop)
+    network: str = "vgg"              # "vgg": the VGG19 mirror decoder; "lite": the lite network
+    embed_weight: float = 1.0         # lite: lite relu4_1 -> VGG relu4_1 linear-embedding loss
+    laplacian_weight: float = 0.0     # lite: Laplacian structure loss against the content crop
+    teacher: str = ""                 # lite: the AdaIN decoder it is cut from ("": the shipped one)
 
     #: Values that runs saved before these options existed had (so they resume exactly).
-    LEGACY = {"grid_weight": 0.0, "style_bank": 0, "content_cache_mb": 0.0}
+    LEGACY = {"grid_weight": 0.0, "style_bank": 0, "content_cache_mb": 0.0, "network": "vgg",
+              "embed_weight": 1.0, "laplacian_weight": 0.0, "teacher": ""}
 
     def check(self) -> None:
         """Refuse impossible values."""
@@ -170,6 +175,13 @@ class AdaINConfig:
             raise PainterlyError("weights and warmup-recon must be >= 0")
         if self.style_bank < 0 or not 0 <= self.content_cache_mb < float("inf"):
             raise PainterlyError("style-bank and content-cache-mb must be >= 0")
+        if self.network not in ("vgg", "lite"):
+            raise PainterlyError(f"network must be vgg or lite, got {self.network}")
+        if min(self.embed_weight, self.laplacian_weight) < 0:
+            raise PainterlyError("embed-weight and laplacian-weight must be >= 0")
+        if self.network == "lite" and self.warmup_recon:
+            raise PainterlyError("--warmup-recon is for the VGG decoder; the lite network starts "
+                                 "from the pruned full model")
         if (self.style_bank > 0) != (self.content_cache_mb > 0):
             raise PainterlyError("the cached path needs both --style-bank and --content-cache-mb "
                                  "above 0 (or both 0 for the uncached path)")

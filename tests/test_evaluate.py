@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from painterly.adain.lite import LiteNetwork, save_lite
 from painterly.adain.model import Decoder, save_decoder
 from painterly.cli import main
 from painterly.evaluate import collapse_flags, ssim_gray, summarize
@@ -28,21 +29,29 @@ def test_eval_cli_small(tmp_path, content_image, style_image):
     content_image.save(tmp_path / "c.png")
     style_image.save(tmp_path / "s.png")
     save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
+    save_lite(LiteNetwork(), str(tmp_path / "lite.safetensors"))
     out = tmp_path / "eval"
     code = main(["eval", "--content", str(tmp_path / "c.png"), "builtin:chelsea",
-                 "--style", str(tmp_path / "s.png"), "--methods", "adain,lite,gatys",
+                 "--style", str(tmp_path / "s.png"), "--methods", "adain,adain-lite,stl,gatys",
                  "--size", "64", "--style-size", "64", "--gatys-steps", "3",
-                 "--decoder", str(tmp_path / "dec.safetensors"), "--device", "cpu", "-o", str(out)])
+                 "--decoder", str(tmp_path / "dec.safetensors"),
+                 "--lite-model", str(tmp_path / "lite.safetensors"), "--device", "cpu", "-o", str(out)])
     # An untrained decoder outputs a near-constant image: the collapse check must say so (exit 1).
     assert code == 1
     md = (out / "results.md").read_text()
-    for m in ("adain", "lite", "gatys"):
+    for m in ("adain", "adain-lite", "stl", "gatys"):
         assert f"| {m} | 2 |" in md
         assert (out / f"grid_{m}.jpg").is_file()
     assert "constant" in (out / "results.csv").read_text()
     # Refuses to write into a non-empty folder without --overwrite.
     assert main(["eval", "--content", "builtin:chelsea", "--style", str(tmp_path / "s.png"),
-                 "--methods", "lite", "--size", "48", "-o", str(out)]) == 2
+                 "--methods", "stl", "--size", "48", "-o", str(out)]) == 2
+
+
+def test_eval_old_lite_name_is_explained(tmp_path, capsys):
+    assert main(["eval", "--content", "builtin:chelsea", "--style", "builtin:udnie",
+                 "--methods", "lite", "--size", "48", "-o", str(tmp_path / "e")]) == 2
+    assert "'stl'" in capsys.readouterr().err
 
 
 def test_summarize_means():

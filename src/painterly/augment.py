@@ -86,7 +86,9 @@ class RandomStyle:
     ``styles``: a folder of style images, one image, or a list (paths, ``builtin:NAME``, PIL
     images, arrays or tensors). ``alpha``: the strength, a number or a ``(low, high)`` range drawn
     uniformly. ``p``: the probability that an image is stylized at all. ``style_size``: long side
-    the styles are resized to. ``decoder``: a decoder file (default: the shipped one).
+    the styles are resized to. ``network``: "auto" (default: the lite network on a CPU, the VGG
+    decoder on a GPU), "vgg" or "lite". ``decoder``: a model file of that network (default: the
+    shipped one).
     ``device``: where the networks run (default: the input's device). ``precision``: as for
     :class:`~painterly.adain.AdaINStylizer`.
 
@@ -104,7 +106,7 @@ class RandomStyle:
     def __init__(self, styles: Any, alpha: float | Sequence[float] = (0.3, 1.0), p: float = 0.5, *,
                  style_size: int = DEFAULT_AUGMENT_STYLE_SIZE, decoder: Any = None,
                  device: str | torch.device | None = None, precision: str = "auto",
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, network: str = "auto") -> None:
         self.styles = [_portable(s) for s in _style_sources(styles)]
         self.alpha = _alpha_range(alpha)
         try:
@@ -121,7 +123,11 @@ class RandomStyle:
             raise PainterlyError(f"decoder file not found: {decoder}")
         self.decoder = decoder
         self.device = device
-        from .adain.networks import PRECISIONS
+        from .adain.networks import NETWORKS_CHOICES, PRECISIONS
+
+        if network not in NETWORKS_CHOICES:
+            raise PainterlyError(f"unknown network '{network}' (choose from {', '.join(NETWORKS_CHOICES)})")
+        self.network = network
 
         if precision not in PRECISIONS:
             raise PainterlyError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
@@ -131,8 +137,9 @@ class RandomStyle:
         self.seed = seed
         self._gen: torch.Generator | None = None
         self._gen_worker: int | None = -1  # which DataLoader worker the generator was seeded for
-        self._nets: dict[str, Any] = {}  # device -> AdaINNetworks (built on first use, not pickled)
-        self._stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # style index -> (C,1,1) CPU
+        self._nets: dict[str, Any] = {}  # device -> AdaINPipeline (built on first use, not pickled)
+        # (style index, network) -> (C,1,1) CPU statistics
+        self._stats: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(styles={len(self.styles)}, alpha={self.alpha}, p={self.p}, "
@@ -177,26 +184,29 @@ class RandomStyle:
     # Networks and style statistics
 
     def _networks(self, device: torch.device) -> Any:
-        from .adain.networks import AdaINNetworks, resolve_decoder
+        """The AdaIN pipeline on ``device`` (built on first use)."""
+        from .adain.pipeline import AdaINPipeline
 
         key = str(device)
         if key not in self._nets:
-            decoder, config = resolve_decoder(self.decoder)
-            self._nets[key] = AdaINNetworks(decoder, config, device, self.precision)
+            self._nets[key] = AdaINPipeline.load(self.decoder, self.network, device, self.precision)
         return self._nets[key]
 
     def style_stats(self, index: int,
                     device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """relu4_1 mean and std ``(C, 1, 1)`` of style ``index``, computed once and cached."""
-        if index not in self._stats:
-            device = torch.device(device)
+        """Encoder mean and std ``(C, 1, 1)`` of style ``index`` for the network that runs on
+        ``device``, computed once and cached."""
+        device = torch.device(device)
+        network = self._networks(device).network
+        key = (index, network)
+        if key not in self._stats:
             style = resize(load_image(self.styles[index], what=f"style image {index + 1}"), self.style_size)
             if min(style.size) < MIN_SIDE:
                 raise PainterlyError(f"style image {index + 1} is too thin at style_size {self.style_size} "
                                      f"({style.width}x{style.height})")
             mean, std = self._networks(device).style_stats(pil_to_tensor(style))
-            self._stats[index] = (mean[0].float().cpu().clone(), std[0].float().cpu().clone())
-        return self._stats[index]
+            self._stats[key] = (mean[0].float().cpu().clone(), std[0].float().cpu().clone())
+        return self._stats[key]
 
     def precompute(self) -> RandomStyle:
         """Compute every style's statistics now (before forking workers, say); returns self."""
@@ -265,17 +275,14 @@ class RandomStyle:
     def _stylize(self, x: torch.Tensor, index: torch.Tensor, strength: torch.Tensor,
                  device: torch.device) -> torch.Tensor:
         """AdaIN of each image of ``x`` ``(n, 3, H, W)`` with style ``index[i]`` at ``strength[i]``."""
-        from .adain.core import adain, trade_off
-        from .adain.model import MULTIPLE, pad_to_multiple
-        from .adain.tiling import encode_transform_decode
+        from .adain.core import StyleStats
 
-        nets = self._networks(device)
-        stats = [self.style_stats(int(k), device) for k in index]
-        mean = torch.stack([m for m, _ in stats]).to(device)
-        std = torch.stack([s for _, s in stats]).to(device)
-        a = strength.to(device=device, dtype=torch.float32)
-        xp, (h, w) = pad_to_multiple(x.to(device), MULTIPLE)
+        pipeline = self._networks(device)
+        one = torch.ones(1)
+        stats = []
+        for k in index:
+            mean, std = self.style_stats(int(k), device)
+            stats.append(StyleStats(mean[None].to(device), std[None].to(device), one.to(device)))
         with torch.no_grad():  # not inference_mode: the result may go on into a training step
-            y = encode_transform_decode(nets, xp, lambda f: trade_off(adain(f, mean, std), f, a),
-                                        nets.tile_for(xp.shape[-2], xp.shape[-1]))
-        return y[..., :h, :w].clamp(0, 1)
+            y = pipeline.run(x.to(device), stats, [float(a) for a in strength])
+        return y.clamp(0, 1)

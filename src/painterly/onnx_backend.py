@@ -214,12 +214,11 @@ class OnnxStylizer:
 
     def _blend(self, styles: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Weighted average of each style's (mean, std): exact AdaIN style interpolation."""
-        mean = np.zeros((1, 512, 1, 1), np.float32)
-        std = np.zeros((1, 512, 1, 1), np.float32)
+        mean = std = None  # channels from the graph: 512 for the VGG network, fewer for lite
         for w, s in zip(self.weights, styles):
             m, d = self.style_session.run(None, {"style": s})
-            mean += w * m
-            std += w * d
+            mean = w * m if mean is None else mean + w * m
+            std = w * d if std is None else std + w * d
         return mean, std
 
     def stylize_array(self, content: np.ndarray) -> np.ndarray:

@@ -45,6 +45,8 @@ ADAIN_PRECISIONS = (*PRECISIONS, "fp16")
 #: Seeds torch takes: a signed or unsigned 64-bit integer.
 SEED_RANGE = (-(2**63), 2**64 - 1)
 
+#: AdaIN networks (adain.networks.NETWORKS_CHOICES): auto (lite on a CPU, vgg on a GPU), vgg, lite.
+ADAIN_NETWORKS = ("auto", "vgg", "lite")
 #: AdaIN: long side the style image is resized to before encoding (the paper's test setting).
 DEFAULT_STYLE_SIZE = 512
 #: Gatys: long side of the output, and the content/style/total-variation loss weights.
@@ -121,8 +123,11 @@ class AdaINOptions(MethodOptions):
                           help="content-style trade-off in [0, 1]")
     mask: Any = option(None, kind="value", file=True, repeat=True, metavar="MASK",
                        help="one mask image per --style: where that style applies")
+    network: str = option("auto", kind="choice", choices=ADAIN_NETWORKS, http=True,
+                          help="auto (default): the lite network on a CPU, the VGG decoder on a GPU; "
+                               "vgg: VGG19 + its decoder (higher fidelity); lite: real time on a CPU")
     decoder: Any = option(None, kind="value", file=True,
-                          help="decoder weights (.safetensors or .pth)")
+                          help="decoder or lite network weights (.safetensors or .pth)")
     tile: int | None = option(None, kind="int", minimum=1,
                               help="stylize in overlapping tiles of this size (auto for large images)")
     channels_last: bool | None = option(None, kind="flag", cli=False,

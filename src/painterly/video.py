@@ -35,8 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .adain.core import SmoothedStats, adain_transform, mean_std
-from .adain.model import MULTIPLE, pad_to_multiple
+from .adain.core import SmoothedStats, mean_std
 from .adain.stylize import AdaINStylizer
 from .atomic import atomic_path, temp_path
 from .errors import PainterlyError
@@ -162,11 +161,12 @@ class AdaINVideo:
     def __init__(self, styles: Sequence[Image.Image], style_weights: Sequence[float] | None,
                  decoder: str | os.PathLike | None = None, *, alpha: float | None = None,
                  smooth: float = DEFAULT_SMOOTH, style_size: int | None = None,
-                 device: str | None = None, cut_threshold: float | None = CUT_THRESHOLD) -> None:
+                 device: str | None = None, cut_threshold: float | None = CUT_THRESHOLD,
+                 network: str | None = None) -> None:
         if not 0.0 <= smooth < 1.0:
             raise PainterlyError(f"smooth must be in [0, 1) (0 = off), got {smooth}")
         self.stylizer = AdaINStylizer(styles, style_weights, decoder=decoder, alpha=alpha,
-                                      style_size=style_size, device=device)
+                                      style_size=style_size, device=device, network=network)
         self.smooth = float(smooth)
         self.cut_threshold = cut_threshold
         self.content_stats = SmoothedStats(self.smooth)
@@ -193,13 +193,15 @@ class AdaINVideo:
             raise PainterlyError(f"frames of {w}x{h} are too small for AdaIN (16 px per side)")
         st = self.stylizer
         x = torch.from_numpy(np.array(frame, np.uint8)).permute(2, 0, 1)[None].float().div_(255.0)
+        cut = self._is_cut(frame)
+        self.cuts += int(cut)
+
+        def smoothed(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.content_stats.update(*mean_std(f), restart=cut)
+
+        # The one pipeline (tiled above the pixel budget: a 4K frame is processed in tiles).
         with torch.inference_mode():
-            f = st.nets.encode(pad_to_multiple(x, MULTIPLE)[0])
-            cut = self._is_cut(frame)
-            self.cuts += int(cut)
-            smoothed = self.content_stats.update(*mean_std(f), restart=cut)
-            t = adain_transform(f, st.style_stats, st.alpha, content_stats=smoothed)
-            y = st.nets.decode(t)[..., :h, :w].clamp(0, 1)
+            y = st.pipeline.run(x, st.style_stats, st.alpha, content_stats=smoothed).clamp(0, 1)
         return y[0].permute(1, 2, 0).mul(255).add_(0.5).to(torch.uint8).cpu().numpy()
 
 
@@ -222,7 +224,8 @@ def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | No
                         style_weights: Sequence[float] | None = None, decoder: str | None = None,
                         model: str | None = None, alpha: float | None = None,
                         smooth: float = DEFAULT_SMOOTH, device: str | None = None,
-                        style_size: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+                        style_size: int | None = None,
+                        network: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """A callable ``HxWx3 uint8 -> HxWx3 uint8`` for ``method`` ("adain" or "fast")."""
     if method not in VIDEO_METHODS:
         raise PainterlyError(f"video supports method adain or fast, not '{method}'")
@@ -236,9 +239,9 @@ def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | No
         require_styles("adain", styles)
         weights = check_style_weights(style_weights, len(styles))
         return AdaINVideo(styles, weights, decoder, alpha=alpha, smooth=smooth,
-                          style_size=style_size, device=device)
-    if decoder is not None or alpha is not None or style_size is not None:
-        raise PainterlyError("--decoder/--alpha/--style-size are for --method adain")
+                          style_size=style_size, device=device, network=network)
+    if decoder is not None or alpha is not None or style_size is not None or network is not None:
+        raise PainterlyError("--decoder/--alpha/--style-size/--network are for --method adain")
     from .api import make_stylizer
 
     options: dict[str, Any] = {"model": model, "device": device}

@@ -21,6 +21,7 @@ import torch
 from ..device import auto_bf16, cast_dtype
 from ..errors import PainterlyError
 from .core import Stats, mean_std
+from .lite import LiteNetwork, is_lite_config, load_lite
 from .model import MULTIPLE, Decoder, Encoder, inference_decoder, load_decoder, pad_to_multiple
 from .tiling import MIN_TILE
 
@@ -34,6 +35,13 @@ _BYTES_PER_PIXEL = {torch.float32: 800, torch.bfloat16: 420, torch.float16: 420}
 CPU_CHANNELS_LAST = True
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ENCODER_PADDINGS = ("zeros", "reflect")
+#: The AdaIN networks: "vgg" (VGG19 encoder + its mirror decoder, the higher-fidelity one) and
+#: "lite" (the slim encoder and decoder of :mod:`painterly.adain.lite`, real time on a CPU);
+#: "auto" picks :func:`auto_network`'s choice.
+NETWORKS_CHOICES = ("auto", "vgg", "lite")
+
+#: What an AdaIN model file holds: a VGG decoder or a whole lite network.
+AdaINModel = Decoder | LiteNetwork
 
 
 def default_decoder_path() -> Path:
@@ -41,9 +49,28 @@ def default_decoder_path() -> Path:
     return Path(__file__).resolve().parents[1] / "assets" / "adain_decoder.safetensors"
 
 
+def default_lite_path() -> Path:
+    """Where the shipped lite network lives: ``painterly/assets/adain_lite.safetensors``."""
+    return Path(__file__).resolve().parents[1] / "assets" / "adain_lite.safetensors"
+
+
+def default_model_path(network: str) -> Path:
+    """The shipped file of ``network`` ("vgg" or "lite")."""
+    return default_lite_path() if network == "lite" else default_decoder_path()
+
+
 def is_available() -> bool:
     """True when a default decoder is installed (so AdaIN works with no ``--decoder``)."""
     return default_decoder_path().is_file()
+
+
+def auto_network(device: torch.device | str | None = None) -> str:
+    """``network="auto"``: the lite network on a CPU (where the VGG path is 10x too slow for
+    real time) when it is installed, the VGG decoder on a GPU (fast there, and higher fidelity)."""
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cpu" and default_lite_path().is_file():
+        return "lite"
+    return "vgg"
 
 
 class NetworkCache:
@@ -70,8 +97,9 @@ class NetworkCache:
                 self._encoders[key] = enc.eval().requires_grad_(False)
             return self._encoders[key]
 
-    def decoder(self, path: Path) -> tuple[Decoder, dict]:
-        """A private copy of the decoder in ``path`` and its config (the file is read once)."""
+    def decoder(self, path: Path) -> tuple[AdaINModel, dict]:
+        """A private copy of the model in ``path`` (a VGG decoder or a lite network, by the
+        file's kind) and its config (the file is read once)."""
         try:
             st = path.stat()
         except OSError:
@@ -82,7 +110,7 @@ class NetworkCache:
         with self._lock:
             if key not in self._decoders:
                 self._decoders.clear()  # one decoder file in use at a time is the common case
-                self._decoders[key] = load_decoder(str(path))
+                self._decoders[key] = _load_model(str(path))
             decoder, config = self._decoders[key]
         # The cached module is never moved or changed, so copying it outside the lock is safe.
         return copy.deepcopy(decoder), dict(config)
@@ -98,21 +126,54 @@ class NetworkCache:
 NETWORKS = NetworkCache()
 
 
-def resolve_decoder(decoder: str | os.PathLike | Decoder | None) -> tuple[Decoder, dict]:
-    """A decoder module and its config from a path, a module, or the installed default."""
-    if isinstance(decoder, Decoder):
-        return decoder, {"padding": decoder.padding}
-    if decoder is None:
-        path = default_decoder_path()
+def _load_model(path: str) -> tuple[AdaINModel, dict]:
+    """A VGG decoder or a lite network from ``path``, by the kind its config names."""
+    if path.endswith(".safetensors"):
+        from ..weights import load_model_file
+
+        _, config = load_model_file(path)
+        if is_lite_config(config):
+            return load_lite(path)
+    return load_decoder(path)
+
+
+def network_kind(model: AdaINModel) -> str:
+    """"lite" or "vgg": which network a loaded model is."""
+    return "lite" if isinstance(model, LiteNetwork) else "vgg"
+
+
+def resolve_decoder(decoder: str | os.PathLike | AdaINModel | None, network: str = "vgg",
+                    device: torch.device | str | None = None) -> tuple[AdaINModel, dict]:
+    """The AdaIN model and its config from a path, a module, or the installed default of
+    ``network`` ("vgg", "lite" or "auto": by ``device``, see :func:`auto_network`). A file's own
+    kind decides what it is; a file that is not the ``network`` named ("auto" takes either) is
+    an error."""
+    if network not in NETWORKS_CHOICES:
+        raise PainterlyError(f"unknown network '{network}' (choose from {', '.join(NETWORKS_CHOICES)})")
+    if isinstance(decoder, LiteNetwork):
+        model, config = decoder, decoder.config()
+    elif isinstance(decoder, Decoder):
+        model, config = decoder, {"padding": decoder.padding}
+    elif decoder is None:
+        kind = auto_network(device) if network == "auto" else network
+        path = default_model_path(kind)
         if not path.is_file():
+            if kind == "lite":
+                raise PainterlyError("no lite AdaIN network is installed: train one with `painterly "
+                                     "train adain --network lite ...` and pass it with --decoder FILE")
             raise PainterlyError(
                 "no AdaIN decoder is installed: train one with `painterly train adain ...` "
                 "and pass it with --decoder FILE (.safetensors or .pth), or use --method gatys")
         return NETWORKS.decoder(path)
-    path = Path(decoder)
-    if path.suffix.lower() not in (".safetensors", ".pth", ".pt", ".bin"):
-        raise PainterlyError(f"decoder must be a .safetensors or .pth file, not {path.name}")
-    return NETWORKS.decoder(path)
+    else:
+        path = Path(decoder)
+        if path.suffix.lower() not in (".safetensors", ".pth", ".pt", ".bin"):
+            raise PainterlyError(f"decoder must be a .safetensors or .pth file, not {path.name}")
+        model, config = NETWORKS.decoder(path)
+    if network != "auto" and network_kind(model) != network:
+        raise PainterlyError(f"--network {network}, but the decoder given is a "
+                             f"{network_kind(model)} network")
+    return model, config
 
 
 def encoder_padding(config: dict) -> str:
@@ -126,11 +187,12 @@ def encoder_padding(config: dict) -> str:
 class AdaINNetworks:
     """Encoder + decoder on one device with the precision/layout choices made once."""
 
-    def __init__(self, decoder: Decoder, config: dict, device: torch.device,
+    def __init__(self, decoder: AdaINModel, config: dict, device: torch.device,
                  precision: str = "auto", channels_last: bool | None = None,
                  compile: bool = False) -> None:
         self.device = device
         self.config = config
+        self.network = network_kind(decoder)
         self.encoder_padding = encoder_padding(config)
         if precision not in PRECISIONS:
             raise PainterlyError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
@@ -147,7 +209,14 @@ class AdaINNetworks:
         # bf16 on a CPU: the networks themselves are cast (see device.cast_dtype); CUDA: autocast.
         self.cast = cast_dtype(self.dtype, device) is not None
         weights_dtype = self.dtype if self.cast else torch.float32
-        self.encoder = NETWORKS.encoder(self.encoder_padding, device, self.memory_format, weights_dtype)
+        if isinstance(decoder, LiteNetwork):  # its own slim encoder (a private copy: cast in place)
+            lite = decoder.to(device).eval().requires_grad_(False)
+            self.encoder = lite.encoder.to(memory_format=self.memory_format)
+            self.encoder.vgg.cast_weights(weights_dtype)
+            decoder = lite.decoder
+        else:
+            self.encoder = NETWORKS.encoder(self.encoder_padding, device, self.memory_format,
+                                            weights_dtype)
         self.decoder = decoder.to(device).eval().requires_grad_(False)
         # Same function, upsample+conv pairs folded (see UpsampleConv2d): ~18% less decoder time.
         self.fast_decoder = inference_decoder(self.decoder).to(device, weights_dtype).to(

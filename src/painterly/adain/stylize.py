@@ -8,9 +8,10 @@ The pipeline for a content batch ``x``::
     t = alpha * t + (1 - alpha) * f                  # content-style trade-off, in feature space
     y = decoder(t)
 
-The feature-space step is :mod:`painterly.adain.core`, the networks on a device
-:mod:`painterly.adain.networks` and images over a pixel budget :mod:`painterly.adain.tiling`.
-This module holds :class:`AdaINStylizer` and the input rules every AdaIN front end shares
+The path itself is :class:`painterly.adain.pipeline.AdaINPipeline` (the feature-space step is
+:mod:`painterly.adain.core`, the networks on a device :mod:`painterly.adain.networks`, images over
+a pixel budget :mod:`painterly.adain.tiling`). This module holds :class:`AdaINStylizer` and the
+input rules every AdaIN front end shares
 (resized style tensors, masks on the feature grid, color preservation before and after), so
 the server's pictures are the CLI's pictures.
 """
@@ -25,14 +26,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..color import luminance_transfer, match_histogram
-from ..device import resolve_device
 from ..errors import PainterlyError
 from ..image import ImageLike, load_image, pil_to_tensor, resize, tensor_to_pil
 from ..options import DEFAULT_STYLE_SIZE, AdaINOptions, check_style_weights, options_from, require_styles
-from .core import StyleStats, adain_transform
+from .core import StyleStats
 from .model import MULTIPLE, pad_to_multiple
-from .networks import AdaINNetworks, resolve_decoder
-from .tiling import MIN_TILE, encode_transform_decode
+from .pipeline import AdaINPipeline
+from .tiling import MIN_TILE
 
 __all__ = ["DEFAULT_STYLE_SIZE", "MIN_SIDE", "AdaINStylizer", "check_content_size", "feature_masks",
            "finish_colors", "recolor_styles", "style_tensors"]
@@ -125,8 +125,9 @@ class AdaINStylizer:
     ``options``: an :class:`~painterly.options.AdaINOptions`, or the same as keywords: ``alpha``
     (content-style trade-off in [0, 1], default 1), ``preserve_color`` ("luminance" or
     "histogram"), ``mask`` (one mask image per style), ``size`` (content long side; default:
-    keep), ``style_size`` (default 512), ``decoder`` (file or ``Decoder``; default: the
-    installed one), ``device``, ``tile`` (tile side; default: automatic above a pixel budget),
+    keep), ``style_size`` (default 512), ``network`` ("auto": the lite network on a CPU, the
+    VGG decoder on a GPU; "vgg"; "lite"), ``decoder`` (a file or module of that network; default:
+    the installed one), ``device``, ``tile`` (tile side; default: automatic above a pixel budget),
     ``precision`` ("auto": bf16/fp16 on CUDA and bf16 on CPUs with native bf16, else fp32),
     ``channels_last``, ``compile`` (``torch.compile`` the networks). ``seed`` is accepted and
     ignored: AdaIN is deterministic.
@@ -144,10 +145,9 @@ class AdaINStylizer:
         if self.tile is not None and self.tile < MIN_TILE:
             raise PainterlyError(f"tile must be at least {MIN_TILE} pixels, got {self.tile}")
         weights = check_style_weights(style_weights, len(styles))
-        self.device = resolve_device(opts.device)
-        dec, config = resolve_decoder(opts.decoder)
-        self.nets = AdaINNetworks(dec, config, self.device, opts.precision, opts.channels_last,
-                                  opts.compile)
+        self.pipeline = AdaINPipeline.from_options(opts)
+        self.nets = self.pipeline.nets
+        self.device = self.pipeline.device
 
         mask = opts.mask
         if mask is not None:
@@ -171,8 +171,7 @@ class AdaINStylizer:
     @torch.inference_mode()
     def compute_style_stats(self, style_images: Sequence[torch.Tensor]) -> StyleStats:
         """Encode each style image ``(1, 3, H, W)`` once and keep its relu4_1 mean/std."""
-        return StyleStats.stack([self.nets.style_stats(s) for s in style_images],
-                                self._weights.to(self.device))
+        return self.pipeline.style_set(style_images, self._weights)
 
     def __call__(self, content: Image.Image) -> Image.Image:
         """Stylize one PIL image (resized to ``size`` if set) and return a PIL image."""
@@ -218,9 +217,5 @@ class AdaINStylizer:
         return masks
 
     def _run(self, content: torch.Tensor, stats: StyleStats, masks: torch.Tensor | None) -> torch.Tensor:
-        """Pad, encode (tiled if large), transform, decode (tiled if large), crop."""
-        x, (h, w) = pad_to_multiple(content, MULTIPLE)
-        tile = self.nets.tile_for(x.shape[-2], x.shape[-1], self.tile)
-        y = encode_transform_decode(self.nets, x, lambda f: adain_transform(f, stats, self.alpha, masks),
-                                    tile)
-        return y[..., :h, :w].cpu()
+        """The pipeline (tiled if large or asked), on the CPU."""
+        return self.pipeline.run(content, stats, self.alpha, masks, tile=self.tile).cpu()

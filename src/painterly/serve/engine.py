@@ -1,10 +1,11 @@
 """The server's AdaIN path: networks loaded once, contents of one size batched across requests.
 
 Built on :mod:`painterly.adain`, so the server's pictures are the CLI's pictures: the input rules
-of :mod:`painterly.adain.stylize` (sizes, style tensors, histogram and luminance color), the
-networks of :mod:`painterly.adain.networks` (precision, layout, encoder padding), the step of
-:mod:`painterly.adain.core` and :func:`painterly.adain.tiling.encode_transform_decode` for images
-over the device's pixel budget. The server only adds its own smallest side (:data:`MIN_SIDE`).
+of :mod:`painterly.adain.stylize` (sizes, style tensors, histogram and luminance color) and the
+one inference path, :class:`painterly.adain.pipeline.AdaINPipeline` (networks, precision, the
+AdaIN step, tiling over the device's pixel budget). The server only adds its own smallest side
+(:data:`MIN_SIDE`). One pipeline per network ("vgg", "lite"), loaded on first use; a request's
+``network`` option picks one ("auto": the server's default).
 
 Unlike ``AdaINStylizer.stylize_tensor`` (one style set per stylizer), a server batch mixes
 requests: each item carries its own style statistics and alpha. The expensive encoder and decoder
@@ -23,9 +24,9 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from ..adain.core import Stats, StyleStats, adain_transform
+from ..adain.core import Stats, StyleStats
 from ..adain.model import MULTIPLE, pad_to_multiple
-from ..adain.networks import AdaINNetworks, resolve_decoder
+from ..adain.pipeline import AdaINPipeline
 from ..adain.stylize import (
     DEFAULT_STYLE_SIZE,
     check_content_size,
@@ -33,7 +34,6 @@ from ..adain.stylize import (
     recolor_styles,
     style_tensors,
 )
-from ..adain.tiling import encode_transform_decode
 from ..device import resolve_device
 from ..image import pil_to_tensor, tensor_to_pil
 from .config import MIN_SIDE
@@ -49,30 +49,51 @@ class AdaINJob:
     content: torch.Tensor  # (1, 3, H, W) in [0, 1], CPU
     stats: StyleStats
     alpha: float = 1.0
+    network: str = "auto"
 
 
-def batch_key(content: torch.Tensor) -> tuple[int, int]:
-    """Contents that pad to the same size can share a batch."""
+def batch_key(content: torch.Tensor, network: str = "auto") -> tuple[int, int, str]:
+    """Contents that pad to the same size, for the same network, can share a batch."""
     h, w = content.shape[-2:]
-    return (h + (-h) % MULTIPLE, w + (-w) % MULTIPLE)
+    return (h + (-h) % MULTIPLE, w + (-w) % MULTIPLE, network)
 
 
 class AdaINEngine:
-    """Encoder + decoder on one device, a style-statistics cache and a batched forward."""
+    """The AdaIN pipelines on one device, a style-statistics cache and a batched forward.
+
+    ``decoder_path``: the server's default model (a VGG decoder or a lite network file; None:
+    the shipped one ``network`` names, "auto" choosing by device).
+    """
 
     #: A request's style size when it names none (the stylizer's default).
     default_style_size = DEFAULT_STYLE_SIZE
 
-    def __init__(self, decoder_path: str, device: str | torch.device = "auto",
-                 cache_size: int = 32) -> None:
+    def __init__(self, decoder_path: str | None, device: str | torch.device = "auto",
+                 cache_size: int = 32, network: str = "auto") -> None:
         self.device = resolve_device(device)
-        decoder, config = resolve_decoder(decoder_path)
-        self.config = config
-        self.decoder_path = str(decoder_path)
-        self.nets = AdaINNetworks(decoder, config, self.device)
+        default = AdaINPipeline.load(decoder_path, network, self.device)
+        self.network = default.network
+        self.config = default.nets.config
+        self.decoder_path = str(decoder_path) if decoder_path is not None else None
+        self.nets = default.nets
+        self._pipelines: dict[str, AdaINPipeline] = {"auto": default, default.network: default}
         self._cache: OrderedDict[str, Stats] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+
+    def pipeline(self, network: str = "auto") -> AdaINPipeline:
+        """The pipeline of ``network`` ("auto": the server's default), loaded on first use."""
+        with self._lock:
+            hit = self._pipelines.get(network)
+        if hit is not None:
+            return hit
+        loaded = AdaINPipeline.load(None, network, self.device)
+        with self._lock:
+            return self._pipelines.setdefault(network, loaded)
+
+    def resolve_network(self, network: str | None) -> str:
+        """The concrete network ("vgg" or "lite") a request's option means."""
+        return self.network if network in (None, "auto") else network
 
     @staticmethod
     def cache_key(data: bytes, *extra: object) -> str:
@@ -89,15 +110,18 @@ class AdaINEngine:
         return pil_to_tensor(content)
 
     def style_inputs(self, styles: Sequence[Image.Image], sources: Sequence[bytes], style_size: int,
-                     content: torch.Tensor, preserve_color: str | None) -> list[StyleInput]:
+                     content: torch.Tensor, preserve_color: str | None,
+                     network: str = "auto") -> list[StyleInput]:
         """Each style as the stylizer prepares it (resized to ``style_size``, at least
         :data:`MIN_SIDE` px a side) with the key its statistics are cached by (from ``sources``,
-        one per style). With ``preserve_color="histogram"`` the styles are recolored to
-        ``content`` and get no key: their statistics depend on the content."""
+        one per style, and every option that changes them: the style size and the network).
+        With ``preserve_color="histogram"`` the styles are recolored to ``content`` and get no
+        key: their statistics depend on the content."""
         tensors = style_tensors(styles, style_size, min_side=MIN_SIDE)
         if preserve_color == "histogram":
             return [(s, None) for s in recolor_styles(tensors, content)]
-        return [(s, self.cache_key(src, style_size)) for s, src in zip(tensors, sources)]
+        net = self.resolve_network(network)
+        return [(s, self.cache_key(src, style_size, net)) for s, src in zip(tensors, sources)]
 
     @staticmethod
     def finish(out: torch.Tensor, content: torch.Tensor, preserve_color: str | None) -> Image.Image:
@@ -115,8 +139,8 @@ class AdaINEngine:
             return hit
 
     @torch.inference_mode()
-    def style_stats(self, style: torch.Tensor,
-                    cache_key: str | None = None) -> Stats:
+    def style_stats(self, style: torch.Tensor, cache_key: str | None = None,
+                    network: str = "auto") -> Stats:
         """relu4_1 ``(1, C, 1, 1)`` mean/std of a ``(1, 3, H, W)`` style (cached by key)."""
         if cache_key is not None:
             with self._lock:
@@ -124,7 +148,7 @@ class AdaINEngine:
                 if hit is not None:
                     self._cache.move_to_end(cache_key)
                     return hit
-        mean, std = self.nets.style_stats(style)
+        mean, std = self.pipeline(network).style_stats(style)
         stats = (mean.cpu(), std.cpu())
         if cache_key is not None:
             with self._lock:
@@ -137,17 +161,13 @@ class AdaINEngine:
     def stylize_batch(self, jobs: Sequence[AdaINJob]) -> list[torch.Tensor]:
         """Stylize contents that pad to one size; returns ``(1, 3, H, W)`` CPU tensors in [0, 1]."""
         padded, sizes = [], []
-        for job in jobs:
+        for job in jobs:  # contents of one padded size (batch_key), each cropped back below
             x, hw = pad_to_multiple(job.content.float(), MULTIPLE)
             padded.append(x)
             sizes.append(hw)
-        x = torch.cat(padded)
-
-        def transform(f: torch.Tensor) -> torch.Tensor:  # each item its own target and alpha
-            return torch.cat([adain_transform(f[i: i + 1], job.stats.to(f.device), float(job.alpha))
-                              for i, job in enumerate(jobs)])
-
-        # Only a single image is tiled: a batch is of contents small enough to share one pass.
-        tile = self.nets.tile_for(x.shape[-2], x.shape[-1]) if len(jobs) == 1 else None
-        y = encode_transform_decode(self.nets, x, transform, tile).clamp(0, 1).cpu()
+        # Each item its own target and alpha; only a single image is tiled (a batch is of
+        # contents small enough to share one pass).
+        y = self.pipeline(jobs[0].network).run(torch.cat(padded), [job.stats for job in jobs],
+                                               [float(job.alpha) for job in jobs],
+                                               auto_tile=len(jobs) == 1).clamp(0, 1).cpu()
         return [y[i: i + 1, :, :h, :w] for i, (h, w) in enumerate(sizes)]

@@ -236,7 +236,9 @@ class Service:
                                  f"{self.config.max_size}")
         # What each style's statistics are cached by: its bytes, or a built-in painting's name.
         sources = req.styles + [f"builtin:{name}".encode() for name in req.builtin_styles]
-        prepared = engine.style_inputs(styles, sources, style_size, c, opts.get("preserve_color"))
+        opts["network"] = engine.resolve_network(opts.get("network"))
+        prepared = engine.style_inputs(styles, sources, style_size, c, opts.get("preserve_color"),
+                                       opts["network"])
         return c, prepared, weights, opts
 
     async def _adain(self, req: ParsedRequest, content: Image.Image, styles: list[Image.Image],
@@ -249,13 +251,15 @@ class Service:
         c, prepared, weights, opts = await self.run_in(None, token, self._adain_prepare, req,
                                                        content, styles)
         # A cached style is looked up here, not queued behind a running batch on the model thread.
+        network = opts["network"]
         stats = [engine.cached_stats(key) or
-                 await self.run_in(self.model_executor, token, engine.style_stats, s, key)
+                 await self.run_in(self.model_executor, token, engine.style_stats, s, key, network)
                  for s, key in prepared]
-        job = AdaINJob(c, StyleStats.stack(stats, weights), float(opts.get("alpha", 1.0)))
-        out, batch_size = await self.batcher.submit_with_size(batch_key(c), job, token)
+        job = AdaINJob(c, StyleStats.stack(stats, weights), float(opts.get("alpha", 1.0)), network)
+        out, batch_size = await self.batcher.submit_with_size(batch_key(c, network), job, token)
         image = await self.run_in(None, token, engine.finish, out, c, opts.get("preserve_color"))
-        return image, {"X-Painterly-Method": "adain", "X-Painterly-Batch-Size": str(batch_size)}
+        return image, {"X-Painterly-Method": "adain", "X-Painterly-Network": network,
+                       "X-Painterly-Batch-Size": str(batch_size)}
 
     async def _other(self, method: str, req: ParsedRequest, content: Image.Image,
                      styles: list[Image.Image], token: CancelToken) -> tuple[Image.Image, dict]:

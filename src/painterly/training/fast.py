@@ -31,9 +31,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..adain.core import adain
+from ..adain.core import StyleStats
 from ..adain.model import MULTIPLE
-from ..adain.networks import AdaINNetworks, resolve_decoder
+from ..adain.networks import resolve_decoder
+from ..adain.pipeline import AdaINPipeline
 from ..color import rgb_to_yiq
 from ..errors import PainterlyError
 from ..fast.model import TransformerNet, load_model, save_model
@@ -118,25 +119,30 @@ class FastObjective:
         n = len(self.style_images)
         return TransformerNet(n, self.cfg.width, self.cfg.n_residual).to(device)
 
-    def _build_teacher(self, device: torch.device) -> tuple[AdaINNetworks, torch.Tensor, torch.Tensor]:
-        """The AdaIN decoder to distil, in fp32, with each style's relu4_1 statistics."""
+    def _build_teacher(self, device: torch.device) -> tuple[AdaINPipeline, list[StyleStats]]:
+        """The AdaIN model to distil (the VGG decoder by default, or any AdaIN model file), in
+        fp32, with each style's statistics."""
         if self.train.crop % MULTIPLE:
             raise PainterlyError(f"--teacher needs a crop that is a multiple of {MULTIPLE}, "
                                  f"got {self.train.crop}")
-        decoder, config = resolve_decoder(None if self.cfg.teacher == "default" else self.cfg.teacher)
-        nets = AdaINNetworks(copy.deepcopy(decoder), config, device, precision="fp32",
-                             channels_last=False)
-        stats = [nets.style_stats(self._prep(pil_to_tensor(resize(img, self.cfg.teacher_style_size),
-                                                           device)))
-                 for img in self.style_images]
-        return nets, torch.cat([m for m, _ in stats]), torch.cat([s for _, s in stats])
+        decoder = None if self.cfg.teacher == "default" else self.cfg.teacher
+        model, _ = resolve_decoder(decoder, "vgg" if decoder is None else "auto")
+        pipeline = AdaINPipeline.load(copy.deepcopy(model), "auto", device, precision="fp32",
+                                      channels_last=False)
+        one = torch.ones(1, device=device)
+        stats = []
+        for img in self.style_images:
+            style = pil_to_tensor(resize(img, self.cfg.teacher_style_size), device)
+            mean, std = pipeline.style_stats(self._prep(style))
+            stats.append(StyleStats(mean.clone(), std.clone(), one))
+        return pipeline, stats
 
     @torch.no_grad()
     def teacher_output(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """The teacher's stylization of each (prepared) content with its own style."""
         assert self.teacher is not None
-        nets, mean, std = self.teacher
-        return nets.decode(adain(nets.encode(x), mean[idx], std[idx])).clamp(0, 1)
+        pipeline, stats = self.teacher
+        return pipeline.run(x, [stats[int(i)] for i in idx], auto_tile=False).clamp(0, 1)
 
     def loss(self, net: nn.Module, batch: dict, iteration: int
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:

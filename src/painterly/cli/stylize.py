@@ -110,7 +110,7 @@ def _inputs(args: argparse.Namespace) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..errors import PainterlyError
+    from ..errors import PainterlyError, printable
     from ..image import check_output, load_image, save_image
 
     options = method_options(args)
@@ -143,7 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         save_image(partial, out, overwrite=args.overwrite)
         raise PainterlyError(f"{exc}; saved it to {out}") from None
     save_image(result, out, overwrite=args.overwrite)
-    print(f"wrote {out} ({result.width}x{result.height}) in {time.perf_counter() - t0:.1f} s")
+    print(f"wrote {printable(str(out))} ({result.width}x{result.height}) in "
+          f"{time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -163,6 +164,7 @@ def _run_folder(args: argparse.Namespace, options: dict[str, Any]) -> int:
     """Folder of contents x folder (or list) of styles -> folder of results."""
     from ..api import make_stylizer
     from ..batch import stylize_folder
+    from ..errors import printable
 
     t0 = time.perf_counter()
     # No style images (fast: the styles live in the model): --style-weights blends the model's.
@@ -170,5 +172,5 @@ def _run_folder(args: argparse.Namespace, options: dict[str, Any]) -> int:
                        lambda group: make_stylizer(args.method, group or None,
                                                    None if group else args.style_weights, **options),
                        str(options.get("model") or "model"), args.overwrite)
-    print(f"{n.summary(args.output)} in {time.perf_counter() - t0:.1f} s")
+    print(f"{printable(n.summary(args.output))} in {time.perf_counter() - t0:.1f} s")
     return 0

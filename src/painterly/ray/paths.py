@@ -13,10 +13,19 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ..batch import FolderCount
-from ..errors import PainterlyError
+from ..errors import PainterlyError, printable
 from .cluster import connect, require_ray
 from .dataset import DEFAULT_BATCH_SIZE, stylize_dataset
-from .storage import _check_output, _list_contents, _read_styles, _write_batch, filesystem, result_names
+from .storage import (
+    _check_output,
+    _list_contents,
+    _read_styles,
+    _write_batch,
+    filesystem,
+    listing,
+    not_utf8,
+    result_names,
+)
 
 
 def stylize_path(content: str, styles: Sequence[str], output: str, *, method: str | None = None,
@@ -46,11 +55,13 @@ def stylize_path(content: str, styles: Sequence[str], output: str, *, method: st
     in_fs, in_path = filesystem(content)
     out_fs, out_path = filesystem(output)
     _check_output(out_fs, out_path, output)
-    contents, root = _list_contents(in_fs, in_path, content, out_fs, out_path)
-    if not contents:
+    unreadable: list[str] = []
+    contents, root = _list_contents(in_fs, in_path, content, out_fs, out_path, unreadable)
+    if not contents and not unreadable:
         raise PainterlyError(f"no images found in {content}")
+    bad_styles: list[str] = []
     if styles:
-        groups, protected = _read_styles(styles, out_path)
+        groups, protected = _read_styles(styles, out_path, bad_styles)
         weights = None
     else:  # fast: the styles live in the model; style_weights blends them
         groups = {PurePosixPath(str(options.get("model") or "model")).stem: None}
@@ -58,17 +69,26 @@ def stylize_path(content: str, styles: Sequence[str], output: str, *, method: st
     names = result_names(contents, [root] * len(contents))
     renamed = {p: n for p, n in zip(contents, names) if n != PurePosixPath(p).stem}
 
+    # Names Ray's file systems cannot open (not valid UTF-8): each skipped with a line, as a
+    # content image that cannot be read is.
+    failed: dict[str, str] = {p: f"content image {not_utf8(p)}" for p in unreadable}
+    failed.update({p: f"style image {not_utf8(p)}" for p in bad_styles})
+    if not quiet:
+        for error in failed.values():
+            print(f"skip {error}", file=sys.stderr)
     existing: set[str] = set()
     if not overwrite:
-        import pyarrow.fs as pafs
-
-        listing = out_fs.get_file_info(pafs.FileSelector(out_path, allow_not_found=True))
-        existing = {PurePosixPath(i.path).name for i in listing}
+        existing = {PurePosixPath(f).name for f in listing(out_fs, out_path)}
     todo = [p for p, n in zip(contents, names)
             if overwrite or any(f"{n}__{s}.png" not in existing for s in groups)]
     skipped = (len(contents) - len(todo)) * len(groups)
     if not todo:
-        return FolderCount.of(0, skipped)
+        count = FolderCount.of(0, skipped)
+        if failed:
+            raise PainterlyError(f"{len(failed)} of {len(contents) + len(unreadable)} image(s) "
+                                 f"failed (first: {next(iter(failed.values()))}); "
+                                 f"{count.summary(output).replace('image(s)', 'result(s)', 1)}")
+        return count
     try:
         out_fs.create_dir(out_path, recursive=True)
     except OSError as exc:
@@ -83,7 +103,6 @@ def stylize_path(content: str, styles: Sequence[str], output: str, *, method: st
                             fn_kwargs={"fs": out_fs, "out": out_path, "renamed": renamed,
                                        "protected": frozenset(protected), "overwrite": overwrite})
         written = existing_n = clashes = 0
-        failed: dict[str, str] = {}
         seen: set[str] = set()
         for report in ds.iter_batches(batch_size=1024, batch_format="numpy"):
             for path, status, error in zip(report["path"], report["status"], report["error"]):
@@ -100,7 +119,7 @@ def stylize_path(content: str, styles: Sequence[str], output: str, *, method: st
                 elif path not in failed:
                     failed[path] = str(error)
                     if not quiet:
-                        print(f"skip {path}: {error}", file=sys.stderr)
+                        print(f"skip {printable(path)}: {printable(str(error))}", file=sys.stderr)
     finally:
         if started:
             ray.shutdown()
@@ -108,11 +127,13 @@ def stylize_path(content: str, styles: Sequence[str], output: str, *, method: st
         if path not in seen and path not in failed:
             failed[path] = f"content image was not read (missing or unreadable): {path}"
             if not quiet:
-                print(f"skip {path}: {failed[path]}", file=sys.stderr)
+                print(f"skip {printable(path)}: {printable(failed[path])}", file=sys.stderr)
     count = FolderCount.of(written, skipped + existing_n, clashes)
     if failed:
         first = next(iter(failed.values()))
-        raise PainterlyError(f"{len(failed)} of {len(contents)} content image(s) failed (first: {first}); "
+        what = "content image(s)" if not bad_styles else "image(s)"
+        raise PainterlyError(f"{len(failed)} of {len(contents) + len(unreadable)} {what} failed "
+                             f"(first: {first}); "
                              f"{count.summary(output).replace('image(s)', 'result(s)', 1)}")
     return count
 

@@ -15,14 +15,30 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PainterlyError
+from ..errors import PainterlyError, printable
 from ..image import IMAGE_EXTENSIONS, SAVE_FORMATS, load_image
+
+
+def utf8(path: str) -> bool:
+    """Whether ``path`` is valid UTF-8 (pyarrow's file systems, and so Ray's, take no other)."""
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # bytes Python kept as surrogates
+        return False
+
+
+def not_utf8(path: str) -> str:
+    """``PATH: why`` for a local name pyarrow cannot open."""
+    return f"{printable(path)}: its name is not valid UTF-8, which Ray's file systems cannot open (rename it)"
 
 
 def filesystem(uri: str) -> tuple[Any, str]:
     """The pyarrow file system of ``uri`` and the path inside it (a plain path is local)."""
     import pyarrow.fs as pafs
 
+    if not utf8(uri):
+        raise PainterlyError(f"cannot use {not_utf8(uri)}")
     if "://" not in uri:
         return pafs.LocalFileSystem(), os.path.abspath(uri)
     try:
@@ -35,26 +51,61 @@ def _under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
-def _list_files(fs: Any, path: str, uri: str, what: str) -> tuple[list[str], str | None]:
-    """Image files under ``path`` (a folder, recursively) or ``[path]`` (a file); and the root."""
+def listing(fs: Any, path: str, recursive: bool = False) -> list[str]:
+    """The files under the folder ``path`` (missing: none). A local folder holding a name that is
+    not valid UTF-8 (pyarrow raises ``UnicodeDecodeError`` on it) is listed by Python instead,
+    such names included (as surrogates: see :func:`utf8`)."""
     import pyarrow.fs as pafs
 
-    info = fs.get_file_info(path)
+    try:
+        found = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
+        return [i.path for i in found if i.type == pafs.FileType.File]
+    except UnicodeDecodeError:
+        if fs.type_name != "local":
+            raise PainterlyError(f"cannot list {printable(path)}: it holds a name that is not "
+                                 f"valid UTF-8") from None
+    except OSError as exc:
+        raise PainterlyError(f"cannot list {printable(path)}: {str(exc).splitlines()[0][:200]}") from None
+    folder = Path(path)
+    try:
+        return [str(p) for p in (folder.rglob("*") if recursive else folder.glob("*")) if p.is_file()]
+    except OSError as exc:
+        raise PainterlyError(f"cannot list {printable(path)}: {exc.strerror or exc}") from None
+
+
+def _list_files(fs: Any, path: str, uri: str, what: str,
+                skipped: list[str] | None = None) -> tuple[list[str], str | None]:
+    """Image files under ``path`` (a folder, recursively) or ``[path]`` (a file); and the root.
+    Local image files whose name is not valid UTF-8 are left out and added to ``skipped``."""
+    import pyarrow.fs as pafs
+
+    try:
+        info = fs.get_file_info(path)
+    except OSError as exc:  # a name over 255 bytes
+        raise PainterlyError(f"cannot read {what} {printable(uri)}: "
+                             f"{str(exc).splitlines()[0][:200]}") from None
     if info.type == pafs.FileType.NotFound:
         raise PainterlyError(f"{what} not found: {uri}")
     if info.type != pafs.FileType.Directory:
         return [path], None
-    found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-    files = sorted(i.path for i in found if i.type == pafs.FileType.File
-                   and PurePosixPath(i.path).suffix.lower() in IMAGE_EXTENSIONS)
-    return files, path
+    files = sorted(f for f in listing(fs, path, recursive=True)
+                   if PurePosixPath(f).suffix.lower() in IMAGE_EXTENSIONS)
+    if skipped is not None:
+        skipped += [f for f in files if not utf8(f)]
+    return [f for f in files if utf8(f)], path
 
 
-def _list_contents(fs: Any, path: str, uri: str, out_fs: Any, out_path: str) -> tuple[list[str], str | None]:
-    """The content images (leaving out any under the results folder) and their root."""
-    files, root = _list_files(fs, path, uri, "content")
+def _list_contents(fs: Any, path: str, uri: str, out_fs: Any, out_path: str,
+                   skipped: list[str] | None = None) -> tuple[list[str], str | None]:
+    """The content images (leaving out any under the results folder) and their root; those
+    left out for a name that is not valid UTF-8 are added to ``skipped``."""
+    bad: list[str] = []
+    files, root = _list_files(fs, path, uri, "content", bad)
     if fs.type_name == out_fs.type_name:
         files = [f for f in files if not _under(f, out_path)]
+        bad = [f for f in bad if not _under(f, out_path)]
+    if skipped is not None:
+        skipped += bad
     return files, root
 
 
@@ -83,7 +134,7 @@ def _write_batch(batch: dict[str, np.ndarray], fs: Any, out: str, renamed: dict[
     import pyarrow.fs as pafs
     from PIL import Image
 
-    from ..atomic import write_atomic
+    from ..atomic import check_name, write_atomic
     from ..image import encode_image
 
     local = fs.type_name == "local"
@@ -99,11 +150,13 @@ def _write_batch(batch: dict[str, np.ndarray], fs: Any, out: str, renamed: dict[
             status.append("input")
             errors.append("")
             continue
-        if not overwrite and fs.get_file_info(target).type != pafs.FileType.NotFound:
-            status.append("exists")
-            errors.append("")
-            continue
         try:
+            if local:
+                check_name(target)  # a result name over 255 bytes: this row fails, not the batch
+            if not overwrite and fs.get_file_info(target).type != pafs.FileType.NotFound:
+                status.append("exists")
+                errors.append("")
+                continue
             data = encode_image(Image.fromarray(np.asarray(image, dtype=np.uint8)))
             if local:
                 write_atomic(target, data, exclusive=not overwrite)
@@ -136,9 +189,11 @@ def _check_output(fs: Any, path: str, uri: str) -> None:
         raise PainterlyError(f"output must be a folder with --ray, not an image file name: {uri}")
 
 
-def _read_styles(styles: Sequence[str], out_path: str) -> tuple[dict[str, Any], set[str]]:
+def _read_styles(styles: Sequence[str], out_path: str,
+                 skipped: list[str] | None = None) -> tuple[dict[str, Any], set[str]]:
     """Each style file (folders expanded, ``builtin:`` names kept) read by the driver, under
-    folder mode's names; and the style paths inside the results folder (never written over)."""
+    folder mode's names; and the style paths inside the results folder (never written over).
+    Local style files whose name is not valid UTF-8 are left out and added to ``skipped``."""
     paths: list[str] = []
     roots: list[str | None] = []
     sources: list[Any] = []
@@ -149,7 +204,7 @@ def _read_styles(styles: Sequence[str], out_path: str) -> tuple[dict[str, Any], 
             sources.append(s)
             continue
         fs, path = filesystem(s)
-        found, root = _list_files(fs, path, s, "style image")
+        found, root = _list_files(fs, path, s, "style image", skipped)
         for f in found:
             try:
                 data = fs.open_input_file(f).readall() if fs.type_name != "local" else Path(f).read_bytes()

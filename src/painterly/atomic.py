@@ -27,6 +27,8 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .errors import PainterlyError
+
 #: A callback that writes the whole file at the path it is given.
 Writer = Callable[[Path], object]
 
@@ -78,6 +80,66 @@ def check_name(path: str | os.PathLike) -> None:
         if size > limit:
             raise OSError(errno.ENAMETOOLONG, f"a name in it is {size} bytes long, over the {limit} "
                                               f"a file name may have")
+
+
+#: ``errno`` values that mean the file system has no room left for what is written.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: Under this many bytes free (for an unprivileged user), a failed write is taken to be a full disk.
+_FULL_MARGIN = 1 << 20
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def describe_disk(path: str | os.PathLike) -> str:
+    """The file system ``path`` is on, for a message: ``the file system at /mnt/data: ext4, 1.2 GiB
+    free of 500.0 GiB``."""
+    p = _existing(path)
+    mount = p
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    kind = ""
+    try:
+        with open("/proc/mounts", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[1].replace("\\040", " ") == str(mount):
+                    kind = fields[2]  # the last entry for a mount point is the one in force
+    except OSError:
+        pass
+    try:
+        st = os.statvfs(p)
+        room = f"{_size(st.f_bavail * st.f_frsize)} free of {_size(st.f_blocks * st.f_frsize)}"
+    except OSError:
+        room = ""
+    details = ", ".join(x for x in (kind, room) if x)
+    return f"the file system at {mount}" + (f": {details}" if details else "")
+
+
+def disk_full(path: str | os.PathLike) -> bool:
+    """Whether the file system of ``path`` has (almost) no room left."""
+    try:
+        st = os.statvfs(_existing(path))
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _FULL_MARGIN
+
+
+def no_space_error(path: str | os.PathLike) -> OSError:
+    """``OSError(ENOSPC)`` for ``path`` whose message names the disk (see :func:`describe_disk`)."""
+    return OSError(errno.ENOSPC, f"no space left on device ({describe_disk(path)})", str(path))
 
 
 def _shorten(name: str, room: int) -> str:
@@ -149,7 +211,8 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False, exclusive: bool
     cannot leave a torn file (checkpoints). ``exclusive``: never replace an existing ``path``
     (:class:`FileExistsError` instead). On any error the temporary file is removed and ``path`` is
     left as it was; a name the system would refuse is an :class:`OSError` (:func:`check_name`)
-    before anything is written.
+    before anything is written, and a full disk one ``OSError(ENOSPC)`` naming ``path`` and the
+    disk (:func:`no_space_error`), whatever the writer raised.
     """
     path = Path(path)
     check_name(path)
@@ -164,6 +227,15 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False, exclusive: bool
             os.replace(tmp, path)
         if fsync:
             fsync_dir(path.parent)
+    except Exception as exc:
+        # A full disk, however the writer reports it (torch.save: a RuntimeError; safetensors:
+        # its own error), is one OSError(ENOSPC) naming the target and the disk; looked at while
+        # the partial file still fills it.
+        if isinstance(exc, (FileExistsError, PainterlyError)):
+            raise
+        if (isinstance(exc, OSError) and exc.errno in NO_SPACE) or disk_full(tmp):
+            raise no_space_error(path) from exc
+        raise
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)

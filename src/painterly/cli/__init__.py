@@ -68,6 +68,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("error: out of memory (try a smaller --size)", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full or read-only disk under a write: one line naming both
+        line = _disk_error(exc)
+        if line is None:
+            raise
+        print(f"error: {printable(line)}", file=sys.stderr)
+        return 2
+
+
+def _disk_error(exc: OSError) -> str | None:
+    """``cannot write PATH: no space left on device (the file system at ...)`` for an error of
+    the disk itself (full, over quota, read-only); None for any other."""
+    import errno
+
+    from ..atomic import NO_SPACE, describe_disk
+
+    if exc.errno not in NO_SPACE | {errno.EROFS}:
+        return None
+    where = exc.filename or "a file"
+    reason = exc.strerror or str(exc)
+    if "file system at" not in reason and exc.filename:
+        reason = f"{reason} ({describe_disk(exc.filename)})"
+    return f"cannot write {where}: {reason}"
 
 
 def _whole(text: str, minimum: int) -> int:

@@ -133,16 +133,45 @@ def save_checkpoint(state: dict, path: str | Path, keep_previous: bool = True) -
     ``os.replace``); with ``keep_previous``, the checkpoint it replaces becomes
     :func:`previous_path` first, if it verifies. ``state`` itself is not modified."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: v for k, v in state.items() if k != INTEGRITY_KEY}
     payload[INTEGRITY_KEY] = {"scheme": INTEGRITY_SCHEME, "sha256": payload_digest(payload)}
-    # fsync: on disk before the rename (and the rename after it), so a crash cannot leave a torn file
-    with atomic_path(path, fsync=True) as tmp:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-        if keep_previous and path.is_file():
-            _keep_previous(path)  # between writing and replacing: the rotation sees the old latest
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # fsync: on disk before the rename (and the rename after it), so a crash cannot leave a
+        # torn file
+        with atomic_path(path, fsync=True) as tmp:
+            with open(tmp, "wb") as f:
+                out = _Recorded(f)
+                try:
+                    torch.save(payload, out)
+                except RuntimeError:  # how torch.save reports a failed write (a full disk)
+                    if out.error is not None:
+                        raise out.error from None
+                    raise
+            if keep_previous and path.is_file():
+                _keep_previous(path)  # between writing and replacing: the rotation sees the old latest
+    except OSError as exc:  # a full disk names the disk (painterly.atomic.no_space_error)
+        kept = f"; the checkpoint already at {path} is kept as it was" if path.is_file() else ""
+        raise PainterlyError(f"cannot write checkpoint {path}: {exc.strerror or exc}{kept}") from None
     return path
+
+
+class _Recorded:
+    """A file whose write errors are kept: ``torch.save`` turns them into a ``RuntimeError``
+    (``enforce fail at inline_container.cc``) that no longer says why."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def _keep_previous(path: Path) -> None:

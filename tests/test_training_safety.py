@@ -1,0 +1,115 @@
+"""Training runs that meet trouble (issue #20): a full disk, a lost latest checkpoint, two runs in
+one folder, a renamed integrity record, SIGINT/SIGTERM, a batch larger than the data. Each is one
+line (exit 2, or 130/143 for a signal), and nothing already written is lost."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import adam_checkpoint
+
+from painterly.cli import main
+from painterly.errors import PainterlyError
+from painterly.training.checkpoint import load_checkpoint, save_checkpoint
+
+
+@contextlib.contextmanager
+def small_disk(root: Path, size: str):
+    """A tmpfs of ``size`` mounted at ``root/disk`` (root only; skips where it cannot mount)."""
+    folder = root / f"disk-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True, timeout=30)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+def _state(iteration: int) -> dict:
+    state = adam_checkpoint(iteration)
+    state["model"] = {**state["model"], "big": torch.full((150_000,), float(iteration))}  # 600 KB
+    return state
+
+
+def _one_error_line(err: str, *needles: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: ") and "Traceback" not in err, err
+    assert not any(line.startswith("error: ") for line in lines[:-1]), err
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]
+    return lines[-1]
+
+
+# ------------------------------------------------------------------------------ a full disk
+def test_a_checkpoint_on_a_full_disk_keeps_the_previous_one(tmp_path):
+    with small_disk(tmp_path, "1m") as disk:
+        path = disk / "run" / "checkpoint.pt"
+        save_checkpoint(_state(1), path)  # fits
+        with pytest.raises(PainterlyError) as info:
+            save_checkpoint(_state(2), path)  # a second copy does not
+        message = str(info.value)
+        assert f"cannot write checkpoint {path}: no space left on device" in message
+        assert f"the file system at {disk}: tmpfs" in message and "\n" not in message
+        assert "is kept as it was" in message
+        assert load_checkpoint(path)["iteration"] == 1
+        assert sorted(p.name for p in path.parent.iterdir()) == ["checkpoint.pt"]  # no temp file
+
+
+def test_a_write_error_inside_torch_save_is_named(tmp_path, monkeypatch):
+    """Anywhere (no tmpfs): torch.save reports a failed write as a RuntimeError without a reason;
+    the checkpoint writer keeps the OSError it saw and names it."""
+    import painterly.training.checkpoint as ck
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(_state(1), path)
+    real = ck._Recorded.write
+
+    def full(self, data):
+        if self.f.tell() > 100_000:
+            self.error = OSError(errno.ENOSPC, "No space left on device")
+            raise self.error
+        return real(self, data)
+
+    monkeypatch.setattr(ck._Recorded, "write", full)
+    with pytest.raises(PainterlyError, match=r"cannot write checkpoint .*checkpoint\.pt: no space left "
+                                             r"on device \(the file system at /.*is kept as it was"):
+        save_checkpoint(_state(2), path)
+    assert load_checkpoint(path)["iteration"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_train_on_a_full_disk_is_one_line_and_keeps_the_checkpoint(tmp_path, data, capsys):
+    with small_disk(tmp_path, "70m") as disk:  # one 42 MB checkpoint and the model, not two
+        out = disk / "run"
+        rc = main(["train", "adain", "--content-dir", str(data / "content"), "--style-dir",
+                   str(data / "style"), "--out", str(out), "--iterations", "2", "--batch-size", "2",
+                   "--resize", "40", "--crop", "32", "--workers", "0", "--checkpoint-every", "1",
+                   "--log-every", "1", "--val-every", "100", "--val-pairs", "2", "--no-tensorboard",
+                   "--no-progress", "--seed", "3", "--threads", "1"])
+        assert rc == 2
+        _one_error_line(capsys.readouterr().err, f"{out / 'checkpoint.pt'}", "no space left on device",
+                        f"file system at {disk}")
+        assert load_checkpoint(out / "checkpoint.pt")["iteration"] == 1
+
+
+def test_sweep_on_a_full_disk_is_one_line(tmp_path, content_image, style_image, capsys):
+    content_image.save(tmp_path / "c.png")
+    style_image.save(tmp_path / "s.png")
+    with small_disk(tmp_path, "64k") as disk:
+        rc = main(["sweep", "-o", str(disk / "sw"), "--content", str(tmp_path / "c.png"), "--style",
+                   str(tmp_path / "s.png"), "--optimizers", "adam,sgd", "--steps", "2", "--sizes", "32"])
+        assert rc == 2
+        _one_error_line(capsys.readouterr().err, "cannot write ", "no space left on device",
+                        f"file system at {disk}")

@@ -113,3 +113,31 @@ def test_sweep_on_a_full_disk_is_one_line(tmp_path, content_image, style_image, 
         assert rc == 2
         _one_error_line(capsys.readouterr().err, "cannot write ", "no space left on device",
                         f"file system at {disk}")
+
+
+# ------------------------------------------------------------------ resume after a lost checkpoint
+def train_args(data: Path, out: Path, *extra: str, iterations: int = 4) -> list[str]:
+    """``painterly train adain`` on the tiny data: 32 px crops, a checkpoint every 2 iterations."""
+    return ["train", "adain", "--content-dir", str(data / "content"), "--style-dir", str(data / "style"),
+            "--out", str(out), "--iterations", str(iterations), "--batch-size", "2", "--resize", "40",
+            "--crop", "32", "--workers", "0", "--checkpoint-every", "2", "--log-every", "1",
+            "--val-every", "100", "--val-pairs", "2", "--no-tensorboard", "--no-progress",
+            "--seed", "3", "--threads", "1", *extra]
+
+
+def test_resume_after_the_latest_checkpoint_is_lost_uses_the_previous(data, tmp_path, capsys):
+    assert main(train_args(data, tmp_path / "a")) == 0
+    assert main(train_args(data, tmp_path / "b")) == 0
+    b = tmp_path / "b"
+    assert load_checkpoint(b / "checkpoint.prev.pt")["iteration"] == 2
+    (b / "checkpoint.pt").unlink()
+    capsys.readouterr()
+    # Only --out and --resume: the options come from the previous checkpoint.
+    assert main(["train", "adain", "--out", str(b), "--resume", "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"{b / 'checkpoint.pt'} is missing: resuming from the previous checkpoint " \
+           f"{b / 'checkpoint.prev.pt'} (iteration 2)" in err
+    a_state, b_state = load_checkpoint(tmp_path / "a" / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
+    assert a_state["iteration"] == b_state["iteration"] == 4
+    for k, v in a_state["model"].items():
+        assert torch.equal(v, b_state["model"][k]), k

@@ -140,7 +140,7 @@ def build_configs(args: argparse.Namespace):
     """(TrainConfig, objective config): saved run config (when resuming) or defaults, then the
     options given on the command line."""
     from ..errors import PainterlyError
-    from ..training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from ..training.checkpoint import load_checkpoint, resume_path
     from ..training.config import (
         OBJECTIVE_CONFIGS,
         TrainConfig,
@@ -151,8 +151,8 @@ def build_configs(args: argparse.Namespace):
 
     method = args.method
     check_run_dir(args.out)  # a file in the way: one line now, before any model is loaded
-    ckpt_path = Path(args.out) / CHECKPOINT_NAME
-    if args.resume and ckpt_path.is_file():
+    ckpt_path = resume_path(args.out)  # checkpoint.pt, or the previous one where it is lost
+    if args.resume and ckpt_path is not None and ckpt_path.is_file():
         # The same checks (hash, structure, values) and one-line errors as the trainer's own load.
         ckpt = load_checkpoint(ckpt_path)
         saved = ckpt.get("config", {})

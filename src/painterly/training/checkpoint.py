@@ -87,6 +87,16 @@ def previous_path(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
+def resume_path(run_dir: str | Path) -> Path | None:
+    """The checkpoint to resume ``run_dir`` from: ``checkpoint.pt``, or where that is missing
+    (deleted, lost with a disk) the previous one kept beside it; None if neither is there."""
+    latest = Path(run_dir) / CHECKPOINT_NAME
+    if latest.exists() or latest.is_symlink():
+        return latest
+    previous = previous_path(latest)
+    return previous if previous.is_file() else None
+
+
 def _feed(h: Any, x: object) -> None:
     """Feed ``x`` to ``h`` in a canonical, type-tagged encoding (see :func:`payload_digest`)."""
     if isinstance(x, torch.Tensor):

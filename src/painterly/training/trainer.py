@@ -16,6 +16,7 @@ Run directory: ``config.json``, ``checkpoint.pt`` (latest, atomic), the exported
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -25,7 +26,14 @@ import torch
 from ..device import cpu_has_bf16
 from ..errors import PainterlyError
 from . import distributed as D
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    resume_path,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from .config import RESUMABLE_CHANGES, RESUMABLE_OBJECTIVE_CHANGES, TrainConfig, to_dict
 from .data import ImageStream, make_loader, scan_folder, validation_images
 from .health import HealthMonitor, TrainingHealthError, check_finite, lint_output_layer
@@ -49,7 +57,7 @@ def autocast_context(device: torch.device, amp: str):
 
 def existing_run(run_dir: Path) -> bool:
     """Whether ``run_dir`` already holds a training run."""
-    return (run_dir / CHECKPOINT_NAME).exists() or (run_dir / "config.json").exists()
+    return resume_path(run_dir) is not None or (run_dir / "config.json").exists()
 
 
 class Trainer:
@@ -127,10 +135,13 @@ class Trainer:
         if not self.resume:
             raise PainterlyError(f"{self.run_dir} already holds a training run; pass --resume to "
                                  f"continue it, or choose another --out")
-        path = self.run_dir / CHECKPOINT_NAME
-        if not path.exists():
+        path = resume_path(self.run_dir)
+        if path is None:
             return None  # set up but never checkpointed: start over in place
         ckpt = load_checkpoint(path)
+        if path.name != CHECKPOINT_NAME and (self.info is None or self.info.is_main):
+            print(f"warning: {self.run_dir / CHECKPOINT_NAME} is missing: resuming from the previous "
+                  f"checkpoint {path} (iteration {ckpt['iteration']})", file=sys.stderr, flush=True)
         saved = ckpt.get("config", {})
         if saved.get("method") != self.cfg.method:
             raise PainterlyError(f"{self.run_dir} holds a '{saved.get('method')}' run, not "

@@ -7,12 +7,20 @@ import argparse
 from . import non_negative_float, positive_float, positive_int
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1..65535."""
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 1..65535, got {value}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the HTTP service and web page",
                        description="Serve POST /v1/stylize (and SageMaker's /ping, /invocations) "
                                    "plus a web page at /. Models load once at start-up.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=positive_int, default=8080)
+    p.add_argument("--port", type=port_number, default=8080, help="TCP port, 1..65535 (default 8080)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     p.add_argument("--decoder", default=None, help="AdaIN decoder file (default: the shipped one)")
     p.add_argument("--model", default=None, help="default fast-network model (file or name)")
@@ -20,6 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="largest request body in MB (413 above; default 20)")
     p.add_argument("--max-pixels", type=positive_int, default=4096 * 4096,
                    help="largest uploaded image in pixels (413 above; default 4096*4096)")
+    p.add_argument("--max-request-pixels", type=positive_int, default=4 * 4096 * 4096,
+                   help="most pixels of one request's images together, content and styles "
+                        "(413 above, from the headers; default 4*4096*4096)")
+    p.add_argument("--max-request-mb", type=positive_float, default=1024.0,
+                   help="most memory one request's images may need decoded, estimated from "
+                        "their headers (413 above; default 1024)")
+    p.add_argument("--memory-budget-mb", type=positive_float, default=2048.0,
+                   help="memory the images of all requests in progress may need together; a "
+                        "request waits for room, then 503 (default 2048)")
+    p.add_argument("--memory-wait", type=non_negative_float, default=5.0,
+                   help="seconds a request waits for --memory-budget-mb to free (default 5)")
     p.add_argument("--max-size", type=positive_int, default=2048,
                    help="long side processed by adain/fast; larger uploads are shrunk (default 2048)")
     p.add_argument("--queue-size", type=positive_int, default=16,
@@ -55,6 +74,9 @@ def config_from_args(args: argparse.Namespace):  # -> ServeConfig
 
     cfg = ServeConfig(device=args.device, decoder=args.decoder, model=args.model,
                       max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
+                      max_request_pixels=args.max_request_pixels,
+                      max_request_mb=args.max_request_mb, memory_budget_mb=args.memory_budget_mb,
+                      memory_wait=args.memory_wait,
                       max_size=args.max_size, queue_size=args.queue_size, timeout=args.timeout,
                       max_steps=args.max_steps, max_gatys_size=args.max_gatys_size,
                       max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
@@ -66,6 +88,8 @@ def config_from_args(args: argparse.Namespace):  # -> ServeConfig
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check everything that can fail at start-up (flags, the device, the port, the models the
+    operator named), each a one-line error, then serve until interrupted."""
     import logging
     from pathlib import Path
 
@@ -88,10 +112,26 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(cfg)
-    print(f"painterly serving on http://{args.host}:{args.port}/ (device {args.device})")
     from ..serve.protocol import uvicorn_options
+    from ..serve.runner import bind_sockets
 
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                **uvicorn_options(cfg))
+    sockets = bind_sockets(args.host, args.port)  # a taken port, a host that does not resolve
+    try:
+        app = create_app(cfg)
+        app.state.service.load_named()  # a --decoder/--model that cannot be loaded: exit 2
+        print(f"painterly serving on http://{args.host}:{args.port}/ (device {args.device})")
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
+                                               log_level=args.log_level, access_log=False,
+                                               **uvicorn_options(cfg)))
+        try:
+            server.run(sockets=sockets)
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on
+            return 0
+        except SystemExit:  # uvicorn's own start-up failure (logged above)
+            server.started = False
+        if not server.started:
+            raise PainterlyError("the server did not start (see the log lines above)")
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0

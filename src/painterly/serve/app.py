@@ -5,10 +5,12 @@ Routes: ``GET /ping`` (200 once models are loaded, 503 before: SageMaker's healt
 ``Accept``), ``GET /v1/methods``, ``GET /v1/styles/{name}`` (built-in style thumbnails),
 ``GET /v1/stats``, the web page at ``/`` and the OpenAPI schema at ``/openapi.json``.
 
-Robustness: request bodies over ``max_upload_mb`` -> 413, images over ``max_pixels`` -> 413,
-formats outside ``allowed_formats`` -> 415, bad options -> 400, more than ``queue_size`` requests
-admitted -> 503, a request not done in ``timeout`` s -> 504, headers not received in
-``header_timeout`` s or a body not received in ``body_timeout`` s -> 408 and the connection closed
+Robustness: request bodies over ``max_upload_mb`` -> 413, images over ``max_pixels`` -> 413, a
+request's images together over ``max_request_pixels`` or ``max_request_mb`` (from their headers)
+-> 413, formats outside ``allowed_formats`` -> 415, bad options -> 400, more than ``queue_size``
+requests admitted, or their images' memory over ``memory_budget_mb`` for ``memory_wait`` s
+-> 503, a request not done in ``timeout`` s -> 504, headers not received in ``header_timeout``
+s or a body not received in ``body_timeout`` s -> 408 and the connection closed
 (see :mod:`painterly.serve.protocol`); a client that disconnects mid-body is one INFO line;
 every error is ``{"error": "..."}`` and nothing ever answers with a traceback. Stylization runs
 in executor threads; concurrent AdaIN requests of one size are batched (:mod:`painterly.serve.batching`).
@@ -148,12 +150,16 @@ async def handle_stylize(request: Request) -> Response:
             raise HTTPError(503, "models are still loading; retry shortly", {"Retry-After": "2"})
         media_type, fmt = choose_output(request.headers.get("accept"))
         parsed = await parse_request(request)
-        service.admit()
+        # What its images will cost, from their headers (413 over the per-request caps), then a
+        # slot and that much of the memory budget (503 when it does not free in time): nothing
+        # is decoded before the request is admitted.
+        need = await service.measure(parsed)
+        await service.admit_request(need)
         token = CancelToken()
         work = asyncio.ensure_future(service.process(parsed, token))
 
-        # The slot is freed when the work really ends, not when the client gives up.
-        work.add_done_callback(lambda _: service.release())
+        # The slot and memory are freed when the work really ends, not when the client gives up.
+        work.add_done_callback(lambda _: service.release(need))
         try:
             image, headers = await asyncio.wait_for(asyncio.shield(work), config.timeout)
         except TimeoutError:

@@ -3,14 +3,17 @@
 Read top to bottom: the option table a client may send (:data:`OPTION_PARSERS`, derived from the
 declarations in :mod:`painterly.options`) and :func:`parse_options`, ``Accept`` negotiation
 (:func:`choose_output`), the three body shapes (:func:`parse_request`: multipart/form, JSON with
-base64 images, a raw image body with options in the query string), then image decoding with the
-server's format and pixel limits checked from the header before any decoding
+base64 images, a raw image body with options in the query string; a JSON body is counted, parsed
+and its base64 decoded in a worker thread, :func:`parse_json_body`), then what a request's images
+will cost, from their headers, before any decoding (:func:`probe_upload`, :func:`request_budget`),
+image decoding with the server's format and pixel limits checked from the header first
 (:func:`decode_upload`) and the built-in styles.
 Nothing here touches a model.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -29,7 +32,15 @@ from ..errors import PainterlyError
 from ..image import BUILTIN_STYLES, encode_image, load_image
 from ..options import AdaINOptions, http_options
 from ..schema import options_of
-from .config import MAX_STYLES, ServeConfig
+from .config import (
+    DECODE_BYTES_BY_MODE,
+    DECODE_BYTES_PER_PIXEL,
+    KEPT_BYTES_PER_PIXEL,
+    MAX_JSON_SEPARATORS,
+    MAX_STYLES,
+    WORK_BYTES_PER_PIXEL,
+    ServeConfig,
+)
 from .errors import BODY_GUARD_SIGNALS, HTTPError
 
 #: Output formats by media type, in the server's order of preference.
@@ -50,18 +61,36 @@ OPTION_PARSERS: dict[str, Callable[[Any], Any]] = {o.name: partial(o.check, serv
 ADAIN_OPTIONS = ("style_weights", *(o.name for o in options_of(AdaINOptions) if o.http))
 #: Fields that are images or control, not method options.
 IMAGE_FIELDS = ("content", "style", "builtin_style", "method")
+#: Options that are lists (``a,b`` or a JSON list), whose items are counted before any is parsed.
+LIST_OPTIONS = frozenset(o.name for o in http_options() if o.kind in ("floats", "names"))
+#: Most items a list option other than ``style_weights`` (at most :data:`MAX_STYLES`) may hold.
+MAX_OPTION_ITEMS = 64
+
+
+def _check_items(name: str, value: Any) -> None:
+    """Refuse a list option with more items than any request can use, before parsing one."""
+    n = len(value) if isinstance(value, (list, tuple)) else str(value).count(",") + 1
+    limit = MAX_STYLES if name == "style_weights" else MAX_OPTION_ITEMS
+    if n > limit:
+        why = f"a request has at most {MAX_STYLES} styles" if name == "style_weights" else \
+            f"at most {MAX_OPTION_ITEMS}"
+        raise PainterlyError(f"{name} has {n} values; {why}")
 
 
 def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
     """Typed, validated options from form/JSON values; empty values mean "not set"."""
-    unknown = sorted(k for k in raw if k not in OPTION_PARSERS and k not in IMAGE_FIELDS)
+    unknown = [k for k in raw if k not in OPTION_PARSERS and k not in IMAGE_FIELDS]
     if unknown:
-        raise PainterlyError(f"unknown option(s): {', '.join(unknown)} "
+        shown = ", ".join(sorted(str(k)[:40] for k in unknown[:8]))
+        more = f" and {len(unknown) - 8} more" if len(unknown) > 8 else ""
+        raise PainterlyError(f"unknown option(s): {shown}{more} "
                              f"(known: {', '.join(sorted(OPTION_PARSERS))})")
     out: dict[str, Any] = {}
     for k, v in raw.items():
         if k in IMAGE_FIELDS or v is None or (isinstance(v, str) and v.strip() == ""):
             continue
+        if k in LIST_OPTIONS:
+            _check_items(k, v)
         parsed = OPTION_PARSERS[k](v.strip() if isinstance(v, str) else v)
         if parsed is not None:
             out[k] = parsed
@@ -121,6 +150,56 @@ def _b64(field_name: str, value: Any) -> bytes:
         raise PainterlyError(f"{field_name} is not valid base64") from None
 
 
+def _check_count(field_name: str, value: Any) -> None:
+    """A JSON list of images over :data:`MAX_STYLES` is refused before any item is decoded."""
+    if isinstance(value, list) and len(value) > MAX_STYLES:
+        raise PainterlyError(f"{field_name} holds {len(value)} items; at most {MAX_STYLES} style "
+                             "images per request")
+
+
+def parse_json_body(raw_body: bytes) -> tuple[bytes | None, list[bytes], list[str], dict[str, Any]]:
+    """A JSON request body -> (content, styles, built-in style names, other fields).
+
+    Bounded before any deep work: the commas are counted first (C speed; every list item and key
+    after the first needs one), so a body of millions of items is refused without parsing it,
+    and the image lists are counted before any base64 is decoded. The server runs this in a
+    worker thread (:func:`parse_request`), so even a large valid body never holds the event loop.
+    """
+    if not raw_body:
+        raise PainterlyError("the request body is empty (expected a JSON object)")
+    commas = raw_body.count(b",")
+    if commas > MAX_JSON_SEPARATORS:
+        raise PainterlyError(f"JSON body has {commas} items (commas), over the {MAX_JSON_SEPARATORS} "
+                             f"a request can use (at most {MAX_STYLES} styles and one value per "
+                             "option)")
+    try:
+        body = json.loads(raw_body)
+    except (ValueError, UnicodeDecodeError):
+        raise PainterlyError("request body is not valid JSON") from None
+    except RecursionError:  # e.g. [[[[...]]]] 100,000 levels deep
+        raise PainterlyError("request body is not valid JSON (nested too deeply)") from None
+    if not isinstance(body, dict):
+        raise PainterlyError("JSON body must be an object")
+    content = None
+    if "content" in body:
+        content = _b64("content", body["content"])
+        if not content:
+            raise PainterlyError("the content image is empty (0 bytes of base64)")
+    st = body.get("style")
+    bs = body.get("builtin_style")
+    _check_count("style", st)
+    _check_count("builtin_style", bs)
+    styles = []
+    if st is not None:
+        for i, s in enumerate(st if isinstance(st, list) else [st]):
+            styles.append(_b64(f"style[{i}]", s))
+    builtin = []
+    if bs:
+        builtin = [str(s) for s in (bs if isinstance(bs, list) else _as_list(bs))]
+    raw = {k: v for k, v in body.items() if k not in ("content", "style", "builtin_style")}
+    return content, styles, builtin, raw
+
+
 @dataclass
 class ParsedRequest:
     """A request's images (still encoded), built-in style names, method and typed options."""
@@ -174,28 +253,9 @@ async def parse_request(request: Request) -> ParsedRequest:
         await form.close()
     elif ctype == "application/json":
         raw_body = await request.body()
-        if not raw_body:
-            raise PainterlyError("the request body is empty (expected a JSON object)")
-        try:
-            body = json.loads(raw_body)
-        except (ValueError, UnicodeDecodeError):
-            raise PainterlyError("request body is not valid JSON") from None
-        except RecursionError:  # e.g. [[[[...]]]] 100,000 levels deep
-            raise PainterlyError("request body is not valid JSON (nested too deeply)") from None
-        if not isinstance(body, dict):
-            raise PainterlyError("JSON body must be an object")
-        if "content" in body:
-            content = _b64("content", body["content"])
-            if not content:
-                raise PainterlyError("the content image is empty (0 bytes of base64)")
-        st = body.get("style")
-        if st is not None:
-            for i, s in enumerate(st if isinstance(st, list) else [st]):
-                styles.append(_b64(f"style[{i}]", s))
-        bs = body.get("builtin_style")
-        if bs:
-            builtin += [str(s) for s in (bs if isinstance(bs, list) else _as_list(bs))]
-        raw = {k: v for k, v in body.items() if k not in ("content", "style", "builtin_style")}
+        # Off the event loop: /ping and other requests are answered while a body is parsed.
+        content, styles, builtin, raw = await asyncio.get_running_loop().run_in_executor(
+            None, parse_json_body, raw_body)
     elif ctype.startswith("image/") or ctype == "application/x-image":
         # SageMaker style: the body is the content image, options in the query string.
         content = await request.body()
@@ -232,15 +292,40 @@ async def parse_request(request: Request) -> ParsedRequest:
 
 
 # ----------------------------------------------------------------------------------------------
-# Images: uploads checked from their header, built-in styles
+# Images: uploads checked from their header, what a request's images cost, built-in styles
 
 
-def decode_upload(data: bytes, what: str, config: ServeConfig) -> Image.Image:
-    """Check format and pixel count from the header (before decoding), then load as RGB."""
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an upload's header says, read without decoding a pixel."""
+
+    what: str
+    format: str
+    width: int
+    height: int
+    mode: str
+    transparency: bool = False
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def decode_bytes_per_pixel(self) -> int:
+        """Bytes a pixel while this image decodes and converts to RGB (see serve/config.py)."""
+        per = DECODE_BYTES_BY_MODE.get(self.mode, DECODE_BYTES_PER_PIXEL)
+        return max(per, DECODE_BYTES_BY_MODE["RGBA"]) if self.transparency else per
+
+
+def probe_upload(data: bytes, what: str, config: ServeConfig) -> ImageHeader:
+    """Format, size and mode from an upload's header; 415/413 for a format or size the server
+    does not take. No pixel is decoded."""
     try:
         with Image.open(io.BytesIO(data)) as probe:
             fmt = probe.format or "?"
             w, h = probe.size
+            mode = probe.mode
+            transparency = "transparency" in probe.info
     except UnidentifiedImageError:
         raise HTTPError(415, f"{what} is not an image in a supported format "
                              f"({', '.join(config.allowed_formats)})") from None
@@ -254,6 +339,44 @@ def decode_upload(data: bytes, what: str, config: ServeConfig) -> Image.Image:
     if w * h > config.max_pixels:
         raise HTTPError(413, f"{what} is {w}x{h} = {w * h / 1e6:.1f} megapixels; this server "
                              f"takes at most {config.max_pixels / 1e6:.1f}")
+    return ImageHeader(what, fmt, w, h, mode, transparency)
+
+
+def request_budget(req: ParsedRequest, config: ServeConfig) -> int:
+    """The bytes a request's images will need, estimated from their headers (nothing decoded);
+    413 when its images together are over ``max_request_pixels`` or ``max_request_mb``.
+
+    Counted across ALL its images: the content, every uploaded style (each kept as RGB until the
+    request ends, plus its working copies at the processed size, plus the largest conversion
+    while one decodes) and the built-in styles (decoded once per process: working copies only).
+    """
+    headers = [probe_upload(req.content, "content image", config)]
+    headers += [probe_upload(data, f"style image {i + 1}", config)
+                for i, data in enumerate(req.styles)]
+    builtin = [builtin_style_image(n).size for n in req.builtin_styles]
+    pixels = sum(h.pixels for h in headers) + sum(w * h for w, h in builtin)
+    count = len(headers) + len(builtin)
+    if pixels > config.max_request_pixels:
+        sizes = ", ".join(f"{h.what} {h.width}x{h.height}" for h in headers[:3])
+        more = f", ... ({count} images)" if count > 3 else ""
+        raise HTTPError(413, f"the request's images hold {pixels / 1e6:.1f} megapixels together "
+                             f"({sizes}{more}); this server takes at most "
+                             f"{config.max_request_pixels / 1e6:.1f} per request")
+    work_cap = config.max_size * config.max_size
+    need = sum(KEPT_BYTES_PER_PIXEL * h.pixels + WORK_BYTES_PER_PIXEL * min(h.pixels, work_cap)
+               for h in headers)
+    need += sum(WORK_BYTES_PER_PIXEL * min(w * h, work_cap) for w, h in builtin)
+    need += max(h.decode_bytes_per_pixel * h.pixels for h in headers)
+    if need > config.max_request_mb * 1e6:
+        raise HTTPError(413, f"the request's {count} image(s) would need about {need / 1e6:,.0f} MB "
+                             f"to decode; this server takes at most {config.max_request_mb:,.0f} "
+                             "MB per request (send smaller images or fewer styles)")
+    return need
+
+
+def decode_upload(data: bytes, what: str, config: ServeConfig) -> Image.Image:
+    """Check format and pixel count from the header (before decoding), then load as RGB."""
+    probe_upload(data, what, config)
     return load_image(data, what=what)
 
 

@@ -1,11 +1,13 @@
 """The running server's state: :class:`Service` loads the models, admits requests and runs them.
 
 Read top to bottom: loading (each method on its own, so one broken model leaves the others
-served; the reasons go to ``GET /v1/methods``), admission (at most ``queue_size`` requests at
-once), then running a request: images decoded on the loop's default executor, AdaIN prepared
-there and batched across requests on the one model thread (:mod:`painterly.serve.batching`,
-:mod:`painterly.serve.engine`), gatys and fast through the library's stylizers on the worker
-threads, with the server's limits applied first.
+served; the reasons go to ``GET /v1/methods``; a model the operator named that cannot be loaded
+is a start-up error, :meth:`Service.load_named`), admission (at most ``queue_size`` requests at
+once, and their images' estimated memory within ``memory_budget_mb``, measured from the headers
+before anything is decoded: :class:`MemoryBudget`), then running a request: images decoded on
+the loop's default executor, AdaIN prepared there and batched across requests on the one model
+thread (:mod:`painterly.serve.batching`, :mod:`painterly.serve.engine`), gatys and fast through
+the library's stylizers on the worker threads, with the server's limits applied first.
 """
 
 from __future__ import annotations
@@ -29,9 +31,49 @@ from ..options import check_style_weights
 from .batching import CancelToken, DynamicBatcher
 from .config import ServeConfig
 from .errors import HTTPError
-from .parsing import ADAIN_OPTIONS, ParsedRequest, builtin_style_image, decode_upload
+from .parsing import ADAIN_OPTIONS, ParsedRequest, builtin_style_image, decode_upload, request_budget
 
 log = logging.getLogger("painterly.serve")
+
+
+class MemoryBudget:
+    """Bytes reserved by the requests in progress, against a ``total``.
+
+    :meth:`acquire` takes a request's estimate when it fits, else waits (on the event loop, no
+    thread held) until others :meth:`release` theirs, for at most ``wait`` seconds. Not bound to
+    one event loop: each waiter is a future of the loop it runs on.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._waiters: list[asyncio.Future] = []
+
+    async def acquire(self, need: int, wait: float) -> bool:
+        """Reserve ``need`` bytes; False when they did not fit within ``wait`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while self.used + need > self.total:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            fut = loop.create_future()
+            self._waiters.append(fut)
+            try:
+                await asyncio.wait_for(fut, left)
+            except TimeoutError:
+                pass
+            finally:
+                self._waiters.remove(fut)
+        self.used += need
+        return True
+
+    def release(self, need: int) -> None:
+        """Give back ``need`` bytes and wake every waiter to check again."""
+        self.used -= need
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
 
 
 class Service:
@@ -49,13 +91,16 @@ class Service:
         self.default_fast_model: str | None = None
         self.gatys_reason: str | None = None
         self.model_info: dict[str, Any] = {}
+        self._loaded: set[str] = set()  # methods load_named already loaded
         self.device_name = "?"
         self.model_executor = ThreadPoolExecutor(1, thread_name_prefix="painterly-model")
         self.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="painterly-work")
         self.batcher = DynamicBatcher(self._run_adain_batch, self.model_executor,
                                       config.max_batch, config.batch_wait_ms)
         self.in_flight = 0
-        self.counts = {"requests": 0, "ok": 0, "errors": 0, "rejected_busy": 0, "timeouts": 0}
+        self.memory = MemoryBudget(int(config.memory_budget_mb * 1e6))
+        self.counts = {"requests": 0, "ok": 0, "errors": 0, "rejected_busy": 0,
+                       "rejected_memory": 0, "timeouts": 0}
         self.started = time.time()
 
     # -- loading -------------------------------------------------------------------------------
@@ -68,6 +113,8 @@ class Service:
         # Each method on its own: one broken model leaves the others served.
         for name, loader in (("adain", self._load_adain), ("fast", self._load_fast),
                              ("gatys", self._load_gatys)):
+            if name in self._loaded:
+                continue
             try:
                 loader()
             except Exception as exc:  # a broken set-up: report it, keep answering
@@ -80,6 +127,27 @@ class Service:
                 self.load_error = f"{name}: {exc}"
         self.ready.set()
         log.info("models loaded (device %s): %s", self.device_name, self.methods_summary())
+
+    def load_named(self) -> None:
+        """Load the models the operator named (``decoder``, ``model``) now: one that cannot be
+        loaded is a :class:`PainterlyError` naming it (``painterly serve`` exits 2), not a server
+        that starts without it. :meth:`load` then loads the rest."""
+        for name, flag, value, loader in (("adain", "--decoder", self.config.decoder, self._load_adain),
+                                          ("fast", "--model", self.config.model, self._load_fast)):
+            if value is None:
+                continue
+            try:
+                loader()
+            except PainterlyError as exc:
+                raise PainterlyError(f"{flag} {value} could not be loaded: {exc}") from None
+            except Exception as exc:  # a file that is not a model: whatever its reader raised
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+                raise PainterlyError(f"{flag} {value} could not be loaded: "
+                                     f"{type(exc).__name__}: {first}") from None
+            if name == "adain" and self.adain is None:
+                why = self.adain_reason.removeprefix("decoder could not be loaded: ")
+                raise PainterlyError(f"{flag} {value} could not be loaded: {why}")
+            self._loaded.add(name)
 
     def _load_adain(self) -> None:
         path = self.config.decoder
@@ -177,9 +245,36 @@ class Service:
                             {"Retry-After": "1"})
         self.in_flight += 1
 
-    def release(self) -> None:
-        """Give back a request's slot (when its work really ended, not when its client left)."""
+    def release(self, need: int = 0) -> None:
+        """Give back a request's slot and its ``need`` bytes of memory (when its work really
+        ended, not when its client left)."""
         self.in_flight -= 1
+        if need:
+            self.memory.release(need)
+
+    async def measure(self, req: ParsedRequest) -> int:
+        """The bytes a request's images will need, from their headers, in a worker thread;
+        413 over the per-request caps (:func:`~painterly.serve.parsing.request_budget`)."""
+        return await asyncio.get_running_loop().run_in_executor(None, request_budget, req,
+                                                                 self.config)
+
+    async def admit_request(self, need: int) -> None:
+        """A slot (:meth:`admit`), then ``need`` bytes of the memory budget: a request waits up
+        to ``memory_wait`` s for others to finish, then gets 503 with ``Retry-After``. Nothing of
+        the request is decoded before this returns. Undo with ``release(need)``."""
+        self.admit()
+        try:
+            ok = await self.memory.acquire(need, self.config.memory_wait)
+        except BaseException:
+            self.in_flight -= 1
+            raise
+        if not ok:
+            self.in_flight -= 1
+            self.counts["rejected_memory"] += 1
+            raise HTTPError(503, f"server busy: the images of the requests in progress hold "
+                                 f"{self.memory.used / 1e6:,.0f} of its "
+                                 f"{self.memory.total / 1e6:,.0f} MB and this one needs about "
+                                 f"{need / 1e6:,.0f} MB; retry later", {"Retry-After": "2"})
 
     async def run_in(self, executor: ThreadPoolExecutor | None, token: CancelToken, fn: Any,
                      *args: Any) -> Any:
@@ -310,6 +405,8 @@ class Service:
         """Counters for ``GET /v1/stats``: readiness, requests, queue and batching."""
         return {"ready": self.ready.is_set(), "device": self.device_name,
                 "in_flight": self.in_flight, "queue_size": self.config.queue_size,
+                "memory_in_use_mb": round(self.memory.used / 1e6, 1),
+                "memory_budget_mb": self.config.memory_budget_mb,
                 "uptime_s": round(time.time() - self.started, 1), **self.counts,
                 "batching": {**self.batcher.stats.as_dict(), "waiting": self.batcher.waiting,
                              "max_batch": self.config.max_batch,

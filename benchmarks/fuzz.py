@@ -1,9 +1,12 @@
-"""Mutation fuzzer for the two places painterly reads bytes it did not make: the image loader
-(``painterly.image.load_image``, and the server's ``decode_upload``) and the HTTP request parser
-(``painterly.serve.app.parse_request``: multipart, JSON with base64, raw image bodies).
+"""Mutation fuzzer for the places painterly reads bytes it did not make: the image loader
+(``painterly.image.load_image``, and the server's ``decode_upload``), the HTTP request parser
+(``painterly.serve.app.parse_request``: multipart, JSON with base64, raw image bodies) and the
+ONNX backend's sidecar reader (``painterly.onnx_backend.read_config``: ``NAME.onnx.json``).
 
 A plain loop, no extra dependency: small valid seeds (images in every format, requests in every
-encoding) are mutated (bit flips, byte runs, boundary integers, splices, truncation) and fed in.
+encoding, exported sidecars) are mutated (bit flips, byte runs, boundary integers, splices,
+truncation; sidecars also field by field with random JSON: lists, objects, wrong types, huge and
+non-finite numbers, paths) and fed in.
 ``PainterlyError`` (and the server's own ``HTTPError``/``BodyTooLarge``) is the expected answer to
 garbage; anything else is a bug, reported with the input saved under ``--crashes``. An input that
 takes over ``--hang-seconds`` is counted as a hang. Prints inputs tried, bugs, hangs and peak
@@ -11,20 +14,24 @@ memory; exits 1 when a bug was found (so CI fails), else 0.
 
     python benchmarks/fuzz.py --seconds 60                 # what CI runs
     python benchmarks/fuzz.py --seconds 600 --target image --seed 3
+    python benchmarks/fuzz.py --seconds 60 --target sidecar
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import base64
 import io
 import json
 import logging
 import random
 import resource
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -125,6 +132,82 @@ def mutate(data: bytes, rng: random.Random, pool: list[bytes]) -> bytes:
     return bytes(b)
 
 
+def sidecar_seeds() -> list[bytes]:
+    """``NAME.onnx.json`` as ``painterly export onnx`` writes them (adain and fast)."""
+    adain = {"format": "painterly-onnx", "format_version": 1, "kind": "adain", "opset": 17,
+             "model": "m.onnx", "style_model": "m_style.onnx", "channels": 512, "network": "vgg",
+             "inputs": {"content": "N,3,H,W", "style_mean": "N|1,512,1,1"}, "multiple": 8,
+             "min_side": 16, "decoder_config": {"kind": "adain-decoder", "padding": "reflect"}}
+    fast = {"format": "painterly-onnx", "format_version": 1, "kind": "fast", "opset": 17,
+            "model": "m.onnx", "n_styles": 2, "style_names": ["ink", "oil"], "multiple": 4,
+            "min_side": 8}
+    return [json.dumps(c, indent=2, sort_keys=True).encode() for c in (adain, fast)]
+
+
+def random_json(rng: random.Random, depth: int = 0) -> object:
+    """A random JSON value: the types and extremes a hand-edited or hostile sidecar may hold."""
+    pick = rng.randrange(12 if depth < 3 else 9)
+    if pick == 0:
+        return rng.choice((None, True, False))
+    if pick == 1:
+        return rng.choice((0, 1, -1, 2, 7, 512, 4096, 65537, 2**31, 2**63, -2**63, 10**18, 10**300))
+    if pick == 2:
+        return rng.choice((0.5, -0.0, 1e308, -1e308, 1e-320, float("inf"), float("-inf"), float("nan")))
+    if pick == 3:
+        return rng.choice(("", "adain", "fast", "lite", "m.onnx", "../m.onnx", "/etc/passwd", "a/b",
+                           "a\\b", "x\u0000y", ".", "..", "\u00e9" * 40, "m_style.onnx" * 30))
+    if pick == 4:
+        return "".join(chr(rng.randrange(0x20, 0x2FF)) for _ in range(rng.randrange(12)))
+    if pick == 5:
+        return rng.randrange(-10**6, 10**6)
+    if pick == 6:
+        return 10 ** rng.randrange(1, 400) * rng.choice((1, -1))
+    if pick == 7:
+        return rng.uniform(-1e6, 1e6)
+    if pick == 8:
+        return [rng.choice(("ink", "oil", 1, None))] * rng.randrange(4)
+    if pick in (9, 10):
+        return [random_json(rng, depth + 1) for _ in range(rng.randrange(5))]
+    return {rng.choice(("kind", "n_styles", "x", "")): random_json(rng, depth + 1)
+            for _ in range(rng.randrange(4))}
+
+
+#: Fields of a sidecar the structured mutator overwrites (those the backend reads, and others).
+SIDECAR_FIELDS = ("kind", "n_styles", "min_side", "multiple", "channels", "style_model", "model",
+                  "style_names", "format_version", "opset", "inputs", "network", "extra")
+
+
+def mutate_sidecar(data: bytes, rng: random.Random, pool: list[bytes]) -> bytes:
+    """Half the time a field (or the whole document) replaced by random JSON, nested ``[``/``{``
+    runs or a huge body; else :func:`mutate`'s byte edits."""
+    roll = rng.random()
+    if roll < 0.5:
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            doc = {}
+        if isinstance(doc, dict) and rng.random() < 0.85:
+            for _ in range(rng.randint(1, 3)):
+                key = rng.choice(SIDECAR_FIELDS)
+                if rng.random() < 0.1:
+                    doc.pop(key, None)
+                else:
+                    doc[key] = random_json(rng)
+        else:
+            doc = random_json(rng)
+        return json.dumps(doc).encode()  # NaN and Infinity as Python's json writes them
+    if roll < 0.55:
+        opener = rng.choice((b"[", b"{\"a\":"))
+        return opener * rng.choice((10, 1000, 100_000))
+    if roll < 0.57:
+        return b'{"kind": "fast", "pad": "' + b"x" * rng.choice((1 << 20, 3 << 20)) + b'"}'
+    return mutate(data, rng, pool)
+
+
+#: Targets whose inputs a mutator of their own makes (the rest use :func:`mutate`).
+MUTATORS = {"sidecar": mutate_sidecar}
+
+
 def _request(ctype: str, query: bytes, body: bytes) -> object:
     from starlette.requests import Request
 
@@ -152,6 +235,20 @@ def make_targets() -> dict[str, tuple[Callable[[bytes, random.Random], None], li
         load_image(data, draft=rng.choice((None, 8, 64)))
 
     targets["image"] = (run_image, images, (PainterlyError,))
+
+    from painterly.onnx_backend import read_config  # torch-free; onnxruntime is not needed to read
+
+    folder = Path(tempfile.mkdtemp(prefix="painterly-fuzz-"))
+    atexit.register(shutil.rmtree, folder, True)
+    model = folder / "m.onnx"
+    model.write_bytes(b"not read by the sidecar reader")
+    side = folder / "m.onnx.json"
+
+    def run_sidecar(data: bytes, rng: random.Random) -> None:
+        side.write_bytes(data)
+        read_config(model)
+
+    targets["sidecar"] = (run_sidecar, sidecar_seeds(), (PainterlyError,))
     try:
         from painterly.serve.app import (
             BodyTooLarge,
@@ -191,7 +288,7 @@ def peak_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=60.0, help="total time (default 60)")
-    p.add_argument("--target", choices=("all", "image", "upload", "request"), default="all")
+    p.add_argument("--target", choices=("all", "image", "upload", "request", "sidecar"), default="all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hang-seconds", type=float, default=5.0, help="one input over this is a hang")
     p.add_argument("--crashes", default="fuzz-crashes", help="folder for inputs that found a bug")
@@ -215,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         while time.monotonic() < t_end:
             name = names[sum(tried.values()) % len(names)]
             run, corpus, ours = targets[name]
-            data = mutate(rng.choice(corpus), rng, corpus) if rng.random() < 0.97 else rng.choice(corpus)
+            mutator = MUTATORS.get(name, mutate)
+            data = mutator(rng.choice(corpus), rng, corpus) if rng.random() < 0.97 else rng.choice(corpus)
             tried[name] += 1
             t0 = time.monotonic()
             signal.setitimer(signal.ITIMER_REAL, args.hang_seconds)

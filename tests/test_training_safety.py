@@ -8,6 +8,8 @@ import contextlib
 import errno
 import os
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from helpers import adam_checkpoint
 from painterly.cli import main
 from painterly.errors import PainterlyError
 from painterly.training.checkpoint import load_checkpoint, save_checkpoint
+from painterly.training.lock import LOCK_NAME, RunLock
 
 
 @contextlib.contextmanager
@@ -141,3 +144,60 @@ def test_resume_after_the_latest_checkpoint_is_lost_uses_the_previous(data, tmp_
     assert a_state["iteration"] == b_state["iteration"] == 4
     for k, v in a_state["model"].items():
         assert torch.equal(v, b_state["model"][k]), k
+
+
+# ------------------------------------------------------------------ one run per folder at a time
+def _start_training(data: Path, out: Path, *extra: str, iterations: int = 10_000) -> subprocess.Popen:
+    """``painterly train adain`` in a subprocess, its stdout and stderr kept in ``out.log``."""
+    log = open(out.parent / f"{out.name}.log", "wb")  # noqa: SIM115 (closed with the process)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "painterly",
+                             *train_args(data, out, *extra, iterations=iterations)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def _wait_for(condition, proc: subprocess.Popen, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the training exited early with {proc.returncode}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("the training did not get there in time")
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=60)
+
+
+def test_a_second_run_on_the_same_folder_is_refused(data, tmp_path, capsys):
+    out = tmp_path / "dup"
+    lock = RunLock(out)  # as a run in another process holds it
+    try:
+        assert main(train_args(data, out)) == 2
+        _one_error_line(capsys.readouterr().err, f"{out} is in use by another training run "
+                                                 f"(pid {os.getpid()})", "choose another --out")
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing else written
+    finally:
+        lock.release()
+    assert main(train_args(data, out, iterations=2)) == 0  # free again
+    assert load_checkpoint(out / "checkpoint.pt")["iteration"] == 2
+    # A run that fails before writing anything leaves no folder behind.
+    assert main(train_args(data, tmp_path / "new", "--content-dir", str(tmp_path / "none"))) == 2
+    assert not (tmp_path / "new").exists()
+
+
+def test_two_trainings_at_once_on_one_folder(data, tmp_path, capsys):
+    out = tmp_path / "dup"
+    first = _start_training(data, out)
+    try:
+        _wait_for(lambda: (out / "losses.csv").is_file(), first)
+        assert main(train_args(data, out, "--resume")) == 2
+        _one_error_line(capsys.readouterr().err, f"{out} is in use by another training run "
+                                                 f"(pid {first.pid})")
+        assert first.poll() is None  # the first goes on
+    finally:
+        _stop(first)

@@ -37,6 +37,7 @@ from .checkpoint import (
 from .config import RESUMABLE_CHANGES, RESUMABLE_OBJECTIVE_CHANGES, TrainConfig, to_dict
 from .data import ImageStream, make_loader, scan_folder, validation_images
 from .health import HealthMonitor, TrainingHealthError, check_finite, lint_output_layer
+from .lock import RunLock
 from .logs import RunLogger, plot_training_losses
 
 
@@ -70,6 +71,7 @@ class Trainer:
         self.run_dir = Path(cfg.out)
         self.info: D.DistInfo | None = None
         self.logger: RunLogger | None = None
+        self.lock: RunLock | None = None
 
     # ------------------------------------------------------------------ setup
     def config_dict(self) -> dict:
@@ -87,6 +89,8 @@ class Trainer:
         if cfg.amp == "bf16" and self.device.type == "cpu" and not cpu_has_bf16() and info.is_main:
             warnings.warn("--amp bf16 on a CPU without native bf16 math (AVX512-BF16 or AMX): oneDNN "
                           "emulates it, about 100x slower than --amp none here", stacklevel=2)
+        if info.is_main and self.lock is None:
+            self.lock = RunLock(self.run_dir)  # held until run() ends (or release())
         ckpt = self._check_run_dir()
         torch.manual_seed(cfg.seed)  # every rank builds the same initial network
 
@@ -235,7 +239,11 @@ class Trainer:
 
         ``time_limit`` counts from here (set-up included), so a run fits a wall-clock budget."""
         started = time.perf_counter()
-        self.setup()
+        try:
+            self.setup()
+        except BaseException:
+            self.release(failed=True)
+            raise
         cfg, info, log = self.cfg, self.info, self.logger
         if self.start and info.is_main:
             log.write(f"resuming {self.run_dir} at iteration {self.start}")
@@ -288,7 +296,14 @@ class Trainer:
         finally:
             log.close()
             D.cleanup(info)
+            self.release()
         return Path(exported) if exported else self.run_dir
+
+    def release(self, failed: bool = False) -> None:
+        """Let go of the run folder's lock (:class:`RunLock`); ``run()`` does at its end."""
+        if self.lock is not None:
+            self.lock.release(failed)
+            self.lock = None
 
     def validate(self, iteration: int) -> None:
         """Render the fixed validation pairs into ``val_XXXXXX.png`` and TensorBoard."""

@@ -65,16 +65,18 @@ def test_checkpoint_hash_refuses_overwritten_bytes(tmp_path):
     (lambda s: s.update(integrity="x"), "integrity record is unreadable"),
 ])
 def test_checkpoint_values_are_checked(tmp_path, damage, words):
-    """Also without a hash (a file written before hashes, or re-saved by hand): values out of
-    any plausible range are refused, not trained on."""
+    """Also without a hash (a file written before hashes, or re-saved by hand, read with
+    verify=False): values out of any plausible range are refused, not trained on."""
     state = adam_checkpoint()
     damage(state)
     torch.save(state, tmp_path / "legacy.pt")
-    with pytest.raises(PainterlyError, match=words):
-        load_checkpoint(tmp_path / "legacy.pt")
+    with pytest.raises(PainterlyError, match=words):  # an unreadable record is a hash check
+        load_checkpoint(tmp_path / "legacy.pt", verify=words.startswith("integrity"))
     good = adam_checkpoint()
-    torch.save(good, tmp_path / "ok.pt")  # a whole checkpoint without a hash still loads
-    assert load_checkpoint(tmp_path / "ok.pt")["iteration"] == 3
+    torch.save(good, tmp_path / "ok.pt")  # a whole checkpoint without a hash loads if asked
+    assert load_checkpoint(tmp_path / "ok.pt", verify=False)["iteration"] == 3
+    with pytest.raises(PainterlyError, match="no integrity record"):
+        load_checkpoint(tmp_path / "ok.pt")
 
 
 def test_previous_checkpoint_is_kept_and_named(tmp_path):

@@ -201,3 +201,41 @@ def test_two_trainings_at_once_on_one_folder(data, tmp_path, capsys):
         assert first.poll() is None  # the first goes on
     finally:
         _stop(first)
+
+
+# ------------------------------------------------------------------ the hash cannot be switched off
+def test_a_renamed_or_missing_integrity_record_is_refused(tmp_path):
+    path = save_checkpoint(_state(3), tmp_path / "checkpoint.pt")
+    raw = path.read_bytes()
+    assert raw.count(b"integrity") == 1
+    renamed = tmp_path / "renamed.pt"
+    renamed.write_bytes(raw.replace(b"integrity", b"integritz"))  # one byte: the key is renamed
+    for damaged in (renamed,):
+        with pytest.raises(PainterlyError, match=r"has no integrity record .*--no-verify-checkpoint"):
+            load_checkpoint(damaged)
+        assert load_checkpoint(damaged, verify=False)["iteration"] == 3  # only when asked
+    state = _state(3)
+    torch.save(state, tmp_path / "unhashed.pt")
+    with pytest.raises(PainterlyError, match="has no integrity record"):
+        load_checkpoint(tmp_path / "unhashed.pt")
+    # A renamed key with the payload changed too is still refused when asked to skip only the
+    # hash: the values are checked.
+    state["optimizer"]["state"][0]["exp_avg_sq"].fill_(1.2e29)
+    torch.save(state, tmp_path / "unhashed.pt")
+    with pytest.raises(PainterlyError, match="holds 1.2e"):
+        load_checkpoint(tmp_path / "unhashed.pt", verify=False)
+
+
+def test_resume_from_an_unhashed_checkpoint_needs_the_flag(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(data, out, iterations=2)) == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    state["integritz"] = state.pop("integrity")
+    torch.save(state, out / "checkpoint.pt")
+    (out / "checkpoint.prev.pt").unlink(missing_ok=True)
+    capsys.readouterr()
+    assert main(["train", "adain", "--out", str(out), "--resume", "--iterations", "3"]) == 2
+    _one_error_line(capsys.readouterr().err, "has no integrity record", "--no-verify-checkpoint")
+    assert main(["train", "adain", "--out", str(out), "--resume", "--iterations", "3", "--threads", "1",
+                 "--no-verify-checkpoint"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["iteration"] == 3  # written with a hash again

@@ -51,6 +51,9 @@ def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps (default auto)")
     g.add_argument("--threads", type=non_negative_int, help="CPU threads for torch (0: default)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    g.add_argument("--no-verify-checkpoint", dest="verify_checkpoint", action="store_false",
+                   help="with --resume: read a checkpoint without an integrity hash (written before "
+                        "hashes, or edited) without checking it; its structure and values still are")
     g.add_argument("--init", metavar="MODEL", help="start from an exported model file (e.g. the shipped "
                    "one) with a fresh optimizer; crop and batch may differ")
     g.add_argument("--time-limit", type=non_negative_float, metavar="MINUTES",
@@ -154,7 +157,7 @@ def build_configs(args: argparse.Namespace):
     ckpt_path = resume_path(args.out)  # checkpoint.pt, or the previous one where it is lost
     if args.resume and ckpt_path is not None and ckpt_path.is_file():
         # The same checks (hash, structure, values) and one-line errors as the trainer's own load.
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = load_checkpoint(ckpt_path, verify=getattr(args, "verify_checkpoint", True))
         saved = ckpt.get("config", {})
         kind = ckpt.get("method") or saved.get("method")
         if kind != method:
@@ -201,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
     train, objective = build_configs(args)
     trainer = build_trainer(train, objective, resume=args.resume)
+    trainer.verify_checkpoint = getattr(args, "verify_checkpoint", True)
     path = trainer.run()
     if trainer.info is None or trainer.info.is_main:
         if getattr(trainer, "stopped_at_time_limit", False):

@@ -12,9 +12,9 @@ covers (no sidecar that a crash could leave out of step). ``state["integrity"]``
 order). Hashing what ``torch.load`` returns rather than the file's bytes means any change that
 reaches the loaded state is caught, while the file stays an ordinary ``torch.save`` dict.
 Reading checks, in order: the file is there, not empty and loads; the structure
-(:func:`check_checkpoint`); the hash (a checkpoint without one was written before hashes and is
-checked for structure and values only); every tensor of the model and the optimizer state is
-finite and under :data:`MAX_STATE_ABS` in magnitude.
+(:func:`check_checkpoint`); the hash (a checkpoint without one is refused unless the caller
+skips the hash: ``verify=False``, ``--no-verify-checkpoint``); every tensor of the model and the
+optimizer state is finite and under :data:`MAX_STATE_ABS` in magnitude.
 
 The previous checkpoint is kept beside the latest (``checkpoint.prev.pt``, see
 :func:`previous_path`): when the latest is damaged, the one-line error names it and its
@@ -201,31 +201,33 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         shutil.copyfile(src, dest)
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, verify: bool = True) -> dict:
     """Read and verify a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
 
     Anything wrong is one :class:`PainterlyError` line; when the previous checkpoint kept beside
-    it is intact, the line names it and its iteration."""
+    it is intact, the line names it and its iteration. ``verify=False`` (``painterly train
+    --no-verify-checkpoint``) skips the hash, so a file without one (written before hashes, or
+    re-saved by hand) is read; its structure and values are still checked."""
     path = Path(path)
     try:
-        return _read(path)
+        return _read(path, verify)
     except PainterlyError as exc:
-        raise PainterlyError(f"{exc}{_previous_hint(path)}") from None
+        raise PainterlyError(f"{exc}{_previous_hint(path, verify)}") from None
 
 
-def _previous_hint(path: Path) -> str:
+def _previous_hint(path: Path, verify: bool = True) -> str:
     prev = previous_path(path)
     if not prev.is_file():
         return ""
     try:
-        state = _read(prev)
+        state = _read(prev, verify)
     except PainterlyError:
         return f"; the previous checkpoint {prev} is damaged too"
     return (f"; the previous checkpoint {prev} (iteration {state['iteration']}) is intact: move it "
             f"over {path.name} to resume from it")
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path, verify: bool = True) -> dict:
     """Load and verify one file (no hint about the previous checkpoint)."""
     if not path.is_file():
         raise PainterlyError(f"no checkpoint at {path}")
@@ -238,7 +240,8 @@ def _read(path: Path) -> dict:
         raise PainterlyError(f"cannot read checkpoint {path}: {type(exc).__name__}: "
                              f"{lines[0][:200]}") from None
     check_checkpoint(state, path)
-    check_integrity(state, path)
+    if verify:
+        check_integrity(state, path)
     check_values(state, path)
     return state
 
@@ -273,9 +276,13 @@ def check_checkpoint(state: object, path: str | Path = "checkpoint") -> None:
 
 
 def check_integrity(state: dict, path: str | Path = "checkpoint") -> None:
-    """Compare the stored hash with the payload's (a checkpoint without one predates hashes)."""
+    """Compare the stored hash with the payload's. A checkpoint without one (written before
+    hashes, re-saved by hand, or with the record's key renamed, which would otherwise switch the
+    check off) is refused: ``load_checkpoint(..., verify=False)`` reads it."""
     if INTEGRITY_KEY not in state:
-        return
+        raise PainterlyError(f"checkpoint {path} has no integrity record (written before checkpoints "
+                             f"were hashed, or edited), so it cannot be verified; pass "
+                             f"--no-verify-checkpoint to resume from it anyway")
     record = state[INTEGRITY_KEY]
     if (not isinstance(record, dict) or record.get("scheme") != INTEGRITY_SCHEME
             or not isinstance(record.get("sha256"), str)):

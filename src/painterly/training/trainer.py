@@ -72,6 +72,7 @@ class Trainer:
         self.info: D.DistInfo | None = None
         self.logger: RunLogger | None = None
         self.lock: RunLock | None = None
+        self.verify_checkpoint = True  # False: resume from a checkpoint without checking its hash
 
     # ------------------------------------------------------------------ setup
     def config_dict(self) -> dict:
@@ -142,7 +143,7 @@ class Trainer:
         path = resume_path(self.run_dir)
         if path is None:
             return None  # set up but never checkpointed: start over in place
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path, verify=self.verify_checkpoint)
         if path.name != CHECKPOINT_NAME and (self.info is None or self.info.is_main):
             print(f"warning: {self.run_dir / CHECKPOINT_NAME} is missing: resuming from the previous "
                   f"checkpoint {path} (iteration {ckpt['iteration']})", file=sys.stderr, flush=True)

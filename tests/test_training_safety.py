@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -239,3 +240,33 @@ def test_resume_from_an_unhashed_checkpoint_needs_the_flag(data, tmp_path, capsy
     assert main(["train", "adain", "--out", str(out), "--resume", "--iterations", "3", "--threads", "1",
                  "--no-verify-checkpoint"]) == 0
     assert load_checkpoint(out / "checkpoint.pt")["iteration"] == 3  # written with a hash again
+
+
+# ------------------------------------------------------------------ SIGINT and SIGTERM
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_checkpoints_after_the_step_and_resume_is_exact(data, tmp_path, capsys, signum, code):
+    out = tmp_path / "run"
+    proc = _start_training(data, out)
+    try:
+        _wait_for(lambda: (out / "checkpoint.pt").is_file(), proc)  # after the first checkpoint
+        proc.send_signal(signum)
+        assert proc.wait(timeout=120) == code
+    finally:
+        _stop(proc)
+    lines = (tmp_path / "run.log").read_text().strip().splitlines()
+    name = signal.Signals(signum).name
+    assert lines[-1].startswith(f"interrupted ({name}) after iteration ")
+    assert "Traceback" not in "".join(lines)
+    assert f"checkpoint written to {out / 'checkpoint.pt'}; continue with: painterly train adain " \
+           f"--out {out} --resume" in lines[-1]
+    done = int(lines[-1].split("after iteration ")[1].split()[0])
+    assert load_checkpoint(out / "checkpoint.pt")["iteration"] == done >= 2
+    assert not list(out.glob(".*tmp*"))
+    # Resumed to two iterations further, it matches a run that was never stopped.
+    assert main(["train", "adain", "--out", str(out), "--resume", "--iterations", str(done + 2),
+                 "--threads", "1"]) == 0
+    assert main(train_args(data, tmp_path / "ref", iterations=done + 2)) == 0
+    a, b = load_checkpoint(tmp_path / "ref" / "checkpoint.pt"), load_checkpoint(out / "checkpoint.pt")
+    assert a["iteration"] == b["iteration"] == done + 2
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k

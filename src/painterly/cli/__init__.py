@@ -62,9 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PainterlyError as exc:
         print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # a training run says where its checkpoint is (exit 130/143)
+        print(printable(str(exc) or "interrupted"), file=sys.stderr)
+        return int(getattr(exc, "exit_code", 130))
     except MemoryError:
         print("error: out of memory (try a smaller --size)", file=sys.stderr)
         return 2

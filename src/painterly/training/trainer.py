@@ -16,6 +16,7 @@ Run directory: ``config.json``, ``checkpoint.pt`` (latest, atomic), the exported
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 import warnings
@@ -39,6 +40,7 @@ from .data import ImageStream, make_loader, scan_folder, validation_images
 from .health import HealthMonitor, TrainingHealthError, check_finite, lint_output_layer
 from .lock import RunLock
 from .logs import RunLogger, plot_training_losses
+from .signals import StopSignals, TrainingInterrupted
 
 
 def lr_at(cfg: TrainConfig, iteration: int) -> float:
@@ -255,6 +257,8 @@ class Trainer:
         deadline = started + cfg.time_limit * 60 if cfg.time_limit > 0 else None
         exported = None
         self.stopped_at_time_limit = False
+        stop = StopSignals().__enter__()  # SIGINT/SIGTERM: finish the step, checkpoint, exit
+        saved_at = self.start
         try:
             for it in range(self.start, cfg.iterations):
                 self.model.train()
@@ -276,6 +280,15 @@ class Trainer:
                     self.validate(done)
                 if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
                     exported = self.checkpoint(done)
+                    saved_at = done
+                if D.any_across(stop.received is not None, info):
+                    if saved_at != done:
+                        self.checkpoint(done)
+                    raise TrainingInterrupted(
+                        f"interrupted ({stop.name or 'a signal on another rank'}) after iteration "
+                        f"{done} of {cfg.iterations}: checkpoint written to "
+                        f"{self.run_dir / CHECKPOINT_NAME}; continue with: painterly train "
+                        f"{cfg.method} --out {self.run_dir} --resume", stop.received or signal.SIGTERM)
                 # The time limit: every rank agrees (checked every health_every iterations), so
                 # all stop together after the same iteration with a checkpoint and an export.
                 if (deadline is not None and done < cfg.iterations and done % cfg.health_every == 0
@@ -295,6 +308,7 @@ class Trainer:
             if info.is_main and log.csv_path.is_file():
                 plot_training_losses(log.csv_path, self.run_dir / "losses.png")
         finally:
+            stop.__exit__(None, None, None)
             log.close()
             D.cleanup(info)
             self.release()

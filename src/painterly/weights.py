@@ -127,7 +127,29 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise PainterlyError(f"weight file is not a state dict of tensors: {path}")
+    check_finite_state(state, str(path))
     return state
+
+
+#: Elements checked at a time by :func:`check_finite_state` (bounds its temporary memory).
+_FINITE_CHUNK = 1 << 24
+
+
+def check_finite_state(state: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinite values (a diverged or damaged model file, which
+    would paint every result black) with one line naming the file and the first such tensor.
+    Every model file painterly reads (decoders, fast networks, feature extractors; stylize,
+    video, export, RandomStyle, the server) passes here."""
+    for key, value in state.items():
+        if not (value.is_floating_point() or value.is_complex()) or value.numel() == 0:
+            continue
+        flat = value.detach().reshape(-1)
+        for start in range(0, flat.numel(), _FINITE_CHUNK):
+            chunk = flat[start:start + _FINITE_CHUNK]
+            if not bool(torch.isfinite(chunk).all()):
+                bad = chunk[~torch.isfinite(chunk)][0].item()
+                raise PainterlyError(f"model file {source} is damaged: {key} holds {bad} values "
+                                     f"(NaN or infinite weights would paint every result black)")
 
 
 def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
@@ -156,12 +178,14 @@ def download_torchvision(arch: str) -> dict[str, torch.Tensor]:
     if cached.is_file():
         return load_state_dict_file(cached)
     try:
-        return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True,
-                                                  weights_only=True)
+        state = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True,
+                                                   weights_only=True)
     except Exception as exc:
         raise PainterlyError(
             f"cannot download {arch} weights ({type(exc).__name__}); offline, save {url} "
             f"as {cached} or pass the file with --weights PATH") from None
+    check_finite_state(state, str(cached))
+    return state
 
 
 def save_model_file(state: dict[str, torch.Tensor], config: dict, path: str | os.PathLike,

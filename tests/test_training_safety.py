@@ -270,3 +270,17 @@ def test_a_signal_checkpoints_after_the_step_and_resume_is_exact(data, tmp_path,
     assert a["iteration"] == b["iteration"] == done + 2
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
+
+
+# ------------------------------------------------------------------ a batch larger than the data
+def test_a_batch_larger_than_the_content_folder_is_refused(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = train_args(data, out)
+    args[args.index("--batch-size") + 1] = "1000"
+    assert main(args) == 2
+    _one_error_line(capsys.readouterr().err, "--batch-size 1000 is more than the 3 usable content "
+                                             "image(s)", "lower --batch-size to at most 3")
+    assert not out.exists()  # nothing written, not even the folder
+    args[args.index("--batch-size") + 1] = "3"
+    args[args.index("--iterations") + 1] = "1"
+    assert main(args) == 0  # the whole folder in one batch is fine

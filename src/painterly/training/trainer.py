@@ -101,6 +101,12 @@ class Trainer:
         self.content_paths = scan_folder(cfg.content_dir, "content", warn=info.is_main)
         self.style_paths = (scan_folder(cfg.style_dir, "style", warn=info.is_main)
                             if self.objective.uses_style_stream else [])
+        n = len(self.content_paths)
+        if cfg.batch_size * info.world_size > n:  # every batch would repeat photos (and may not fit)
+            per = f" x {info.world_size} processes" if info.world_size > 1 else ""
+            raise PainterlyError(f"--batch-size {cfg.batch_size}{per} is more than the {n} usable "
+                                 f"content image(s) in {cfg.content_dir}: lower --batch-size to at "
+                                 f"most {max(1, n // info.world_size)} or add photos")
 
         # Networks.
         self.net = self.objective.build(self.device)

@@ -179,13 +179,43 @@ def _open(source: str | os.PathLike | bytes, what: str, draft: int | None = None
         Image.MAX_IMAGE_PIXELS = old
     if draft is not None and img.format != "JPEG":
         factor = max(1, max(img.size) // draft)
-        if factor > 1 and img.mode in ("RGB", "RGBA", "L", "LA", "P", "CMYK", "I", "F"):
+        if factor > 1:
             # Box-reduce by a whole factor that keeps the long side >= draft (resize does the rest).
-            try:
-                img = (img.convert("RGBA") if img.mode == "P" else img).reduce(factor)
-            except ValueError:
-                pass
+            img = _reduce(img, factor)
     return img
+
+
+#: Modes Pillow box-reduces as they are, and those first converted (band by band) to one it does.
+_REDUCIBLE = ("RGB", "RGBA", "L", "LA", "CMYK", "I", "F")
+_REDUCE_VIA = {"1": "L", "P": "RGBA", "PA": "RGBA"}
+#: Bytes of converted pixels one band may hold (the rest of the image is never converted whole).
+_BAND_BYTES = 1 << 23
+
+
+def _reduce(img: Image.Image, factor: int) -> Image.Image:
+    """``img`` box-reduced by ``factor``. A 1-bit, palette or 16-bit image is converted to gray or
+    RGBA in bands of rows (a multiple of ``factor``, so the result is the same as converting it whole),
+    so the memory used is the decoded file plus the (small) result, never a full-size RGBA copy;
+    other modes are returned as they are."""
+    sixteen = img.mode.startswith("I;16")
+    mode = "L" if sixteen else _REDUCE_VIA.get(img.mode, img.mode)
+    if mode not in _REDUCIBLE:
+        return img
+    try:
+        if mode == img.mode:
+            return img.reduce(factor)
+        w, h = img.size
+        rows = max(1, _BAND_BYTES // max(1, w * 8) // factor) * factor
+        out = Image.new(mode, (math.ceil(w / factor), math.ceil(h / factor)))
+        for y in range(0, h, rows):
+            band = img.crop((0, y, w, min(h, y + rows)))
+            # 16-bit gray: to 8 bits as _to_rgb does (full scale 65535), then reduced
+            band = _to_rgb(band).convert("L") if sixteen else band.convert(mode)
+            out.paste(band.reduce(factor), (0, y // factor))
+        out.info = dict(img.info)  # EXIF orientation and the like
+        return out
+    except ValueError:
+        return img
 
 
 def load_image(source: ImageLike, *, what: str = "image", draft: int | None = None) -> Image.Image:

@@ -92,3 +92,13 @@ def test_the_cli_at_size_64_stays_under_1_5_gb(huge_bilevel, tmp_path):
     """, tmp_path)
     assert load_image(out).size == (64, 64)
     assert peak < 1500, f"peak {peak} MB"
+
+
+def test_bands_follow_painterlys_pixel_cap_not_pillows(monkeypatch):
+    """Pillow checks a crop against its own cap (89 MP by default, errors over twice that); the
+    bands of an image painterly accepted must pass it (here Pillow's cap is lowered instead of
+    making a 200 MP strip)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    strip = _noise("P", 60_000, 1)  # 60000 px: over twice Pillow's cap, under painterly's
+    assert _reduce(strip, 100).size == (600, 1)
+    assert Image.MAX_IMAGE_PIXELS == 10_000  # left as it was

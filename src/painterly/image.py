@@ -201,9 +201,13 @@ def _reduce(img: Image.Image, factor: int) -> Image.Image:
     mode = "L" if sixteen else _REDUCE_VIA.get(img.mode, img.mode)
     if mode not in _REDUCIBLE:
         return img
+    old = Image.MAX_IMAGE_PIXELS
     try:
         if mode == img.mode:
             return img.reduce(factor)
+        # A band is a crop, which Pillow checks against its own cap (89 MP unless changed): under
+        # painterly's cap the image was accepted, so its bands are too (a 268 MP one-row strip).
+        Image.MAX_IMAGE_PIXELS = max_pixels()
         w, h = img.size
         rows = max(1, _BAND_BYTES // max(1, w * 8) // factor) * factor
         out = Image.new(mode, (math.ceil(w / factor), math.ceil(h / factor)))
@@ -216,6 +220,8 @@ def _reduce(img: Image.Image, factor: int) -> Image.Image:
         return out
     except ValueError:
         return img
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
 
 
 def load_image(source: ImageLike, *, what: str = "image", draft: int | None = None) -> Image.Image:

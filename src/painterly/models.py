@@ -86,6 +86,12 @@ def install_model(source: str | os.PathLike, name: str | None = None) -> ModelIn
     return model_info(dest, "user")
 
 
+def adain_lite_status() -> tuple[Path, bool]:
+    """(default lite AdaIN network path, whether it is installed)."""
+    path = Path(__file__).resolve().parent / "assets" / "adain_lite.safetensors"
+    return path, path.is_file()
+
+
 def adain_decoder_status() -> tuple[Path, bool]:
     """(default AdaIN decoder path, whether it is installed)."""
     try:  # imported here: a build may leave the adain method out

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("format", choices=("onnx",), help="export format")
     p.add_argument("--method", choices=("adain", "fast"), required=True)
     p.add_argument("--network", choices=("auto", "vgg", "lite"), default=None,
-                   help="adain: auto (default: the lite network when installed), vgg or lite")
+                   help="adain: auto (default, as for stylize), vgg or lite")
     p.add_argument("--decoder", default=None,
                    help="adain: decoder or lite network weights (.safetensors/.pth; default: the "
                         "installed one of --network)")

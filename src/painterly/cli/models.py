@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models import (
         TRAIN_HINT,
         adain_decoder_status,
+        adain_lite_status,
         install_model,
         list_models,
         user_models_dir,
@@ -46,10 +47,12 @@ def run(args: argparse.Namespace) -> int:
 
     models = list_models()
     decoder, has_decoder = adain_decoder_status()
+    lite, has_lite = adain_lite_status()
     artworks = builtin_artworks()
     if args.json:
         print(json.dumps({"fast": [m.to_dict() for m in models], "user_folder": str(user_models_dir()),
                           "adain_decoder": {"path": str(decoder), "installed": has_decoder},
+                          "adain_lite": {"path": str(lite), "installed": has_lite},
                           "builtin_styles": [{"name": n, **artworks.get(n, {"source": "scikit-image"})}
                                              for n in BUILTIN_STYLES]},
                          indent=2))
@@ -67,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
             print("  " + "  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
     print(f"user folder: {user_models_dir()} (set PAINTERLY_HOME to move it)")
     state = "installed" if has_decoder else "not installed (pass --decoder FILE to --method adain)"
-    print(f"adain decoder: {state}: {decoder}")
+    print(f"adain decoder (--network vgg): {state}: {decoder}")
+    state = "installed" if has_lite else "not installed (train one: painterly train adain --network lite)"
+    print(f"adain lite network (--network lite, the default on a CPU): {state}: {lite}")
     print("built-in styles (--style builtin:NAME, any method; a fast model's styles by NAME):")
     for n in BUILTIN_STYLES:
         a = artworks.get(n)

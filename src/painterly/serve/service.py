@@ -156,22 +156,24 @@ class Service:
                 from ..adain import networks
             except ImportError:  # a build without AdaIN: reported below like a missing decoder
                 networks = None
-            if networks is not None and networks.is_available():
-                path = str(networks.default_decoder_path())
-        if path is None:
-            self.adain_reason = ("no AdaIN decoder installed: start the server with --decoder FILE "
-                                 "(train one with `painterly train adain`)")
-            return
+            if networks is None or not (networks.is_available() or networks.default_lite_path().is_file()):
+                self.adain_reason = ("no AdaIN decoder installed: start the server with --decoder FILE "
+                                     "(train one with `painterly train adain`)")
+                return
         from .engine import AdaINEngine  # here: the engine needs the AdaIN package, a build may lack it
 
         try:
+            # No --decoder: the shipped model of network "auto" (lite on a CPU, vgg on a GPU).
             self.adain = AdaINEngine(path, self.config.device, self.config.style_cache)
         except PainterlyError as exc:
             self.adain_reason = f"decoder could not be loaded: {exc}"
             return
         self.adain_reason = ""
+        from ..adain.networks import default_model_path
+
+        name = Path(path).name if path is not None else default_model_path(self.adain.network).name
         # The file name only: clients need not learn the server's paths.
-        self.model_info["adain_decoder"] = {"file": Path(path).name, **{
+        self.model_info["adain_decoder"] = {"file": name, "network": self.adain.network, **{
             k: v for k, v in self.adain.config.items() if _jsonable(v) and k != "path"}}
 
     def _load_fast(self) -> None:

@@ -129,6 +129,7 @@ async function stylize(event) {
   else if (state.builtin && method !== "fast") form.append("builtin_style", state.builtin);
   form.append("method", method);
   if (method === "adain") form.append("alpha", $("alpha").value);
+  if (method === "adain" && $("network").value !== "auto") form.append("network", $("network").value);
   if ($("preserve-color").value) form.append("preserve_color", $("preserve-color").value);
   if ($("size").value) form.append("size", $("size").value);
   if (method === "gatys" && $("steps").value) form.append("steps", $("steps").value);

@@ -1,7 +1,9 @@
 """Mutation fuzzer for the places painterly reads bytes it did not make: the image loader
 (``painterly.image.load_image``, and the server's ``decode_upload``), the HTTP request parser
-(``painterly.serve.app.parse_request``: multipart, JSON with base64, raw image bodies) and the
-ONNX backend's sidecar reader (``painterly.onnx_backend.read_config``: ``NAME.onnx.json``).
+(``painterly.serve.app.parse_request``: multipart, JSON with base64, raw image bodies), the
+ONNX backend's sidecar reader (``painterly.onnx_backend.read_config``: ``NAME.onnx.json``) and
+file names (target ``names``: not UTF-8, very long, with line breaks or NUL, through
+``check_output``, ``save_image`` and ``load_image``, each message one printable line).
 
 A plain loop, no extra dependency: small valid seeds (images in every format, requests in every
 encoding, exported sidecars) are mutated (bit flips, byte runs, boundary integers, splices,
@@ -15,6 +17,7 @@ memory; exits 1 when a bug was found (so CI fails), else 0.
     python benchmarks/fuzz.py --seconds 60                 # what CI runs
     python benchmarks/fuzz.py --seconds 600 --target image --seed 3
     python benchmarks/fuzz.py --seconds 60 --target sidecar
+    python benchmarks/fuzz.py --seconds 60 --target names
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ import base64
 import io
 import json
 import logging
+import os
 import random
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -204,8 +209,34 @@ def mutate_sidecar(data: bytes, rng: random.Random, pool: list[bytes]) -> bytes:
     return mutate(data, rng, pool)
 
 
+def name_seeds() -> list[bytes]:
+    """Output and input file names: plain, nested, near and over the 255-byte name and 4095-byte
+    path limits, not UTF-8, with line breaks, controls and a NUL."""
+    return [b"out.png", b"sub/dir/out.jpg", b"a" * 250 + b".png", b"a" * 251 + b".png",
+            b"\xff\xfe.png", b"caf\xc3\xa9.webp", b"two\nlines.png", b"tab\tand\rreturn.png",
+            b"nul\x00.png", b"d/" * 30 + b"x.png", (b"e" * 200 + b"/") * 21 + b"x.png",
+            b"\xc3.png", b"no_extension", b".hidden.tiff", b"x.PNG", b"\xed\xa0\x80.png"]
+
+
+def mutate_name(data: bytes, rng: random.Random, pool: list[bytes]) -> bytes:
+    """A name made longer (a component or the whole path repeated past the limits), given odd
+    bytes (not UTF-8, line breaks, NUL), or :func:`mutate`'s byte edits."""
+    roll = rng.random()
+    if roll < 0.2:
+        head, dot, ext = data.rpartition(b".")
+        return (head * rng.randint(2, 40))[:rng.choice((250, 254, 255, 256, 300, 5000))] + dot + ext
+    if roll < 0.3:
+        return (data.rstrip(b"/") + b"/") * rng.randint(2, 300) + rng.choice(pool)
+    if roll < 0.5:
+        b = bytearray(data)
+        b[rng.randrange(len(b) + 1):0] = rng.choice((b"\n", b"\r\n", b"\x00", b"\xff", b"\x80\x80",
+                                                    b"\xe2\x80\xa8", b"\x1b[31m", b"/", b"//", b".."))
+        return bytes(b)
+    return mutate(data, rng, pool)
+
+
 #: Targets whose inputs a mutator of their own makes (the rest use :func:`mutate`).
-MUTATORS = {"sidecar": mutate_sidecar}
+MUTATORS = {"sidecar": mutate_sidecar, "names": mutate_name}
 
 
 def _request(ctype: str, query: bytes, body: bytes) -> object:
@@ -226,6 +257,16 @@ def _request(ctype: str, query: bytes, body: bytes) -> object:
     return Request(scope, receive)
 
 
+def remove_tree(folder: Path) -> None:
+    """Delete ``folder`` however deep the fuzzed names nested it (``shutil.rmtree`` recurses once
+    per level and stops at Python's recursion limit)."""
+    try:
+        subprocess.run(["rm", "-rf", "--", str(folder)], check=False, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def make_targets() -> dict[str, tuple[Callable[[bytes, random.Random], None], list[bytes], tuple]]:
     """name -> (run one input, seed corpus, exception types that are our own answers)."""
     images = image_seeds()
@@ -239,7 +280,7 @@ def make_targets() -> dict[str, tuple[Callable[[bytes, random.Random], None], li
     from painterly.onnx_backend import read_config  # torch-free; onnxruntime is not needed to read
 
     folder = Path(tempfile.mkdtemp(prefix="painterly-fuzz-"))
-    atexit.register(shutil.rmtree, folder, True)
+    atexit.register(remove_tree, folder)
     model = folder / "m.onnx"
     model.write_bytes(b"not read by the sidecar reader")
     side = folder / "m.onnx.json"
@@ -249,6 +290,50 @@ def make_targets() -> dict[str, tuple[Callable[[bytes, random.Random], None], li
         read_config(model)
 
     targets["sidecar"] = (run_sidecar, sidecar_seeds(), (PainterlyError,))
+
+    from painterly.errors import printable
+    from painterly.image import check_output, save_image
+
+    names = folder / "names"
+    names.mkdir()
+    given = names / "in.png"
+    tiny = Image.new("RGB", (2, 2), (9, 8, 7))
+    tiny.save(given)
+    done = [0]
+
+    def run_names(data: bytes, rng: random.Random) -> None:
+        done[0] += 1
+        if done[0] % 100 == 0 or not given.is_file():  # afresh now and then, off the hang clock
+            left = signal.setitimer(signal.ITIMER_REAL, 0)[0]
+            remove_tree(names)
+            names.mkdir()
+            tiny.save(given)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
+        # Kept inside the scratch folder: no absolute path, no "..".
+        parts = [p for p in data.split(b"/") if p not in (b"", b".", b"..")] or [b"x"]
+        path = names / os.fsdecode(b"/".join(parts))
+        try:
+            op = rng.randrange(4)
+            if op == 0:
+                check_output(path, [given], overwrite=rng.random() < 0.5)
+            elif op == 1:
+                save_image(tiny, path, overwrite=rng.random() < 0.5)
+                if tiny.size != load_image(path).size:
+                    raise AssertionError(f"{path!r} was written but does not read back")
+            elif op == 2:
+                load_image(path, draft=rng.choice((None, 8)))
+            else:
+                check_output(path, [path], overwrite=True)  # an input is never written over
+                raise AssertionError(f"{path!r}: an input was accepted as the output")
+        except PainterlyError as exc:
+            line = printable(str(exc))
+            if "\n" in line or "\r" in line or not line.isprintable():
+                raise AssertionError(f"the message is not one printable line: {line!r}") from None
+            raise
+        if given.read_bytes() == b"" or not given.is_file():
+            raise AssertionError("the input file was overwritten or lost")
+
+    targets["names"] = (run_names, name_seeds(), (PainterlyError,))
     try:
         from painterly.serve.app import (
             BodyTooLarge,
@@ -288,7 +373,8 @@ def peak_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=60.0, help="total time (default 60)")
-    p.add_argument("--target", choices=("all", "image", "upload", "request", "sidecar"), default="all")
+    p.add_argument("--target", choices=("all", "image", "upload", "request", "sidecar", "names"),
+                   default="all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hang-seconds", type=float, default=5.0, help="one input over this is a hang")
     p.add_argument("--crashes", default="fuzz-crashes", help="folder for inputs that found a bug")

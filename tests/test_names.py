@@ -174,3 +174,15 @@ def test_ray_folder_of_only_non_utf8_names_is_one_line(tmp_path):
     with pytest.raises(PainterlyError, match=r"1 of 1 image\(s\) failed \(first: content image "
                                              r".*\\xff\\xfe\.png: its name is not valid UTF-8"):
         pray.stylize_path(str(c), ["builtin:udnie"], str(tmp_path / "o"), method="adain", quiet=True)
+
+
+def test_a_path_of_1500_nested_folders_is_written_not_a_recursion_error(tmp_path):
+    """Found by benchmarks/fuzz.py --target names: Path.mkdir(parents=True) recursed once per
+    level. 1500 one-letter folders stay under the 4095-byte path limit."""
+    deep = tmp_path / "deep"
+    out = deep / ("d/" * 1500) / "x.png"
+    try:
+        save_image(Image.new("RGB", (2, 2), (1, 2, 3)), out)
+        assert load_image(out).getpixel((0, 0)) == (1, 2, 3)
+    finally:  # shutil.rmtree (pytest's clean-up too) recurses once per level as well
+        subprocess.run(["rm", "-rf", "--", str(deep)], check=False, timeout=120)

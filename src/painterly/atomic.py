@@ -142,6 +142,24 @@ def no_space_error(path: str | os.PathLike) -> OSError:
     return OSError(errno.ENOSPC, f"no space left on device ({describe_disk(path)})", str(path))
 
 
+def make_dirs(folder: str | os.PathLike) -> None:
+    """``mkdir -p``, parent by parent without recursion (``Path.mkdir(parents=True)`` and
+    ``os.makedirs`` recurse once per level: a path of 2000 one-letter folders, under the 4095-byte
+    limit, is a ``RecursionError``). :class:`OSError` as ``mkdir``'s."""
+    folder = Path(folder)
+    missing = []
+    for p in (folder, *folder.parents):
+        if p.is_dir():
+            break
+        missing.append(p)
+    for p in reversed(missing):
+        try:
+            p.mkdir()
+        except FileExistsError:
+            if not p.is_dir():
+                raise
+
+
 def _shorten(name: str, room: int) -> str:
     """``name`` cut (at a character boundary, plus a hash of the whole) to at most ``room`` bytes."""
     raw = _bytes(name)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .atomic import make_dirs
 from .errors import PainterlyError, printable
 from .image import IMAGE_EXTENSIONS, SAVE_FORMATS, check_name_ok, list_images, load_image, save_image
 
@@ -112,7 +113,7 @@ def stylize_folder(content: str, styles: Sequence[str], output: str,
     content_names = _names(contents, content_roots)
     style_names = _names(style_paths, style_roots) if style_paths else [Path(tag).stem]
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_dirs(out)
     except OSError as exc:
         raise PainterlyError(f"cannot make the output folder {out}: {exc.strerror or exc}") from None
     n = existing = clashes = 0

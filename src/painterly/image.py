@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .atomic import check_name, write_atomic
+from .atomic import check_name, make_dirs, write_atomic
 from .errors import PainterlyError
 
 if TYPE_CHECKING:  # torch is imported lazily so the ONNX backend can run without it
@@ -438,7 +438,7 @@ def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike, *,
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     try:
         if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(path.parent)
         write_atomic(path, lambda tmp: img.save(tmp, format=fmt, **kwargs))
     except OSError as exc:
         raise PainterlyError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None

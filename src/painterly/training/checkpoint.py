@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..atomic import atomic_path, write_atomic
+from ..atomic import atomic_path, make_dirs, write_atomic
 from ..errors import PainterlyError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -146,7 +146,7 @@ def save_checkpoint(state: dict, path: str | Path, keep_previous: bool = True) -
     payload = {k: v for k, v in state.items() if k != INTEGRITY_KEY}
     payload[INTEGRITY_KEY] = {"scheme": INTEGRITY_SCHEME, "sha256": payload_digest(payload)}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         # fsync: on disk before the rename (and the rename after it), so a crash cannot leave a
         # torn file
         with atomic_path(path, fsync=True) as tmp:

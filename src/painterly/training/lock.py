@@ -7,6 +7,7 @@ import errno
 import os
 from pathlib import Path
 
+from ..atomic import make_dirs
 from ..errors import PainterlyError
 
 #: The lock file a run holds (``flock``) in its folder for as long as it runs.
@@ -26,7 +27,7 @@ class RunLock:
         except ImportError:  # no flock on this platform: unlocked, as before
             return
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            make_dirs(run_dir)
             f = open(run_dir / LOCK_NAME, "a+", encoding="utf-8")
         except OSError as exc:
             raise PainterlyError(f"cannot create the run directory {run_dir}: "

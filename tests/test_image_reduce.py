@@ -53,9 +53,14 @@ def test_exif_orientation_survives_band_reduction(tmp_path):
 
 
 def _peak_mb(code: str, cwd) -> tuple[int, str]:
-    """Run ``code`` in a fresh interpreter; its peak RSS in MB (it prints it last) and output."""
-    script = (textwrap.dedent(code) + "\nimport resource\n"
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+    """Run ``code`` in a fresh interpreter; its peak RSS in MB (it prints it last) and output.
+    The peak is VmHWM, of this address space only (ru_maxrss survives exec on Linux: a child of
+    a large pytest process would report the parent's peak)."""
+    script = (textwrap.dedent(code) + "\nimport re, resource\ntry:\n"
+              "    kb = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+              "except (OSError, AttributeError):\n"
+              "    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "print(kb // 1024)\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]

@@ -211,3 +211,26 @@ def test_onnx_export_of_lite_matches_torch(lite_file, tmp_path):
     style = Image.fromarray((s[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
     st = OnnxStylizer(paths["model"], [style])
     assert st(Image.new("RGB", (40, 30), (90, 120, 200))).size == (40, 30)
+
+
+def test_server_engine_picks_the_network_and_keys_styles_by_it(lite_file, tmp_path, content_image,
+                                                                style_image):
+    pytest.importorskip("fastapi")
+    from painterly.image import pil_to_tensor
+    from painterly.serve.engine import AdaINEngine, AdaINJob
+
+    save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
+    engine = AdaINEngine(str(lite_file), "cpu")
+    assert engine.network == "lite" and engine.resolve_network("auto") == "lite"
+    assert engine.resolve_network("vgg") == "vgg"
+    c = pil_to_tensor(content_image)
+    (s, key_lite), = engine.style_inputs([style_image], [b"x"], 64, c, None, "lite")
+    (_, key_vgg), = engine.style_inputs([style_image], [b"x"], 64, c, None, "vgg")
+    assert key_lite != key_vgg  # the statistics differ per network, so must their cache keys
+    mean, std = engine.style_stats(s, key_lite, "lite")
+    assert mean.shape == (1, LITE_WIDTHS[-1], 1, 1)
+    from painterly.adain.core import StyleStats
+
+    job = AdaINJob(c, StyleStats.stack([(mean, std)], [1.0]), 1.0, "lite")
+    out, = engine.stylize_batch([job])
+    assert out.shape == c.shape

@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     photos = {n: resize(photo, n) for n in sizes}
     stl = StyleTransfer(device="cpu", max_size=max(sizes))
 
-    def painterly_variant(network: str, precision: str, model: str | None
-                          ) -> tuple[Callable[[Image.Image], Image.Image], Callable[[Image.Image], Image.Image]]:
+    Stylize = Callable[[Image.Image], Image.Image]
+
+    def painterly_variant(network: str, precision: str, model: str | None) -> tuple[Stylize, Stylize]:
         opts = {"network": network, "precision": precision, "device": "cpu",
                 **({"decoder": model} if model else {})}
         cached = AdaINStylizer([style], **opts)
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         variants["vgg new style"], variants["vgg cached"] = painterly_variant("vgg", "auto", args.decoder)
     variants["stl"] = lambda img: stl.stylize_with(img, style)
 
-    for name, fn in variants.items():  # warm-up: first calls allocate and pick kernels
+    for fn in variants.values():  # warm-up: first calls allocate and pick kernels
         for n in sizes:
             fn(photos[n])
     times: dict[tuple[str, int], list[float]] = {}

@@ -84,13 +84,7 @@ class AdaINObjective:
                 s_stats = {k: mean_std(v.float()) for k, v in self.encoder.layers(batch["style"]).items()}
             t = adain(f_c.float(), *s_stats[CONTENT_LAYER])
         g = net(t.to(f_c.dtype))
-        g_layers = self.encoder.layers(g)
-        lc = per_sample_content_loss(g_layers[CONTENT_LAYER].float(), t)
-        ls = torch.stack([
-            style_loss_mean_std({k: g_layers[k][i:i + 1].float() for k in STYLE_LAYERS},
-                                {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in s_stats.items()},
-                                reduce=self.cfg.style_loss_reduce, distance=self.cfg.style_distance)
-            for i in range(g.shape[0])]).mean()
+        lc, ls = self.content_style_losses(g, t, s_stats)
         total = self.cfg.content_weight * lc + self.cfg.style_weight * ls
         parts = {"content": lc.detach(), "style": ls.detach()}
         if self.cfg.grid_weight > 0:
@@ -98,6 +92,19 @@ class AdaINObjective:
             total = total + self.cfg.grid_weight * lg
             parts["grid"] = lg.detach()
         return total, {"loss": total.detach(), **parts}, g
+
+    def content_style_losses(self, g: torch.Tensor, target: torch.Tensor,
+                             s_stats: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The AdaIN losses of output ``g``, per sample and averaged: relu4_1 against ``target``,
+        mean/std at every style layer against the style statistics ``s_stats``."""
+        g_layers = self.encoder.layers(g)
+        lc = per_sample_content_loss(g_layers[CONTENT_LAYER].float(), target)
+        ls = torch.stack([
+            style_loss_mean_std({k: g_layers[k][i:i + 1].float() for k in STYLE_LAYERS},
+                                {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in s_stats.items()},
+                                reduce=self.cfg.style_loss_reduce, distance=self.cfg.style_distance)
+            for i in range(g.shape[0])]).mean()
+        return lc, ls
 
     def uses_cache(self, iteration: int) -> bool:
         """Whether ``iteration`` takes its batch from the caches (style phase, caching on)."""

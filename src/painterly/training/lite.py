@@ -24,11 +24,11 @@ from torch import nn
 
 from ..adain.core import adain
 from ..adain.lite import LiteNetwork, lite_from_teachers, load_lite, save_lite
-from ..adain.model import CONTENT_LAYER, STYLE_LAYERS, Encoder
+from ..adain.model import CONTENT_LAYER, Encoder
 from ..errors import PainterlyError
 from ..image import pil_to_tensor, tensor_to_pil
-from ..losses import content_loss, grid_loss, laplacian_loss, mean_std, style_loss_mean_std
-from .adain import AdaINObjective, per_sample_content_loss
+from ..losses import content_loss, grid_loss, laplacian_loss, mean_std
+from .adain import AdaINObjective
 from .cache import ContentFeatureCache, StyleStatsBank, cached_batches
 
 
@@ -71,13 +71,7 @@ class LiteObjective(AdaINObjective):
                 s_stats = {k: mean_std(v.float()) for k, v in self.encoder.layers(s).items()}
             target = adain(f_c.float(), *s_stats[CONTENT_LAYER])
         g, embedded = net(c, s)
-        g_layers = self.encoder.layers(g)
-        lc = per_sample_content_loss(g_layers[CONTENT_LAYER].float(), target)
-        ls = torch.stack([
-            style_loss_mean_std({k: g_layers[k][i:i + 1].float() for k in STYLE_LAYERS},
-                                {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in s_stats.items()},
-                                reduce=self.cfg.style_loss_reduce, distance=self.cfg.style_distance)
-            for i in range(g.shape[0])]).mean()
+        lc, ls = self.content_style_losses(g, target, s_stats)
         total = self.cfg.content_weight * lc + self.cfg.style_weight * ls
         parts = {"content": lc.detach(), "style": ls.detach()}
         if self.cfg.embed_weight > 0:

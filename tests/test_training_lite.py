@@ -1,0 +1,49 @@
+"""``painterly train adain --network lite``: the distillation objective, its export and warm start."""
+
+from __future__ import annotations
+
+import csv
+
+import torch
+
+from painterly.adain.lite import load_lite
+from painterly.cli import main
+
+
+def _args(data, out, *extra):
+    return ["train", "adain", "--network", "lite", "--content-dir", str(data / "content"),
+            "--style-dir", str(data / "style"), "--out", str(out), "--iterations", "3",
+            "--batch-size", "2", "--resize", "40", "--crop", "32", "--workers", "0",
+            "--log-every", "1", "--val-every", "3", "--val-pairs", "1", "--checkpoint-every", "3",
+            "--no-tensorboard", "--no-progress", "--style-bank", "2", "--content-cache-mb", "64",
+            *extra]
+
+
+def test_lite_training_logs_every_term_exports_and_warm_starts(data, tmp_path):
+    assert main(_args(data, tmp_path / "a", "--laplacian-weight", "0.5", "--grid-weight", "1")) == 0
+    path = tmp_path / "a" / "lite.safetensors"
+    net, config = load_lite(str(path))
+    assert config["kind"] == "adain-lite" and config["training"]["objective"]["network"] == "lite"
+    with open(tmp_path / "a" / "losses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    for term in ("content", "style", "embed", "laplacian", "grid"):
+        assert float(rows[-1][term]) >= 0, term
+    assert (tmp_path / "a" / "val_000003.png").is_file()
+    # --init starts a new run from the exported network: its first weights are the file's.
+    assert main(_args(data, tmp_path / "b", "--init", str(path), "--iterations", "1",
+                      "--checkpoint-every", "1", "--lr", "1e-12")) == 0
+    warm, _ = load_lite(str(tmp_path / "b" / "lite.safetensors"))
+    a, b = net.state_dict(), warm.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-3) for k in a)
+
+
+def test_lite_refuses_a_vgg_decoder_as_init_and_warmup(data, tmp_path, capsys):
+    from painterly.adain.model import Decoder, save_decoder
+
+    save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
+    assert main(_args(data, tmp_path / "c", "--init", str(tmp_path / "dec.safetensors"))) == 2
+    assert "not a lite AdaIN network" in capsys.readouterr().err
+    assert main(_args(data, tmp_path / "d", "--warmup-recon", "2")) == 2
+    assert "--warmup-recon" in capsys.readouterr().err
+

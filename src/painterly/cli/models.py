@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     state = "installed" if has_decoder else "not installed (pass --decoder FILE to --method adain)"
     print(f"adain decoder (--network vgg): {state}: {decoder}")
     state = "installed" if has_lite else "not installed (train one: painterly train adain --network lite)"
-    print(f"adain lite network (--network lite, the default on a CPU): {state}: {lite}")
+    print(f"adain lite network (--network lite, real time on a CPU): {state}: {lite}")
     print("built-in styles (--style builtin:NAME, any method; a fast model's styles by NAME):")
     for n in BUILTIN_STYLES:
         a = artworks.get(n)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from painterly import PainterlyError
-from painterly.cli import main
+from painterly.cli import build_parser, main
 from painterly.sweep import load_spec, run_sweep, spec_from_dict
 
 TOML = """
@@ -102,3 +102,34 @@ def test_cli_missing_file_and_flags_mode(tmp_path, capsys):
     with open(out / "results.csv") as fh:
         table = list(csv.DictReader(fh))
     assert [t["content_layers"] for t in table] == ["conv4_2", "conv5_2"]
+
+
+def test_cli_flags_are_derived_from_the_gatys_declarations():
+    """Every Gatys option a sweep may set has a sweep flag (an axis or a fixed setting), with the
+    declaration's rule: ``--style-scale 0`` is refused as the declaration says (positive)."""
+    from painterly.cli.sweep import axis_flag, fixed_options
+    from painterly.options import GatysOptions
+    from painterly.schema import options_of
+    from painterly.sweep import _FORBIDDEN, GRID_AXES
+
+    parser = build_parser()
+    sweep = parser._subparsers._group_actions[0].choices["sweep"]
+    flags = {s for a in sweep._actions for s in a.option_strings}
+    declared = {o.name: o for o in options_of(GatysOptions) if o.cli and o.name not in _FORBIDDEN}
+    want = {axis_flag(declared[n]) for n in GRID_AXES} | {o.flag for o in fixed_options()}
+    assert want <= flags
+    assert set(GRID_AXES) | {o.name for o in fixed_options()} == set(declared)
+
+
+@pytest.mark.parametrize("argv, words", [(["--style-scale", "0"], "style-scale"),
+                                         (["--sizes", "40,0"], "sizes"),
+                                         (["--optimizers", "lbfgs,bogus"], "optimizers"),
+                                         (["--pooling", "median"], "pooling")])
+def test_cli_bad_flag_values_are_one_line(tmp_path, capsys, argv, words):
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--content", "builtin:chelsea", "--style", "builtin:hubble_deep_field",
+              "-o", str(tmp_path / "o"), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]
+    assert not (tmp_path / "o").exists()

@@ -53,6 +53,10 @@ _SWEEP_KEYS = ("name", "content", "style", "style_weights", "grid", "options", "
 _FORBIDDEN = ("log_dir", "save_every", "progress")
 #: Options whose value is a list (a grid axis of them is a list of lists).
 _LIST_OPTIONS = tuple(o.name for o in options_of(GatysOptions) if o.kind in ("names", "floats"))
+#: The Gatys options ``painterly sweep`` has a grid-axis flag for (a sweep file may vary any
+#: option): each flag takes several values, one run each; the other options are fixed flags.
+GRID_AXES = ("optimizer", "content_layers", "style_layers", "content_weight", "style_weight",
+             "tv_weight", "backbone", "size", "lr")
 
 
 @dataclass

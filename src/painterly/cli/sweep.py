@@ -1,21 +1,68 @@
-"""``painterly sweep``: a grid of Gatys runs from a TOML/YAML file and/or flags."""
+"""``painterly sweep``: a grid of Gatys runs from a TOML/YAML file and/or flags.
+
+Every flag is derived from the Gatys option declarations (:class:`painterly.options.GatysOptions`):
+the grid axes (:data:`painterly.sweep.GRID_AXES`) take several values each, checked one by one by
+the option's own rule; every other option a sweep may set is a fixed flag, as in ``painterly
+stylize``.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from . import float_list, name_list, non_negative_float, positive_int
+from ..schema import Option, OptionError
 
 
-def layer_groups(text: str) -> list[list[str]]:
-    """argparse type: layer sets separated by ';', layers in a set by ','
-    (``conv4_2;conv5_2;conv4_2,conv5_2`` is three runs)."""
-    groups = [name_list(g) for g in text.split(";")]
-    return [g for g in groups if g]
+def axis_flag(opt: Option) -> str:
+    """A grid axis's flag: the option's flag for a list option (``--content-layers``, sets
+    separated by ';'), its plural otherwise (``--optimizers``, ``--sizes``)."""
+    return opt.flag if _is_list(opt) else opt.flag + "s"
+
+
+def _is_list(opt: Option) -> bool:
+    return opt.kind in ("names", "floats")
+
+
+def _axis_type(opt: Option) -> Any:
+    """argparse ``type=`` of an axis: its values (';'-separated sets for a list option, else
+    ','-separated), each checked by the option's rule."""
+    sep = ";" if _is_list(opt) else ","
+
+    def convert(text: str) -> list[Any]:
+        try:
+            values = [opt.check(v) for v in text.split(sep) if v.strip()]
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(exc.reason) from None
+        if not values:
+            raise argparse.ArgumentTypeError("no values")
+        return values
+
+    convert.__name__ = f"{opt.kind} values"
+    return convert
+
+
+def _axis_option(name: str) -> Option:
+    from ..options import GatysOptions
+    from ..schema import options_of
+
+    return next(o for o in options_of(GatysOptions) if o.name == name)
+
+
+def fixed_options() -> tuple[Option, ...]:
+    """The Gatys options that are fixed flags of ``painterly sweep``."""
+    from ..options import GatysOptions
+    from ..schema import options_of
+    from ..sweep import _FORBIDDEN, GRID_AXES
+
+    return tuple(o for o in options_of(GatysOptions)
+                 if o.cli and o.name not in GRID_AXES and o.name not in _FORBIDDEN)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..sweep import GRID_AXES
+    from .stylize import add_option_flag
+
     p = sub.add_parser(
         "sweep", help="compare Gatys settings: a grid of runs, results table, plot, contact sheet",
         description="Run every combination of the given Gatys settings and write results.csv, "
@@ -27,46 +74,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--content", default=None, help="content image or builtin:NAME")
     p.add_argument("--style", action="append", default=None, help="style image; repeat to blend")
     p.add_argument("--name", default=None, help="title of the tables and plots")
-    g = p.add_argument_group("grid axes (comma-separated values; each value is one run)")
-    g.add_argument("--optimizers", type=name_list, default=None, metavar="O1,O2",
-                   help="lbfgs, adam, sgd, adagrad, adadelta, rmsprop")
-    g.add_argument("--content-layers", type=layer_groups, default=None, metavar="L;L1,L2",
-                   help="layer sets separated by ';' (layers in a set by ',')")
-    g.add_argument("--style-layers", type=layer_groups, default=None, metavar="L;L1,L2")
-    g.add_argument("--content-weights", type=float_list, default=None, metavar="W1,W2")
-    g.add_argument("--style-weights", type=float_list, default=None, metavar="W1,W2",
-                   help="style loss weights to compare (not style blend weights)")
-    g.add_argument("--tv-weights", type=float_list, default=None, metavar="W1,W2")
-    g.add_argument("--backbones", type=name_list, default=None, metavar="B1,B2")
-    g.add_argument("--sizes", type=lambda t: [positive_int(v) for v in name_list(t)],
-                   default=None, metavar="S1,S2")
-    g.add_argument("--lrs", type=float_list, default=None, metavar="LR1,LR2")
+    g = p.add_argument_group("grid axes (each value is one run: ',' between values, ';' between "
+                             "layer sets)")
+    for name in GRID_AXES:
+        opt = _axis_option(name)
+        g.add_argument(axis_flag(opt), dest=f"axis_{name}", type=_axis_type(opt), default=None,
+                       metavar="V1;V2" if _is_list(opt) else "V1,V2",
+                       help=f"{opt.help} (one run per value)")
     f = p.add_argument_group("fixed settings")
-    f.add_argument("--steps", type=positive_int, default=None)
-    f.add_argument("--seed", type=int, default=None)
-    f.add_argument("--device", default=None)
-    f.add_argument("--init", default=None)
-    f.add_argument("--style-loss", choices=("gram", "mean_std"), default=None)
-    f.add_argument("--scales", type=positive_int, default=None)
-    f.add_argument("--weights", default=None)
-    f.add_argument("--pooling", choices=("max", "avg"), default=None)
-    f.add_argument("--preserve-color", choices=("luminance", "histogram"), default=None)
-    f.add_argument("--style-scale", type=non_negative_float, default=None)
+    for opt in fixed_options():
+        add_option_flag(f, opt)
     p.set_defaults(func=run)
-
-
-_AXES = {"optimizers": "optimizer", "content_layers": "content_layers",
-         "style_layers": "style_layers", "content_weights": "content_weight",
-         "style_weights": "style_weight", "tv_weights": "tv_weight", "backbones": "backbone",
-         "sizes": "size", "lrs": "lr"}
-_FIXED = ("steps", "seed", "device", "init", "style_loss", "scales", "weights", "pooling",
-          "preserve_color", "style_scale")
 
 
 def build_spec_dict(args: argparse.Namespace) -> dict[str, Any]:
     """Merge the sweep file (if any) with the flags (flags win)."""
     from ..errors import PainterlyError
-    from ..sweep import _read_file
+    from ..sweep import GRID_AXES, _read_file
 
     data: dict[str, Any] = {}
     if args.file:
@@ -85,18 +109,18 @@ def build_spec_dict(args: argparse.Namespace) -> dict[str, Any]:
         data["style"] = args.style
     if args.name:
         data["name"] = args.name
-    for flag, key in _AXES.items():
-        value = getattr(args, flag)
+    for key in GRID_AXES:
+        value = getattr(args, f"axis_{key}")
         if value is not None:
             data["grid"][key] = value
             data["options"].pop(key, None)
             data.pop(key, None)
-    for key in _FIXED:
-        value = getattr(args, key)
+    for opt in fixed_options():
+        value = getattr(args, opt.name)
         if value is not None:
-            data["options"][key] = value
-            data["grid"].pop(key, None)
-            data.pop(key, None)
+            data["options"][opt.name] = value
+            data["grid"].pop(opt.name, None)
+            data.pop(opt.name, None)
     return data
 
 

@@ -224,9 +224,16 @@ def test_server_engine_picks_the_network_and_keys_styles_by_it(lite_file, tmp_pa
     assert engine.network == "lite" and engine.resolve_network("auto") == "lite"
     assert engine.resolve_network("vgg") == "vgg"
     c = pil_to_tensor(content_image)
-    (s, key_lite), = engine.style_inputs([style_image], [b"x"], 64, c, None, "lite")
-    (_, key_vgg), = engine.style_inputs([style_image], [b"x"], 64, c, None, "vgg")
+    from painterly.options import AdaINOptions
+
+    (s, key_lite), = engine.style_inputs([style_image], [b"x"], c,
+                                         AdaINOptions(style_size=64, network="lite"))
+    (_, key_vgg), = engine.style_inputs([style_image], [b"x"], c,
+                                        AdaINOptions(style_size=64, network="vgg"))
+    (_, key_auto), = engine.style_inputs([style_image], [b"x"], c,
+                                         AdaINOptions(style_size=64, alpha=0.5))
     assert key_lite != key_vgg  # the statistics differ per network, so must their cache keys
+    assert key_auto == key_lite  # auto is this engine's lite; alpha acts after the statistics
     mean, std = engine.style_stats(s, key_lite, "lite")
     assert mean.shape == (1, LITE_WIDTHS[-1], 1, 1)
     from painterly.adain.core import StyleStats

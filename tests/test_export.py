@@ -214,7 +214,7 @@ def test_backend_onnx_cli_errors(fast_export, tmp_path, capsys):
     cases = [
         (["--onnx-model", model, "--steps", "3"], "do not apply to --backend onnx"),
         (["--onnx-model", model, "--style", "builtin:retina"], "carries its styles"),
-        (["--onnx-model", model, "--style-weights", "1,2,3"], "3 model style weight"),
+        (["--onnx-model", model, "--style-weights", "1,2,3"], "3 style weight(s) given for 2 model style"),
         (["--onnx-model", model, "--method", "adain"], "is a fast model"),
         ([], "needs --onnx-model"),
         (["--onnx-model", str(tmp_path / "none.onnx")], "not found"),

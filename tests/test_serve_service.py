@@ -108,3 +108,25 @@ def test_a_broken_model_leaves_the_other_methods_served(tmp_path, decoder_file):
         assert stylize(c).status_code == 200
         r = stylize(c, style=None, method="fast")
         assert r.status_code == 400 and "not available" in r.json()["error"]
+
+
+#: For each AdaIN option a client may send, a value that must change the answer (``seed`` is
+#: accepted and ignored: AdaIN is deterministic). A new http option fails the first assertion
+#: until it is listed here with a value that shows it is used.
+ADAIN_CHANGES = {"size": 48, "style_size": 32, "preserve_color": "luminance", "alpha": 0.3,
+                 "network": "lite"}
+
+
+def test_every_adain_option_the_server_takes_changes_the_answer(client):
+    from painterly.options import AdaINOptions
+    from painterly.schema import options_of
+
+    assert set(ADAIN_CHANGES) | {"seed"} == {o.name for o in options_of(AdaINOptions) if o.http}
+    base = stylize(client)
+    assert base.status_code == 200
+    assert stylize(client, seed=7).content == base.content
+    for name, value in ADAIN_CHANGES.items():
+        r = stylize(client, **{name: value})
+        assert r.status_code == 200, (name, r.text)
+        assert r.content != base.content, f"option {name} was accepted and ignored"
+    assert stylize(client, network="lite").headers["X-Painterly-Network"] == "lite"

@@ -28,13 +28,11 @@ from PIL import Image
 from .batch import stylize_folder
 from .errors import PainterlyError
 from .image import check_output, load_image, resize, save_image
-from .options import DEFAULT_STYLE_SIZE, AdaINOptions, onnx_options
-from .schema import options_of
+from .options import AdaINOptions, check_style_weights, onnx_options
 
 #: Options of ``painterly stylize`` that the ONNX backend honors (declared ``onnx=True`` in
 #: :mod:`painterly.options`), checked by the same rules as the PyTorch stylizers'.
 SUPPORTED_OPTIONS = onnx_options()
-_RULES = {o.name: o for o in options_of(AdaINOptions)}
 
 _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                         [0.595716, -0.274453, -0.321263],
@@ -301,10 +299,12 @@ class OnnxStylizer:
                  style_weights: Sequence[float] | None = None, *, size: int | None = None,
                  style_size: int | None = None, preserve_color: str | None = None,
                  alpha: float | None = None, device: str | None = None) -> None:
-        # The AdaIN rules (a fast model refuses alpha and style_size below); None: not given.
-        size, style_size, alpha = (None if v is None else _RULES[k].check(v) for k, v in
-                                   (("size", size), ("style_size", style_size), ("alpha", alpha)))
-        preserve_color = _RULES["preserve_color"].check(preserve_color)
+        # The options as declared (rules and defaults): AdaINOptions checks them all here, before
+        # any file is read; a fast model refuses alpha and style_size below. None: not given.
+        given = {k: v for k, v in (("size", size), ("style_size", style_size), ("alpha", alpha),
+                                   ("preserve_color", preserve_color)) if v is not None}
+        checked = AdaINOptions(**given)
+        size, preserve_color = checked.size, checked.preserve_color
         path = Path(model_path)
         config = read_config(path)
         providers = _providers(device)
@@ -322,17 +322,20 @@ class OnnxStylizer:
         self.preserve_color = preserve_color
         self.min_side = int(config.get("min_side", 16 if kind == "adain" else 8))
         if kind == "adain":
-            self._init_adain(path, styles, style_weights, style_size, alpha, providers)
+            self._init_adain(path, styles, style_weights, checked, providers)
         else:
-            self._init_fast(styles, style_weights, style_size, alpha)
+            if "alpha" in given or "style_size" in given:
+                raise PainterlyError("option(s) alpha/style_size do not apply to a fast model")
+            self._init_fast(styles, style_weights)
 
     def _init_adain(self, path: Path, styles: Sequence[Image.Image],
-                    style_weights: Sequence[float] | None, style_size: int | None,
-                    alpha: float | None, providers: list[str]) -> None:
+                    style_weights: Sequence[float] | None, options: AdaINOptions,
+                    providers: list[str]) -> None:
         if not styles:
             raise PainterlyError("an AdaIN ONNX model needs at least one style image (--style)")
-        self.alpha = np.array([1.0 if alpha is None else alpha], dtype=np.float32)
-        self.weights = _check_weights(style_weights, len(styles))
+        self.alpha = np.array([options.alpha], dtype=np.float32)
+        self.weights = check_style_weights(style_weights, len(styles))
+        style_size = options.style_size
         style_file = path.with_name(self.config.get("style_model", path.stem + "_style.onnx"))
         if not style_file.is_file():
             raise PainterlyError(f"the style graph of {path.name} is missing: {style_file}")
@@ -340,19 +343,16 @@ class OnnxStylizer:
         _check_graph(self.style_session, "adain", "style", style_file)
         self._check_channels(style_file)
         for s in styles:  # before resizing: a style at --style-size 20000 is refused, not built
-            self._check_memory(*_scaled(s.size, style_size or DEFAULT_STYLE_SIZE),
+            self._check_memory(*_scaled(s.size, style_size),
                                ("adain", "style"), "style image", "--style-size")
-        self.styles = [to_array(resize(s, style_size or DEFAULT_STYLE_SIZE)) for s in styles]
+        self.styles = [to_array(resize(s, style_size)) for s in styles]
         self._check_sides(self.styles, "style image")
         self.style_stats = None if self.preserve_color == "histogram" else self._blend(self.styles)
 
-    def _init_fast(self, styles: Sequence[Image.Image], style_weights: Sequence[float] | None,
-                   style_size: int | None, alpha: float | None) -> None:
+    def _init_fast(self, styles: Sequence[Image.Image], style_weights: Sequence[float] | None) -> None:
         if styles:
             raise PainterlyError("a fast ONNX model carries its styles; pass --style-weights "
                                  "to blend them instead of --style")
-        if alpha is not None or style_size is not None:
-            raise PainterlyError("option(s) alpha/style_size do not apply to a fast model")
         if self.preserve_color == "histogram":
             raise PainterlyError("preserve_color=histogram needs a style image; a fast model "
                                  "supports preserve_color=luminance")
@@ -361,7 +361,7 @@ class OnnxStylizer:
             vec = np.zeros(n, dtype=np.float32)
             vec[0] = 1.0
         else:
-            vec = np.array(_check_weights(style_weights, n, what="model style"), np.float32)
+            vec = np.array(check_style_weights(style_weights, n, "model style"), np.float32)
         self.style_vector = vec[None]
 
     def _side_name(self) -> str:
@@ -450,19 +450,6 @@ class OnnxStylizer:
         self._check_memory(*_scaled(content.size, self.size), (self.kind, "model"),
                            "content image", "--size")  # before resizing
         return to_image(self.stylize_array(to_array(resize(content, self.size))))
-
-
-def _check_weights(weights: Sequence[float] | None, n: int, what: str = "style") -> list[float]:
-    """Same rules as :func:`painterly.options.check_style_weights` (kept torch-free here)."""
-    if weights is None:
-        return [1.0 / n] * n
-    w = [float(x) for x in weights]
-    if len(w) != n:
-        raise PainterlyError(f"{len(w)} {what} weight(s) given for {n} {what}(s)")
-    if any(not np.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
-        raise PainterlyError(f"{what} weights must be finite, non-negative and not all zero")
-    total = sum(w)
-    return [x / total for x in w]
 
 
 def stylize_files(model: str | os.PathLike | None, content: str | os.PathLike,

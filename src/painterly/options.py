@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image
 
@@ -134,6 +134,18 @@ class AdaINOptions(MethodOptions):
     channels_last: bool | None = option(None, kind="flag", cli=False,
                                         help="channels-last layout (default: on CUDA)")
     compile: bool = _compile()
+
+    #: Options applied after the style statistics are computed (the content's size, the
+    #: trade-off, masks, colors kept, tiling of the content): the rest change the statistics.
+    AFTER_STYLE_STATS: ClassVar[tuple[str, ...]] = ("size", "alpha", "mask", "preserve_color",
+                                                    "seed", "tile", "device", "compile",
+                                                    "channels_last")
+
+    def style_key(self) -> tuple[tuple[str, Any], ...]:
+        """The options a style's statistics depend on, as a hashable key: every option but
+        :attr:`AFTER_STYLE_STATS`, so a new option is keyed unless declared otherwise (a cache
+        miss, never a wrong hit)."""
+        return tuple((k, v) for k, v in self.as_dict().items() if k not in self.AFTER_STYLE_STATS)
 
 
 @dataclass
@@ -299,13 +311,15 @@ def onnx_options() -> tuple[str, ...]:
 # Inputs every method shares
 
 
-def check_style_weights(weights: Sequence[float] | None, n_styles: int) -> list[float]:
-    """Validate weights for ``n_styles`` styles and normalize them to sum to 1."""
+def check_style_weights(weights: Sequence[float] | None, n_styles: int,
+                        what: str = "style image") -> list[float]:
+    """Validate weights for ``n_styles`` styles and normalize them to sum to 1 (``what``: the
+    styles' name in the message, e.g. a fast model's "model style")."""
     if weights is None:
         return [1.0 / n_styles] * n_styles
     weights = [float(w) for w in weights]
     if len(weights) != n_styles:
-        raise PainterlyError(f"{len(weights)} style weight(s) given for {n_styles} style image(s)")
+        raise PainterlyError(f"{len(weights)} style weight(s) given for {n_styles} {what}(s)")
     if any(not math.isfinite(w) or w < 0 for w in weights):
         raise PainterlyError("style weights must be finite and non-negative")
     total = sum(weights)

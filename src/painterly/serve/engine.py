@@ -19,7 +19,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from PIL import Image
@@ -36,6 +36,7 @@ from ..adain.stylize import (
 )
 from ..device import resolve_device
 from ..image import pil_to_tensor, tensor_to_pil
+from ..options import AdaINOptions
 from .config import MIN_SIDE
 
 #: A style ready for the encoder and the key its statistics are cached by (None: not cached).
@@ -109,19 +110,19 @@ class AdaINEngine:
         check_content_size(content.height, content.width, MIN_SIDE)
         return pil_to_tensor(content)
 
-    def style_inputs(self, styles: Sequence[Image.Image], sources: Sequence[bytes], style_size: int,
-                     content: torch.Tensor, preserve_color: str | None,
-                     network: str = "auto") -> list[StyleInput]:
-        """Each style as the stylizer prepares it (resized to ``style_size``, at least
-        :data:`MIN_SIDE` px a side) with the key its statistics are cached by (from ``sources``,
-        one per style, and every option that changes them: the style size and the network).
-        With ``preserve_color="histogram"`` the styles are recolored to ``content`` and get no
-        key: their statistics depend on the content."""
-        tensors = style_tensors(styles, style_size, min_side=MIN_SIDE)
-        if preserve_color == "histogram":
+    def style_inputs(self, styles: Sequence[Image.Image], sources: Sequence[bytes],
+                     content: torch.Tensor, options: AdaINOptions) -> list[StyleInput]:
+        """Each style as the stylizer prepares it (resized to ``options.style_size``, at least
+        :data:`MIN_SIDE` px a side) with the key its statistics are cached by: its source (one
+        per style) and every option that changes the statistics
+        (:meth:`AdaINOptions.style_key`: the style size, the network...). With
+        ``preserve_color="histogram"`` the styles are recolored to ``content`` and get no key:
+        their statistics depend on the content."""
+        tensors = style_tensors(styles, options.style_size, min_side=MIN_SIDE)
+        if options.preserve_color == "histogram":
             return [(s, None) for s in recolor_styles(tensors, content)]
-        net = self.resolve_network(network)
-        return [(s, self.cache_key(src, style_size, net)) for s, src in zip(tensors, sources)]
+        key = replace(options, network=self.resolve_network(options.network)).style_key()
+        return [(s, self.cache_key(src, key)) for s, src in zip(tensors, sources)]
 
     @staticmethod
     def finish(out: torch.Tensor, content: torch.Tensor, preserve_color: str | None) -> Image.Image:

@@ -27,7 +27,7 @@ from ..api import METHODS, make_stylizer
 from ..device import resolve_device
 from ..errors import PainterlyError
 from ..image import resize
-from ..options import check_style_weights
+from ..options import AdaINOptions, check_style_weights, parse
 from .batching import CancelToken, DynamicBatcher
 from .config import ServeConfig
 from .errors import HTTPError
@@ -309,34 +309,36 @@ class Service:
         return await self._other(method, req, content, styles, token)
 
     def _adain_prepare(self, req: ParsedRequest, content: Image.Image,
-                       styles: list[Image.Image]) -> tuple[Any, list, list[float], dict[str, Any]]:
-        """Validate adain options against the server's limits, then the engine's (the library's)
-        input rules: sizes, tensors, histogram color (CPU work: runs in an executor thread)."""
+                       styles: list[Image.Image]) -> tuple[Any, list, list[float], AdaINOptions]:
+        """The request's typed :class:`~painterly.options.AdaINOptions` (the declarations'
+        defaults and rules, as every front end), checked against the server's limits, then the
+        engine's (the library's) input rules: sizes, tensors, histogram color (CPU work: runs
+        in an executor thread)."""
         engine = self.adain
         assert engine is not None
-        opts = dict(req.options)
-        bad = sorted(k for k in opts if k not in ADAIN_OPTIONS)
+        raw = dict(req.options)
+        bad = sorted(k for k in raw if k not in ADAIN_OPTIONS)
         if bad:
             raise PainterlyError(f"option(s) {', '.join(bad)} do not apply to method 'adain'")
         if not styles:
             raise PainterlyError("method 'adain' needs a style image (style or builtin_style)")
-        weights = check_style_weights(opts.get("style_weights"), len(styles))
-        size = opts.get("size")
+        weights = check_style_weights(raw.pop("style_weights", None), len(styles))
+        options = parse("adain", raw)
+        assert isinstance(options, AdaINOptions)
+        size = options.size
         if size is not None and size > self.config.max_size:
             raise PainterlyError(f"size {size} is over this server's limit of {self.config.max_size}")
         if size is None and max(content.size) > self.config.max_size:
             size = self.config.max_size
         c = engine.content_tensor(resize(content, size))
-        style_size = opts.get("style_size", engine.default_style_size)
-        if style_size > self.config.max_size:
-            raise PainterlyError(f"style_size {style_size} is over this server's limit of "
+        if options.style_size > self.config.max_size:
+            raise PainterlyError(f"style_size {options.style_size} is over this server's limit of "
                                  f"{self.config.max_size}")
+        options.network = engine.resolve_network(options.network)
         # What each style's statistics are cached by: its bytes, or a built-in painting's name.
         sources = req.styles + [f"builtin:{name}".encode() for name in req.builtin_styles]
-        opts["network"] = engine.resolve_network(opts.get("network"))
-        prepared = engine.style_inputs(styles, sources, style_size, c, opts.get("preserve_color"),
-                                       opts["network"])
-        return c, prepared, weights, opts
+        prepared = engine.style_inputs(styles, sources, c, options)
+        return c, prepared, weights, options
 
     async def _adain(self, req: ParsedRequest, content: Image.Image, styles: list[Image.Image],
                      token: CancelToken) -> tuple[Image.Image, dict]:
@@ -345,16 +347,16 @@ class Service:
 
         engine = self.adain
         assert engine is not None
-        c, prepared, weights, opts = await self.run_in(None, token, self._adain_prepare, req,
-                                                       content, styles)
+        c, prepared, weights, options = await self.run_in(None, token, self._adain_prepare, req,
+                                                          content, styles)
         # A cached style is looked up here, not queued behind a running batch on the model thread.
-        network = opts["network"]
+        network = options.network
         stats = [engine.cached_stats(key) or
                  await self.run_in(self.model_executor, token, engine.style_stats, s, key, network)
                  for s, key in prepared]
-        job = AdaINJob(c, StyleStats.stack(stats, weights), float(opts.get("alpha", 1.0)), network)
+        job = AdaINJob(c, StyleStats.stack(stats, weights), options.alpha, network)
         out, batch_size = await self.batcher.submit_with_size(batch_key(c, network), job, token)
-        image = await self.run_in(None, token, engine.finish, out, c, opts.get("preserve_color"))
+        image = await self.run_in(None, token, engine.finish, out, c, options.preserve_color)
         return image, {"X-Painterly-Method": "adain", "X-Painterly-Network": network,
                        "X-Painterly-Batch-Size": str(batch_size)}
 
@@ -377,8 +379,6 @@ class Service:
             if size > cfg.max_gatys_size:
                 raise PainterlyError(f"size {size} is over this server's gatys limit of "
                                      f"{cfg.max_gatys_size}")
-            if opts.get("scales", 1) > 4:
-                raise PainterlyError("scales must be at most 4 on this server")
             if "style_size" in opts and opts["style_size"] > cfg.max_size:
                 raise PainterlyError(f"style_size is over this server's limit of {cfg.max_size}")
         else:

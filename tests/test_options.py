@@ -63,6 +63,31 @@ def test_cli_flags_are_the_declared_options():
             assert opt.help, f"{opt.flag} has no help text"
 
 
+def test_a_new_method_gets_its_own_flag_group(monkeypatch):
+    """A method added to METHOD_OPTIONS with an option of its own gets a flag in its own group
+    (no table of group titles to extend)."""
+    from dataclasses import dataclass
+
+    from painterly.cli.stylize import add_method_options
+    from painterly.schema import MethodOptions, option
+
+    @dataclass
+    class ToyOptions(MethodOptions):
+        method = "toy"
+        toy_strength: float = option(0.5, kind="float", minimum=0.0, help="how much toy")
+
+    monkeypatch.setitem(options.METHOD_OPTIONS, "toy", ToyOptions)
+    options.shared_options.cache_clear()
+    try:
+        parser = argparse.ArgumentParser()
+        add_method_options(parser)
+    finally:
+        options.shared_options.cache_clear()
+    group = next(g for g in parser._action_groups if g.title == "toy")
+    assert [a.option_strings for a in group._group_actions] == [["--toy-strength"]]
+    assert parser.parse_args(["--method", "toy", "--toy-strength", "2"]).toy_strength == 2.0
+
+
 def test_server_fields_are_the_declared_http_options():
     parsers = _server_parsers()
     assert set(parsers) == {"style_weights"} | {o.name for o, _ in shared_options() if o.http}

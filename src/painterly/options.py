@@ -112,6 +112,7 @@ class AdaINOptions(MethodOptions):
     """AdaIN (arbitrary style transfer with a trained decoder); ``seed`` is accepted and ignored."""
 
     method = "adain"
+    summary = "arbitrary real-time"
 
     size: int | None = _size()
     style_size: int = _style_size(DEFAULT_STYLE_SIZE)
@@ -155,6 +156,7 @@ class GatysOptions(MethodOptions):
     :func:`painterly.gatys.config.resolve` fills those in and checks the options together."""
 
     method = "gatys"
+    summary = "optimization"
 
     size: int = _size(DEFAULT_SIZE, GATYS_MIN_SIDE)
     style_size: int | None = _style_size(None, GATYS_MIN_SIDE)
@@ -208,6 +210,7 @@ class FastOptions(MethodOptions):
     """Fast feed-forward networks; the styles live in the model (chosen by name or weights)."""
 
     method = "fast"
+    summary = "feed-forward networks"
 
     model: Any = option(None, kind="value", file=True, http=True,
                         server=Limit(pattern=r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",

@@ -118,6 +118,8 @@ class MethodOptions:
 
     #: The method these options are for (``"adain"``...), for messages.
     method: ClassVar[str] = ""
+    #: A few words on the method, for the title of its group of CLI flags.
+    summary: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         for opt in options_of(type(self)):

@@ -12,11 +12,6 @@ from ..options import METHOD_OPTIONS, STYLE_WEIGHTS, shared_options
 from ..schema import Option, OptionError
 from . import positive_float
 
-#: ``painterly stylize``'s argument groups: options of one method go into its group, options of
-#: several into the main list.
-GROUPS = {"gatys": "gatys (optimization)", "adain": "adain (arbitrary real-time)",
-          "fast": "fast (feed-forward networks)"}
-
 
 def _arg_type(opt: Option) -> Callable[[str], Any]:
     """argparse ``type=``: the option's own check, its refusal as argparse's one-line error."""
@@ -54,7 +49,10 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=tuple(METHOD_OPTIONS), default=None,
                    help="default: adain when its decoder is installed, else gatys")
     add_option_flag(p, STYLE_WEIGHTS)
-    groups = {m: p.add_argument_group(title) for m, title in GROUPS.items()}
+    # Options of one method go into its group (titled from its options class), options of
+    # several into the main list.
+    groups = {m: p.add_argument_group(f"{m} ({cls.summary})" if cls.summary else m)
+              for m, cls in METHOD_OPTIONS.items()}
     for opt, methods in shared_options():
         if opt.cli:
             add_option_flag(p if len(methods) > 1 else groups[methods[0]], opt)

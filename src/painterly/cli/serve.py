@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import Field, fields
 
-from . import non_negative_float, positive_float, positive_int
+from . import positive_int
 
 
 def port_number(text: str) -> int:
@@ -21,68 +22,44 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "plus a web page at /. Models load once at start-up.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=port_number, default=8080, help="TCP port, 1..65535 (default 8080)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
-    p.add_argument("--decoder", default=None, help="AdaIN decoder file (default: the shipped one)")
-    p.add_argument("--model", default=None, help="default fast-network model (file or name)")
-    p.add_argument("--max-upload-mb", type=non_negative_float, default=20.0,
-                   help="largest request body in MB (413 above; default 20)")
-    p.add_argument("--max-pixels", type=positive_int, default=4096 * 4096,
-                   help="largest uploaded image in pixels (413 above; default 4096*4096)")
-    p.add_argument("--max-request-pixels", type=positive_int, default=4 * 4096 * 4096,
-                   help="most pixels of one request's images together, content and styles "
-                        "(413 above, from the headers; default 4*4096*4096)")
-    p.add_argument("--max-request-mb", type=positive_float, default=1024.0,
-                   help="most memory one request's images may need decoded, estimated from "
-                        "their headers (413 above; default 1024)")
-    p.add_argument("--memory-budget-mb", type=positive_float, default=2048.0,
-                   help="memory the images of all requests in progress may need together; a "
-                        "request waits for room, then 503 (default 2048)")
-    p.add_argument("--memory-wait", type=non_negative_float, default=5.0,
-                   help="seconds a request waits for --memory-budget-mb to free (default 5)")
-    p.add_argument("--max-size", type=positive_int, default=2048,
-                   help="long side processed by adain/fast; larger uploads are shrunk (default 2048)")
-    p.add_argument("--queue-size", type=positive_int, default=16,
-                   help="requests admitted at once, waiting or running (503 above; default 16)")
-    p.add_argument("--timeout", type=non_negative_float, default=120.0,
-                   help="seconds per request before 504 (default 120)")
-    p.add_argument("--header-timeout", type=positive_float, default=10.0,
-                   help="seconds a client has to send a request's headers (408 and close; default 10)")
-    p.add_argument("--body-timeout", type=positive_float, default=60.0,
-                   help="seconds a client has to send a request's body (408 and close; default 60)")
-    p.add_argument("--keep-alive-timeout", type=positive_float, default=5.0,
-                   help="seconds an idle kept-alive connection stays open (default 5)")
-    p.add_argument("--max-steps", type=positive_int, default=200,
-                   help="gatys: most steps a request may ask for, and the default (200)")
-    p.add_argument("--max-gatys-size", type=positive_int, default=512,
-                   help="gatys: largest output long side, and the default (512)")
-    p.add_argument("--max-batch", type=positive_int, default=8,
-                   help="adain: most requests stylized in one batch (default 8)")
-    p.add_argument("--batch-wait-ms", type=non_negative_float, default=5.0,
-                   help="adain: how long a request waits for others to batch with (default 5)")
-    p.add_argument("--workers", type=positive_int, default=1,
-                   help="threads for gatys/fast requests (default 1)")
-    p.add_argument("--no-preload-gatys", dest="preload_gatys", action="store_false",
-                   help="do not load VGG19 for gatys at start-up")
+    add_config_flags(p)
     p.add_argument("--log-level", default="info",
                    choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace):  # -> ServeConfig
-    """Build the server's config from parsed arguments."""
-    from ..serve import ServeConfig
+def config_flags() -> list[Field]:
+    """The :class:`~painterly.serve.config.ServeConfig` fields that are flags (made with
+    ``setting``)."""
+    from ..serve.config import ServeConfig
 
-    cfg = ServeConfig(device=args.device, decoder=args.decoder, model=args.model,
-                      max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
-                      max_request_pixels=args.max_request_pixels,
-                      max_request_mb=args.max_request_mb, memory_budget_mb=args.memory_budget_mb,
-                      memory_wait=args.memory_wait,
-                      max_size=args.max_size, queue_size=args.queue_size, timeout=args.timeout,
-                      max_steps=args.max_steps, max_gatys_size=args.max_gatys_size,
-                      max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
-                      workers=args.workers, preload_gatys=args.preload_gatys,
-                      header_timeout=args.header_timeout, body_timeout=args.body_timeout,
-                      keep_alive_timeout=args.keep_alive_timeout)
+    return [f for f in fields(ServeConfig) if "help" in f.metadata]
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """A flag per server setting, its type, default and help from the field; None means "not
+    given" (the field's default), so ``ServeConfig.check`` is the one rule for every value."""
+    for f in config_flags():
+        shown = f.metadata["shown"] or (f"{f.default:g}" if isinstance(f.default, float)
+                                        else str(f.default))
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):  # --no-preload-gatys for a setting on by default
+            p.add_argument(f"--no-{flag[2:]}" if f.default else flag, dest=f.name,
+                           action="store_false" if f.default else "store_true", default=None,
+                           help=f"{'do not ' if f.default else ''}{f.metadata['help']}")
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0])
+        p.add_argument(flag, dest=f.name, default=None, help=f"{f.metadata['help']} (default {shown})",
+                       **({"type": kind, "metavar": f.name.upper()} if kind else {}))
+
+
+def config_from_args(args: argparse.Namespace):  # -> ServeConfig
+    """The server's config from parsed arguments (the flags given; the rest are defaults),
+    checked."""
+    from ..serve.config import ServeConfig
+
+    cfg = ServeConfig(**{f.name: getattr(args, f.name) for f in config_flags()
+                         if getattr(args, f.name, None) is not None})
     cfg.check()
     return cfg
 
@@ -108,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
             raise PainterlyError(f"{flag} file not found: {path}")
     from ..device import resolve_device
 
-    resolve_device(args.device)  # an unknown or missing device is an error now, not per request
     cfg = config_from_args(args)
+    resolve_device(cfg.device)  # an unknown or missing device is an error now, not per request
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ..serve.protocol import uvicorn_options
@@ -119,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         app = create_app(cfg)
         app.state.service.load_named()  # a --decoder/--model that cannot be loaded: exit 2
-        print(f"painterly serving on http://{args.host}:{args.port}/ (device {args.device})")
+        print(f"painterly serving on http://{args.host}:{args.port}/ (device {cfg.device})")
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
                                                log_level=args.log_level, access_log=False,
                                                **uvicorn_options(cfg)))

@@ -6,7 +6,8 @@ place how large, how many and how long a request may be.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import PainterlyError
 
@@ -35,33 +36,50 @@ DECODE_BYTES_BY_MODE = {"I;16": 26, "I;16B": 26, "I;16L": 26, "I": 28, "F": 28,
 DECODE_BYTES_PER_PIXEL = 12
 
 
+def setting(default: Any, help: str, shown: str | None = None) -> Any:
+    """A :class:`ServeConfig` field that is a ``painterly serve`` flag: its default, its help
+    (the default is added to it, as ``shown`` when given)."""
+    return field(default=default, metadata={"help": help, "shown": shown})
+
+
 @dataclass
 class ServeConfig:
-    """Everything ``painterly serve`` can set; the defaults keep a small server safe."""
+    """Everything ``painterly serve`` can set; the defaults keep a small server safe. Each field
+    made with :func:`setting` is a flag (``--max-upload-mb`` for ``max_upload_mb``), its type,
+    default and help derived from here (:mod:`painterly.cli.serve`)."""
 
-    device: str = "auto"
-    decoder: str | None = None  # AdaIN decoder file (default: the shipped one, if any)
-    model: str | None = None  # default fast-network model (file or registry name)
-    max_upload_mb: float = 20.0  # whole request body
-    max_pixels: int = 4096 * 4096  # per uploaded image
-    max_request_pixels: int = 4 * 4096 * 4096  # all of one request's images: content + styles
-    max_request_mb: float = 1024.0  # their estimated decoded memory (from the headers), per request
-    memory_budget_mb: float = 2048.0  # the same estimate summed over the requests in progress
-    memory_wait: float = 5.0  # seconds a request waits for memory in progress to free, then 503
-    max_size: int = 2048  # long side processed by adain/fast; larger uploads are shrunk
-    queue_size: int = 16  # requests admitted at once (waiting + running)
-    timeout: float = 120.0  # seconds per request
-    max_steps: int = 200  # gatys steps cap (also its default here)
-    max_gatys_size: int = 512  # gatys output long side cap (also its default here)
-    max_batch: int = 8
-    batch_wait_ms: float = 5.0
-    workers: int = 1  # threads for non-batched methods (gatys, fast)
-    preload_gatys: bool = True
-    style_cache: int = 32
+    device: str = setting("auto", "auto, cpu, cuda, mps")
+    decoder: str | None = setting(None, "AdaIN decoder or lite network file", "the shipped one")
+    model: str | None = setting(None, "default fast-network model (file or name)", "none")
+    max_upload_mb: float = setting(20.0, "largest request body in MB (413 above)")
+    max_pixels: int = setting(4096 * 4096, "largest uploaded image in pixels (413 above)",
+                              "4096*4096")
+    max_request_pixels: int = setting(
+        4 * 4096 * 4096, "most pixels of one request's images together, content and styles "
+                         "(413 above, from the headers)", "4*4096*4096")
+    max_request_mb: float = setting(
+        1024.0, "most memory one request's images may need decoded, estimated from their "
+                "headers (413 above)")
+    memory_budget_mb: float = setting(
+        2048.0, "memory the images of all requests in progress may need together; a request "
+                "waits for room, then 503")
+    memory_wait: float = setting(5.0, "seconds a request waits for --memory-budget-mb to free")
+    max_size: int = setting(2048, "long side processed by adain/fast; larger uploads are shrunk")
+    queue_size: int = setting(16, "requests admitted at once, waiting or running (503 above)")
+    timeout: float = setting(120.0, "seconds per request before 504")
+    header_timeout: float = setting(10.0, "seconds a client has to send a request's headers "
+                                          "(408 and close)")
+    body_timeout: float = setting(60.0, "seconds a client has to send a request's body "
+                                        "(408 and close)")
+    keep_alive_timeout: float = setting(5.0, "seconds an idle kept-alive connection stays open")
+    max_steps: int = setting(200, "gatys: most steps a request may ask for, and the default")
+    max_gatys_size: int = setting(512, "gatys: largest output long side, and the default")
+    max_batch: int = setting(8, "adain: most requests stylized in one batch")
+    batch_wait_ms: float = setting(5.0, "adain: how long a request waits for others to batch with")
+    workers: int = setting(1, "threads for gatys/fast requests")
+    preload_gatys: bool = setting(True, "load VGG19 for gatys at start-up")
+    style_cache: int = setting(32, "adain: style statistics kept (LRU; 0: none)")
     allowed_formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
-    header_timeout: float = 10.0  # seconds for a request's whole header block (408 and close)
-    body_timeout: float = 60.0  # seconds for a request's whole body, from its headers (408 and close)
-    keep_alive_timeout: float = 5.0  # seconds an idle kept-alive connection stays open
     eager_load: bool = False  # load models before serving (tests); else in a background thread
 
     def check(self) -> None:
@@ -73,6 +91,8 @@ class ServeConfig:
             value = getattr(self, name)
             if not value > 0 or value == float("inf"):
                 raise PainterlyError(f"--{name.replace('_', '-')} must be positive and finite")
+        if not isinstance(self.style_cache, int) or self.style_cache < 0:
+            raise PainterlyError("--style-cache must be a whole number >= 0 (0: no cache)")
         if self.batch_wait_ms < 0:
             raise PainterlyError("--batch-wait-ms must be >= 0")
         if not 0 <= self.memory_wait < float("inf"):

@@ -69,7 +69,9 @@ class FastGraph(nn.Module):
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[-2], content.shape[-1]
-        y = self.net(_pad_reflect(content, MULTIPLE["fast"]), style)
+        # Padded here to the network's own multiple (a fast-lite network pools three times), so
+        # the network's own padding is a no-op for every traced size.
+        y = self.net(_pad_reflect(content, getattr(self.net, "multiple", MULTIPLE["fast"])), style)
         return y[..., :h, :w].clamp(0, 1)
 
 
@@ -200,13 +202,15 @@ def export_fast(model: str | os.PathLike | None, output: str | os.PathLike, *,
             {"content": dict(_IMAGE_AXES), "style": {0: "style_batch"}},
             {"image": dict(_IMAGE_AXES)}, opset)
     names = config.get("style_names") or [f"style{i}" for i in range(net.n_styles)]
+    multiple = getattr(net, "multiple", MULTIPLE["fast"])
     _write_config(paths["config"], {
         "format": "painterly-onnx", "format_version": FORMAT_VERSION, "kind": "fast",
         "opset": opset, "model": paths["model"].name,
         "pixels": "RGB float32 in [0, 1], NCHW; output clamped to [0, 1]",
         "inputs": {"content": "N,3,H,W", "style": f"N|1,{net.n_styles} (style blend weights)"},
-        "padding": f"reflect to a multiple of {MULTIPLE['fast']} inside the graph, output cropped",
-        "multiple": MULTIPLE["fast"], "min_side": MIN_SIDE["fast"],
+        "padding": f"reflect to a multiple of {multiple} inside the graph, output cropped",
+        "multiple": multiple, "min_side": getattr(net, "min_side", MIN_SIDE["fast"]),
+        "network": config.get("kind", "fast-transformer"),
         "n_styles": net.n_styles, "style_names": list(names), "source": str(model_path),
     })
     return paths

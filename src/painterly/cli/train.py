@@ -22,7 +22,7 @@ ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_r
                  "network", "embed_weight", "laplacian_weight", "teacher")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
                 "width", "n_residual", "luminance", "style_size", "warmup_recon", "teacher",
-                "teacher_style_size", "pixel_weight", "grid_weight", "color_weight")
+                "teacher_style_size", "pixel_weight", "grid_weight", "color_weight", "network")
 
 
 def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
@@ -115,6 +115,11 @@ def register(subparsers) -> None:
     g.add_argument("--content-weight", type=non_negative_float, help="default 1")
     g.add_argument("--style-weight", type=non_negative_float, help="default 10")
     g.add_argument("--tv-weight", type=non_negative_float, help="default 1e-4")
+    g.add_argument("--network", choices=("transformer", "lite"),
+                   help="transformer: Johnson's network with conditional instance norm (default); "
+                        "lite: the lite AdaIN network with each style's statistics baked in, "
+                        "started from the shipped lite network (or --init an adain-lite or "
+                        "fast-lite file) and fine-tuned on the styles")
     g.add_argument("--width", type=positive_int, help="first layer channels (32; 16 = slim)")
     g.add_argument("--n-residual", type=non_negative_int, help="residual blocks (5)")
     g.add_argument("--luminance", action="store_true", default=None,

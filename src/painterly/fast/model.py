@@ -94,6 +94,13 @@ class TransformerNet(nn.Module):
         style = style.to(device=device, dtype=torch.float32)
         return style.expand(batch, -1) if style.dim() == 1 else style
 
+    def freeze(self, weights: torch.Tensor) -> nn.Module:
+        """The network for one fixed blend ``weights`` (``(n_styles,)``), for inference: the
+        norms' affine pairs folded in (:class:`~painterly.fast.stylize.FrozenFastNet`)."""
+        from .stylize import FrozenFastNet
+
+        return FrozenFastNet(self, weights)
+
     def forward(self, x: torch.Tensor, style: torch.Tensor | int | None = None) -> torch.Tensor:
         s = self.style_vector(style, x.shape[0], x.device).to(x.dtype)
         h, w = x.shape[-2:]
@@ -120,9 +127,15 @@ def save_model(net: TransformerNet, path: str, style_names: list[str],
     save_model_file(net.state_dict(), meta, path)
 
 
-def load_model(path: str) -> tuple[TransformerNet, dict]:
-    """Load a network saved by :func:`save_model` (or a state dict with a ``.json`` beside it)."""
+def load_model(path: str) -> tuple[nn.Module, dict]:
+    """Load a fast network: a TransformerNet saved by :func:`save_model` (or a state dict with a
+    ``.json`` beside it), or a ``fast-lite`` network (:mod:`painterly.fast.lite`); both take
+    ``net(x, style)`` and ``net.freeze(weights)``."""
     state, config = load_model_file(path)
+    if config.get("kind") == "fast-lite":
+        from .lite import fast_lite_from_state
+
+        return fast_lite_from_state(state, config, path), config
     try:
         net = TransformerNet(int(config["n_styles"]), int(config.get("width", 32)),
                              int(config.get("n_residual", 5)))

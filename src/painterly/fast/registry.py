@@ -44,6 +44,10 @@ def shipped_models_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "assets" / "fast"
 
 
+#: The kinds of fast network a model file may hold.
+FAST_KINDS = ("fast-transformer", "fast-lite")
+
+
 @dataclass
 class ModelInfo:
     """What ``painterly models`` shows about one installed model file."""
@@ -54,6 +58,7 @@ class ModelInfo:
     style_names: list[str] = field(default_factory=list)
     width: int | None = None
     n_residual: int | None = None
+    kind: str = "fast-transformer"  # or "fast-lite" (painterly.fast.lite)
     size_bytes: int = 0
     error: str | None = None  # why the file is not usable, if it is not
 
@@ -98,13 +103,14 @@ def model_info(path: str | os.PathLike, source: str) -> ModelInfo:
     except (OSError, PainterlyError) as exc:
         info.error = str(exc)
         return info
-    if config.get("kind", "fast-transformer") != "fast-transformer" or "n_styles" not in config:
+    if config.get("kind", "fast-transformer") not in FAST_KINDS or "n_styles" not in config:
         info.error = "not a fast network (no n_styles in its config)"
         return info
     try:
+        info.kind = str(config.get("kind", "fast-transformer"))
         n = int(config["n_styles"])
         info.width = int(config.get("width", 32))
-        info.n_residual = int(config.get("n_residual", 5))
+        info.n_residual = int(config.get("n_residual", 5 if info.kind == "fast-transformer" else 0))
     except (TypeError, ValueError):
         info.error = "broken config (n_styles/width are not numbers)"
         return info

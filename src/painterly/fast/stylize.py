@@ -147,7 +147,7 @@ def named_style_weights(requested: Sequence[str], weights: Sequence[float] | Non
 
 def _load_network(model: str | os.PathLike | TransformerNet) -> tuple[TransformerNet, dict, str]:
     """A model name, file or in-memory network -> (network, config, label for messages)."""
-    if isinstance(model, TransformerNet):
+    if isinstance(model, nn.Module) and hasattr(model, "freeze"):  # TransformerNet, LiteFastNet
         n = model.n_styles
         return model.eval(), {"style_names": [f"style{i}" for i in range(n)]}, "in-memory network"
     path = resolve_model(model)
@@ -229,7 +229,7 @@ class FastStylizer:
         self.width = int(net.width)
         # trained with --luminance: the network saw gray luminance; colors come from the content
         self.luminance_model = bool(config.get("luminance", False))
-        frozen = FrozenFastNet(net, torch.tensor(weights, dtype=torch.float32)).eval()
+        frozen = net.freeze(torch.tensor(weights, dtype=torch.float32)).eval()
         frozen.requires_grad_(False)
         # bf16 on a CPU: the frozen network itself is cast (weights, activations, residual
         # stream; see device.cast_dtype), on CUDA autocast.

@@ -187,6 +187,10 @@ class AdaINConfig:
                                  "above 0 (or both 0 for the uncached path)")
 
 
+#: The fast networks ``painterly train fast --network`` builds.
+FAST_NETWORKS = ("transformer", "lite")
+
+
 @dataclass
 class FastConfig:
     """The fast feed-forward network objective (Johnson et al. 2016; Dumoulin et al. 2017)."""
@@ -207,9 +211,13 @@ class FastConfig:
     pixel_weight: float = 0.0         # L1 to the content target in pixels (the teacher's output or the photo)
     grid_weight: float = 0.0          # lattice penalty (losses.grid_loss): the upsamplings' stripes
     color_weight: float = 0.0         # L1 to the content target's local colors (4x4-pixel means)
+    network: str = "transformer"      # or "lite": the lite AdaIN network, styles baked in (fast.lite)
 
     def check(self) -> None:
         """Refuse impossible values."""
+        if self.network not in FAST_NETWORKS:
+            raise PainterlyError(f"unknown fast network '{self.network}' (choose "
+                                 f"{', '.join(FAST_NETWORKS)})")
         if self.teacher_style_size < 64:
             raise PainterlyError(f"teacher-style-size must be >= 64, got {self.teacher_style_size}")
         if self.style_size < 0 or self.warmup_recon < 0:

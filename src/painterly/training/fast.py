@@ -117,7 +117,28 @@ class FastObjective:
             self.targets = {k: torch.cat([g[k] for g in grams]) for k in self.cfg.style_layers}
         self.teacher = self._build_teacher(device) if self.cfg.teacher else None
         n = len(self.style_images)
+        if self.cfg.network == "lite":
+            # The shipped lite AdaIN network with these styles baked in: it starts at the
+            # arbitrary model's pictures (an --init file replaces it after this).
+            return self._bake(None).to(device)
         return TransformerNet(n, self.cfg.width, self.cfg.n_residual).to(device)
+
+    def _bake(self, lite_path: str | None) -> nn.Module:
+        """A fast-lite network from a lite AdaIN network file (None: the shipped one) and this
+        run's styles (their statistics at ``teacher_style_size``, as the AdaIN stylizer sees
+        them)."""
+        from ..adain.lite import load_lite
+        from ..adain.networks import default_lite_path
+        from ..fast.lite import bake
+
+        path = str(lite_path or default_lite_path())
+        lite, _ = load_lite(path)
+        return bake(lite, [self._prep_image(img) for img in self.style_images],
+                    self.cfg.teacher_style_size)
+
+    def _prep_image(self, img: Image.Image) -> Image.Image:
+        """A style image as the network sees it (gray for a --luminance run)."""
+        return tensor_to_pil(self._prep(pil_to_tensor(img))) if self.cfg.luminance else img
 
     def _build_teacher(self, device: torch.device) -> tuple[AdaINPipeline, list[StyleStats]]:
         """The AdaIN model to distil (the VGG decoder by default, or any AdaIN model file), in
@@ -202,8 +223,34 @@ class FastObjective:
 
     def load_init(self, net: nn.Module, path: str) -> None:
         """Warm start from an exported network of the same architecture and style count (its
-        per-style norms become this run's, in order: fine-tune on the same styles or refine)."""
+        per-style norms become this run's, in order: fine-tune on the same styles or refine).
+        A ``--network lite`` run also takes a lite AdaIN network file, baked with this run's
+        styles."""
+        from ..weights import load_model_file
+
+        if self.cfg.network == "lite":
+            from ..adain.lite import is_lite_config
+            from ..fast.lite import is_fast_lite_config
+
+            _, config = load_model_file(path)
+            if is_lite_config(config):
+                init = self._bake(path)
+            elif is_fast_lite_config(config):
+                init, _ = load_model(path)
+            else:
+                raise PainterlyError(f"--init {path}: a --network lite run starts from a lite AdaIN "
+                                     f"network or a fast-lite network, not kind "
+                                     f"'{config.get('kind', 'unknown')}'")
+            if (init.n_styles, init.widths) != (net.n_styles, net.widths):
+                raise PainterlyError(f"--init {path}: a fast-lite network with {init.n_styles} "
+                                     f"style(s), widths {list(init.widths)}; this run trains "
+                                     f"{net.n_styles}, {list(net.widths)}")
+            net.load_state_dict(init.state_dict())
+            return
         init, config = load_model(path)
+        if not isinstance(init, TransformerNet):
+            raise PainterlyError(f"--init {path}: a {config.get('kind')} network; this run trains "
+                                 f"a transformer network (use --network lite for it)")
         mine = (net.n_styles, net.width, len(net.res))
         theirs = (init.n_styles, init.width, len(init.res))
         if mine != theirs:
@@ -228,5 +275,11 @@ class FastObjective:
     def export(self, net: nn.Module, run_dir, config: dict) -> str:
         """``RUN_DIR/model.safetensors`` + JSON (style names, architecture, training config)."""
         path = str(run_dir / "model.safetensors")
-        save_model(net, path, self.style_names, {"luminance": self.cfg.luminance, "training": config})
+        extra = {"luminance": self.cfg.luminance, "training": config}
+        if self.cfg.network == "lite":
+            from ..fast.lite import save_fast_lite
+
+            save_fast_lite(net, path, self.style_names, extra)
+        else:
+            save_model(net, path, self.style_names, extra)
         return path

@@ -1,0 +1,204 @@
+"""A fast network made of the lite AdaIN network with its styles baked in (kind ``fast-lite``).
+
+The lite AdaIN network (:mod:`painterly.adain.lite`: a slim VGG19 encoder to relu4_1 and its
+mirror decoder) paints any style from the style's relu4_1 statistics. For a fixed style set those
+statistics are all a style is, so this network keeps one ``(mean, std)`` pair per style as
+parameters: no style image and no style encoding per call, and a style blend is a weighted sum of
+the pairs (AdaIN's own interpolation: the same as blending the AdaIN outputs, since the normalized
+content is shared). :func:`bake` builds it from a lite AdaIN network and the paintings, so it
+starts at the arbitrary model's quality; ``painterly train fast --network lite`` then fine-tunes
+encoder, decoder and the pairs on those paintings (Gram style loss against each painting, content
+against the teacher), which only has to improve on its own styles.
+
+It takes the same calls as :class:`~painterly.fast.model.TransformerNet` (``net(x, style)`` with
+an index, a weight vector or a batch of them; ``freeze(weights)`` for inference), so the fast
+stylizer, the ONNX export, the server and ``painterly models`` run it unchanged.
+
+File: ``.safetensors`` with ``encoder.*``, ``decoder.*``, ``style_mean``, ``style_std`` and a JSON
+config of kind ``fast-lite`` (widths, paddings, style names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ..adain.core import mean_std
+from ..adain.lite import LITE_WIDTHS, LiteEncoder, LiteNetwork
+from ..adain.model import DEFAULT_INPUT_SCALE, MULTIPLE, Decoder, mirror_plan
+from ..errors import PainterlyError
+from ..weights import load_model_file, save_model_file
+
+#: The kind written into the config of a fast network of this architecture.
+KIND = "fast-lite"
+#: Smallest std a baked style keeps (a trained pair must not reach zero or below).
+MIN_STD = 1e-5
+
+
+def style_vector(style: torch.Tensor | int | None, n_styles: int, batch: int,
+                 device: torch.device) -> torch.Tensor:
+    """Index, weight vector or batch of weight vectors -> ``(N, n_styles)`` float32."""
+    if style is None:
+        style = 0
+    if isinstance(style, int):
+        v = torch.zeros(batch, n_styles, device=device)
+        v[:, style] = 1.0
+        return v
+    style = style.to(device=device, dtype=torch.float32)
+    return style.expand(batch, -1) if style.dim() == 1 else style
+
+
+#: Smallest padded side: the decoder's reflection padding needs a 2x2 relu4_1 map.
+MIN_PADDED = 2 * MULTIPLE
+
+
+def _pad(x: torch.Tensor) -> torch.Tensor:
+    """Reflect-pad to a multiple of 8 (three poolings) and at least :data:`MIN_PADDED`;
+    replicate where the image is too small to reflect."""
+    h, w = x.shape[-2:]
+    ph, pw = max((-h) % MULTIPLE, MIN_PADDED - h), max((-w) % MULTIPLE, MIN_PADDED - w)
+    if not (ph or pw):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+
+
+def _restyle(f: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """AdaIN with the given ``(N, C)`` target statistics, in float32 (a bf16 variance is too
+    coarse), returned in ``f``'s dtype."""
+    c_mean, c_std = mean_std(f.float())
+    t = (f.float() - c_mean) / c_std * std.float()[:, :, None, None] + mean.float()[:, :, None, None]
+    return t.to(f.dtype)
+
+
+class LiteFastNet(nn.Module):
+    """Lite encoder, AdaIN with per-style baked statistics, lite decoder.
+
+    ``width`` (the first block's channels) and ``n_styles`` as on a TransformerNet, for the
+    stylizer's memory estimate and ``painterly models``.
+    """
+
+    #: Sides the network pads to (three poolings), and the smallest it takes (the ONNX export's).
+    multiple = MULTIPLE
+    min_side = MIN_PADDED
+
+    def __init__(self, n_styles: int, widths: Sequence[int] = LITE_WIDTHS,
+                 encoder_padding: str = "zeros", decoder_padding: str = "reflect") -> None:
+        super().__init__()
+        if n_styles < 1:
+            raise PainterlyError("a fast-lite network needs at least one style")
+        self.widths = tuple(int(w) for w in widths)
+        self.n_styles = int(n_styles)
+        self.width = self.widths[0]
+        self.encoder_padding = encoder_padding
+        self.encoder = LiteEncoder(self.widths, encoder_padding)
+        self.decoder = Decoder(decoder_padding, DEFAULT_INPUT_SCALE, mirror_plan(self.widths))
+        channels = self.widths[-1]
+        self.style_mean = nn.Parameter(torch.zeros(n_styles, channels))
+        self.style_std = nn.Parameter(torch.ones(n_styles, channels))
+
+    def config(self) -> dict:
+        return {"kind": KIND, "n_styles": self.n_styles, "width": self.width,
+                "widths": list(self.widths), "encoder_padding": self.encoder_padding,
+                "padding": self.decoder.padding}
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | int | None = None) -> torch.Tensor:
+        v = style_vector(style, self.n_styles, x.shape[0], x.device)
+        h, w = x.shape[-2:]
+        f = self.encoder(_pad(x))
+        mean = v @ self.style_mean.float()
+        std = (v @ self.style_std.float()).clamp_min(MIN_STD)
+        return self.decoder(_restyle(f, mean, std))[..., :h, :w]
+
+    def freeze(self, weights: torch.Tensor) -> nn.Module:
+        """The network for one fixed blend ``weights`` (``(n_styles,)``), for inference."""
+        return FrozenLiteFast(self, weights)
+
+
+class FrozenLiteFast(nn.Module):
+    """A :class:`LiteFastNet` with its style blend fixed: the statistics are two constant vectors."""
+
+    def __init__(self, net: LiteFastNet, weights: torch.Tensor) -> None:
+        super().__init__()
+        w = weights.detach().float().reshape(1, -1)
+        if w.shape[1] != net.n_styles:
+            raise PainterlyError(f"{w.shape[1]} style weight(s) for a network of {net.n_styles} styles")
+        self.encoder = net.encoder
+        self.decoder = net.decoder
+        self.register_buffer("mean", (w @ net.style_mean.detach().float()).clone())
+        self.register_buffer("std", (w @ net.style_std.detach().float()).clamp_min(MIN_STD).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        f = self.encoder(_pad(x))
+        n = x.shape[0]
+        return self.decoder(_restyle(f, self.mean.expand(n, -1), self.std.expand(n, -1)))[..., :h, :w]
+
+
+@torch.no_grad()
+def bake(lite: LiteNetwork, styles: Sequence[Image.Image], style_size: int = 512) -> LiteFastNet:
+    """A :class:`LiteFastNet` with ``lite``'s encoder and decoder and each style's statistics
+    (its relu4_1 mean/std through the lite encoder, the style resized to ``style_size`` on its
+    long side, as the AdaIN stylizer resizes styles)."""
+    from ..image import pil_to_tensor, resize
+
+    if not styles:
+        raise PainterlyError("baking a fast-lite network needs at least one style image")
+    net = LiteFastNet(len(styles), lite.widths, lite.encoder_padding, lite.decoder.padding)
+    net.encoder.load_state_dict(lite.encoder.state_dict())
+    net.decoder.load_state_dict(lite.decoder.state_dict())
+    lite = lite.float().eval()
+    for i, img in enumerate(styles):
+        m, s = mean_std(lite.encoder(pil_to_tensor(resize(img, style_size))))
+        net.style_mean[i] = m.flatten()
+        net.style_std[i] = s.flatten()
+    return net.eval()
+
+
+def is_fast_lite_config(config: dict) -> bool:
+    """Whether a model file's config describes a fast-lite network."""
+    return config.get("kind") == KIND
+
+
+def save_fast_lite(net: LiteFastNet, path: str, style_names: list[str], config: dict | None = None,
+                   half: bool = True) -> None:
+    """Export as ``.safetensors`` (fp16 by default: the shipped form) plus its JSON config."""
+    if len(style_names) != net.n_styles:
+        raise PainterlyError(f"{len(style_names)} style names for {net.n_styles} styles")
+    save_model_file(net.state_dict(), {**net.config(), "style_names": list(style_names),
+                                       **(config or {})}, path, torch.float16 if half else None)
+
+
+def fast_lite_from_state(state: dict[str, torch.Tensor], config: dict, path: str) -> LiteFastNet:
+    """The network a loaded file holds, every shape checked (one-line errors)."""
+    widths = config.get("widths")
+    n = config.get("n_styles")
+    if (not isinstance(widths, list) or len(widths) != 4
+            or not all(isinstance(w, int) and 0 < w <= 4096 for w in widths)
+            or not isinstance(n, int) or not 0 < n <= 4096):
+        raise PainterlyError(f"{path}: a fast-lite config needs four positive integer widths "
+                             f"and n_styles")
+    net = LiteFastNet(n, widths, str(config.get("encoder_padding", "zeros")),
+                      str(config.get("padding", "reflect")))
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    unknown = [k for k in state if k not in own]
+    if missing or wrong or unknown:
+        what = (f"missing {missing[0]}" if missing else f"wrong shape for {wrong[0]}" if wrong
+                else f"unknown tensor {unknown[0]}")
+        raise PainterlyError(f"{path} is not a valid fast-lite network ({what})")
+    net.load_state_dict({k: v.float() for k, v in state.items()})
+    return net.eval()
+
+
+def load_fast_lite(path: str) -> tuple[LiteFastNet, dict]:
+    """Load a fast-lite file (kind checked)."""
+    state, config = load_model_file(path)
+    if not is_fast_lite_config(config):
+        raise PainterlyError(f"{path} is not a fast-lite network (its kind is "
+                             f"'{config.get('kind', 'unknown')}')")
+    return fast_lite_from_state(state, config, path), config

@@ -1,0 +1,142 @@
+"""The fast-lite network (fast/lite.py): the lite AdaIN network with its styles baked in, run by
+the fast stylizer, exported to ONNX, listed as a model, trained with ``train fast --network lite``.
+
+Small images and the shipped lite network (1 MB) keep it fast on a CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+
+import pytest
+import torch
+from conftest import make_image
+
+from painterly.adain import AdaINStylizer
+from painterly.adain.lite import load_lite
+from painterly.adain.networks import default_lite_path
+from painterly.cli import main
+from painterly.errors import PainterlyError
+from painterly.fast import FastStylizer
+from painterly.fast.lite import KIND, bake, load_fast_lite, save_fast_lite
+from painterly.fast.model import load_model
+from painterly.image import pil_to_tensor
+
+STYLE_A = make_image(64, 64, seed=7).rotate(90)
+STYLE_B = make_image(64, 48, seed=3)
+CONTENT = make_image(96, 64, seed=1)
+
+
+@pytest.fixture(scope="module")
+def lite():
+    net, _ = load_lite(str(default_lite_path()))
+    return net
+
+
+@pytest.fixture(scope="module")
+def baked_file(lite, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fl") / "two.safetensors"
+    save_fast_lite(bake(lite, [STYLE_A, STYLE_B], 64), str(path), ["a", "b"])
+    return str(path)
+
+
+def test_a_baked_network_paints_as_the_lite_adain_network(lite, baked_file):
+    """Baking keeps each style's statistics: the fast stylizer's picture is the AdaIN lite
+    stylizer's for that style (fp32; the fp16 file rounds a little)."""
+    ref = AdaINStylizer([STYLE_B], network="lite", decoder=str(default_lite_path()), style_size=64,
+                        precision="fp32", device="cpu")
+    fast = FastStylizer([], model=baked_file, style_weights=[0, 1], precision="fp32", device="cpu")
+    a, b = pil_to_tensor(ref(CONTENT)), pil_to_tensor(fast(CONTENT))
+    assert a.shape == b.shape
+    assert float((a - b).abs().mean()) < 2 / 255
+    other = pil_to_tensor(FastStylizer([], model=baked_file, precision="fp32", device="cpu")(CONTENT))
+    assert float((other - b).abs().mean()) > 5 / 255  # style a is another picture
+
+
+def test_a_blend_is_adain_interpolation(baked_file):
+    """Weights blend the baked statistics: the same as blending the AdaIN outputs' features."""
+    net, _ = load_fast_lite(baked_file)
+    x = pil_to_tensor(CONTENT)
+    with torch.no_grad():
+        f = net.encoder(x)
+        from painterly.adain.core import adain
+
+        def styled(i: int) -> torch.Tensor:
+            return adain(f, net.style_mean[i].view(1, -1, 1, 1), net.style_std[i].view(1, -1, 1, 1))
+
+        want = net.decoder(0.25 * styled(0) + 0.75 * styled(1))
+        got = net(x, torch.tensor([0.25, 0.75]))
+        frozen = net.freeze(torch.tensor([0.25, 0.75]))(x)
+    assert torch.allclose(got, want, atol=1e-4) and torch.allclose(frozen, got, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(9, 11), (16, 16), (53, 61)])
+def test_any_size_comes_back_at_its_size(baked_file, size):
+    out = FastStylizer([], model=baked_file, device="cpu")(CONTENT.resize(size))
+    assert out.size == size
+
+
+def test_models_lists_it_and_refuses_a_broken_file(baked_file, tmp_path):
+    from painterly.fast.registry import model_info
+
+    info = model_info(baked_file, "user")
+    assert info.error is None and info.kind == KIND and info.style_names == ["a", "b"]
+    assert info.width == 16
+    state_path = tmp_path / "bad.safetensors"
+    net, config = load_fast_lite(baked_file)
+    net.style_mean = torch.nn.Parameter(torch.zeros(2, 7))
+    save_fast_lite(net, str(state_path), ["a", "b"])
+    with pytest.raises(PainterlyError, match="not a valid fast-lite network"):
+        load_model(str(state_path))
+
+
+def test_onnx_export_matches_torch(baked_file, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from painterly.export import export_onnx
+    from painterly.onnx_backend import OnnxStylizer
+
+    paths = export_onnx("fast", tmp_path / "fl.onnx", model=baked_file)
+    for size in [(96, 64), (53, 61), (16, 16)]:
+        c = CONTENT.resize(size)
+        on = pil_to_tensor(OnnxStylizer(paths["model"], style_weights=[0, 1])(c))
+        pt = pil_to_tensor(FastStylizer([], model=baked_file, style_weights=[0, 1], precision="fp32",
+                                        device="cpu")(c))
+        assert on.shape == pt.shape and float((on - pt).abs().max()) <= 2 / 255, size
+
+
+def test_train_fast_network_lite_fine_tunes_the_baked_network(data, tmp_path):
+    """``train fast --network lite`` starts from the shipped lite network baked with the run's
+    styles, trains, exports a fast-lite file; ``--init`` takes that file (or a lite AdaIN one)
+    and a transformer file is refused in one line."""
+    out = tmp_path / "fl"
+    base = ["train", "fast", "--network", "lite", "--style", str(data / "style" / "s1.png"),
+            "--style", "builtin:udnie", "--content-dir", str(data / "content"), "--iterations", "2",
+            "--batch-size", "2", "--resize", "40", "--crop", "32", "--workers", "0", "--no-progress",
+            "--no-tensorboard", "--val-every", "2", "--teacher-style-size", "64",
+            "--style-layers", "relu1_2,relu2_2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*base, "--out", str(out)]) == 0
+    net, config = load_model(str(out / "model.safetensors"))
+    assert config["kind"] == KIND and net.n_styles == 2 and config["style_names"] == ["s1", "udnie"]
+    with open(out / "losses.csv", newline="") as f:
+        assert {"content", "style", "tv"} <= set(next(csv.reader(f)))
+    fresh = bake(load_lite(str(default_lite_path()))[0], [make_image()] * 2, 64)
+    assert not torch.equal(net.decoder.net[-1].weight, fresh.decoder.net[-1].weight.half().float())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*base, "--out", str(tmp_path / "again"), "--init",
+                     str(out / "model.safetensors")]) == 0
+        assert main([*base, "--out", str(tmp_path / "from_lite"), "--init",
+                     str(default_lite_path())]) == 0
+    transformer = tmp_path / "t"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["train", "fast", "--style", str(data / "style" / "s1.png"), "--style",
+                     "builtin:udnie", "--content-dir", str(data / "content"), "--iterations", "1",
+                     "--batch-size", "2", "--resize", "40", "--crop", "32", "--workers", "0",
+                     "--width", "8", "--n-residual", "1", "--no-progress", "--no-tensorboard",
+                     "--out", str(transformer)]) == 0
+    assert main([*base, "--out", str(tmp_path / "bad"), "--init",
+                 str(transformer / "model.safetensors")]) == 2

@@ -20,6 +20,7 @@ config of kind ``fast-lite`` (widths, paddings, style names).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -29,7 +30,7 @@ from torch import nn
 
 from ..adain.core import mean_std
 from ..adain.lite import LITE_WIDTHS, LiteEncoder, LiteNetwork
-from ..adain.model import DEFAULT_INPUT_SCALE, MULTIPLE, Decoder, mirror_plan
+from ..adain.model import DEFAULT_INPUT_SCALE, MULTIPLE, Decoder, inference_decoder, mirror_plan
 from ..errors import PainterlyError
 from ..weights import load_model_file, save_model_file
 
@@ -119,23 +120,44 @@ class LiteFastNet(nn.Module):
 
 
 class FrozenLiteFast(nn.Module):
-    """A :class:`LiteFastNet` with its style blend fixed: the statistics are two constant vectors."""
+    """A :class:`LiteFastNet` for inference with its style blend fixed: the statistics are two
+    constant vectors, the decoder's upsample+conv pairs folded
+    (:func:`~painterly.adain.model.inference_decoder`), and :meth:`prepare` sets precision and
+    layout as the AdaIN pipeline does for the lite network (weights cast, not the preprocessing;
+    channels-last on a CPU)."""
 
     def __init__(self, net: LiteFastNet, weights: torch.Tensor) -> None:
         super().__init__()
         w = weights.detach().float().reshape(1, -1)
         if w.shape[1] != net.n_styles:
             raise PainterlyError(f"{w.shape[1]} style weight(s) for a network of {net.n_styles} styles")
-        self.encoder = net.encoder
-        self.decoder = net.decoder
+        self.encoder = copy.deepcopy(net.encoder).eval().requires_grad_(False)
+        self.decoder = inference_decoder(copy.deepcopy(net.decoder))
         self.register_buffer("mean", (w @ net.style_mean.detach().float()).clone())
         self.register_buffer("std", (w @ net.style_std.detach().float()).clamp_min(MIN_STD).clone())
+        self.memory_format = torch.contiguous_format
+        self.dtype = torch.float32
+
+    def prepare(self, device: torch.device, dtype: torch.dtype | None,
+                channels_last: bool) -> FrozenLiteFast:
+        """Move to ``device``; cast the weights to ``dtype`` (None: float32) and pick the layout."""
+        self.to(device)
+        if dtype is not None:
+            self.encoder.vgg.cast_weights(dtype)
+            self.decoder.to(dtype)
+            self.dtype = dtype
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.encoder.to(memory_format=self.memory_format)
+        self.decoder.to(memory_format=self.memory_format)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        f = self.encoder(_pad(x))
+        # Preprocessed in float32; the encoder casts once before its first layer.
+        f = self.encoder(_pad(x.float()).contiguous(memory_format=self.memory_format))
         n = x.shape[0]
-        return self.decoder(_restyle(f, self.mean.expand(n, -1), self.std.expand(n, -1)))[..., :h, :w]
+        t = _restyle(f, self.mean.expand(n, -1), self.std.expand(n, -1)).to(self.dtype)
+        return self.decoder(t)[..., :h, :w]
 
 
 @torch.no_grad()

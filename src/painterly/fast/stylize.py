@@ -234,7 +234,12 @@ class FastStylizer:
         # bf16 on a CPU: the frozen network itself is cast (weights, activations, residual
         # stream; see device.cast_dtype), on CUDA autocast.
         self._dtype = cast_dtype(torch.bfloat16 if precision == "bf16" else None, self.device)
-        if self.device.type == "cuda":
+        if hasattr(frozen, "prepare"):  # a fast-lite network: as the AdaIN pipeline runs it
+            from ..adain.networks import CPU_CHANNELS_LAST
+
+            frozen = frozen.prepare(self.device, self._dtype,
+                                    self.device.type == "cuda" or CPU_CHANNELS_LAST)
+        elif self.device.type == "cuda":
             frozen = frozen.to(self.device, memory_format=torch.channels_last)
         else:
             frozen = frozen.to(self.device, self._dtype)

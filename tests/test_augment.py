@@ -162,3 +162,49 @@ def test_composes_with_torchvision_v2(styles):
     img = v2.ToImage()(make_image(40, 32, seed=3))
     out = v2.Compose([v2.ToDtype(torch.float32, scale=True), RandomStyle(styles, p=1.0, seed=0)])(img)
     assert type(out) is type(img) and out.shape == img.shape
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: one-line PainterlyError, from the arguments or the shape, before any work (#20)
+
+def test_an_empty_styles_name_is_refused_not_the_current_folder():
+    with pytest.raises(PainterlyError, match="empty name"):
+        RandomStyle("")
+    with pytest.raises(PainterlyError, match="empty name"):
+        RandomStyle(["  "])
+
+
+@pytest.mark.parametrize("device, words", [("cuda", "no CUDA GPU"), ("bogus", "unknown device")])
+def test_a_device_that_is_not_there_is_refused_at_construction(device, words):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(PainterlyError, match=words):
+        RandomStyle("builtin:udnie", device=device)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: Image.new("RGB", (8, 20)), "at least 9 px"),  # a padding RuntimeError before
+    (lambda: torch.empty(1, 3, 32, 32, device="meta"), "meta tensor"),
+    (lambda: torch.zeros(3, 8000, 8000, dtype=torch.uint8), "64.0 megapixels"),
+    (lambda: Image.new("RGB", (8000, 8000)), "over RandomStyle's max_pixels"),
+    (lambda: torch.zeros(4, 3, 2100, 2100), "4 images of 2100x2100"),
+])
+def test_images_it_cannot_take_are_refused_from_their_size(make, words, monkeypatch):
+    aug = RandomStyle("builtin:udnie", p=1.0, style_size=32)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the networks were built for an image that should be refused")
+
+    monkeypatch.setattr(aug, "_networks", no_work)
+    with pytest.raises(PainterlyError, match=words):
+        aug(make())
+
+
+def test_an_empty_batch_comes_back_and_max_pixels_is_the_callers():
+    aug = RandomStyle("builtin:udnie", p=1.0, style_size=32, max_pixels=100)
+    empty = torch.rand(0, 3, 32, 32)
+    assert aug(empty) is empty
+    with pytest.raises(PainterlyError, match="max_pixels"):
+        aug(torch.rand(3, 11, 11))
+    with pytest.raises(PainterlyError, match="max_pixels must be"):
+        RandomStyle("builtin:udnie", max_pixels=0)

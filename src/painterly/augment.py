@@ -41,10 +41,17 @@ DEFAULT_AUGMENT_STYLE_SIZE = 256
 MIN_SIDE = 9
 #: Slack on the [0, 1] range check of float inputs (resampling overshoot).
 RANGE_SLACK = 1e-3
+#: Most pixels one call stylizes (all images of a batch together), checked from the shape before
+#: any work: training images are small, and an 8000x8000 image would run for tens of minutes on a
+#: CPU before running out of memory. ``RandomStyle(max_pixels=...)`` changes it.
+DEFAULT_MAX_PIXELS = 4096 * 4096
 
 
 def _style_sources(styles: Any) -> list[ImageLike]:
     """``styles`` as a list of sources: a folder's images, one image, or a list of images."""
+    if isinstance(styles, (str, os.PathLike)) and not str(styles).strip():
+        # Path("") is the current folder: an empty name must not silently mean "every image here".
+        raise PainterlyError("styles is an empty name: give a folder, an image or a list of images")
     if isinstance(styles, (str, os.PathLike)) and not str(styles).startswith("builtin:") \
             and Path(styles).is_dir():
         found = list_images(styles)
@@ -89,6 +96,9 @@ class RandomStyle:
     the styles are resized to. ``network``: "auto" (default: the lite network on a CPU, the VGG
     decoder on a GPU), "vgg" or "lite". ``decoder``: a model file of that network (default: the
     shipped one).
+    ``max_pixels``: most pixels one call stylizes (a batch's images together; default
+    :data:`DEFAULT_MAX_PIXELS`), refused from the shape before any work, as are images under
+    :data:`MIN_SIDE` px a side.
     ``device``: where the networks run (default: the input's device). ``precision``: as for
     :class:`~painterly.adain.AdaINStylizer`.
 
@@ -106,8 +116,12 @@ class RandomStyle:
     def __init__(self, styles: Any, alpha: float | Sequence[float] = (0.3, 1.0), p: float = 0.5, *,
                  style_size: int = DEFAULT_AUGMENT_STYLE_SIZE, decoder: Any = None,
                  device: str | torch.device | None = None, precision: str = "auto",
-                 seed: int | None = None, network: str = "auto") -> None:
+                 seed: int | None = None, network: str = "auto",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.styles = [_portable(s) for s in _style_sources(styles)]
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < MIN_SIDE ** 2:
+            raise PainterlyError(f"max_pixels must be a whole number >= {MIN_SIDE ** 2}, got {max_pixels!r}")
+        self.max_pixels = max_pixels
         self.alpha = _alpha_range(alpha)
         try:
             self.p = float(p)
@@ -122,6 +136,10 @@ class RandomStyle:
         if isinstance(decoder, (str, os.PathLike)) and not Path(decoder).is_file():
             raise PainterlyError(f"decoder file not found: {decoder}")
         self.decoder = decoder
+        if device is not None:
+            from .device import resolve_device
+
+            device = resolve_device(device)  # unknown or missing devices: one line, now
         self.device = device
         from .adain.networks import NETWORKS_CHOICES, PRECISIONS
 
@@ -225,7 +243,19 @@ class RandomStyle:
             return self._tensor(img)
         raise PainterlyError(f"RandomStyle takes a PIL image or a tensor, not {type(img).__name__}")
 
+    def _check_size(self, width: int, height: int, n: int = 1) -> None:
+        """Refuse, from the size alone, an image AdaIN cannot take or one over ``max_pixels``."""
+        if min(width, height) < MIN_SIDE:
+            raise PainterlyError(f"image is {width}x{height}: RandomStyle needs at least "
+                                 f"{MIN_SIDE} px on each side")
+        if n * width * height > self.max_pixels:
+            what = f"{n} images of {width}x{height}" if n > 1 else f"a {width}x{height} image"
+            raise PainterlyError(f"{what} is {n * width * height / 1e6:.1f} megapixels, over "
+                                 f"RandomStyle's max_pixels of {self.max_pixels / 1e6:.1f} "
+                                 f"(resize first, or raise max_pixels)")
+
     def _pil(self, img: Image.Image) -> Image.Image:
+        self._check_size(img.width, img.height)
         coin, index, strength = self.draw(1)
         if not bool(coin[0]):
             return img
@@ -239,10 +269,12 @@ class RandomStyle:
         if img.dim() not in (3, 4) or img.shape[-3] not in (1, 3):
             raise PainterlyError(f"RandomStyle takes a (C, H, W) or (N, C, H, W) tensor with 1 or 3 "
                                  f"channels, got shape {tuple(img.shape)}")
-        if min(img.shape[-2:]) < MIN_SIDE:
-            raise PainterlyError(f"image is {img.shape[-1]}x{img.shape[-2]}: RandomStyle needs at least "
-                                 f"{MIN_SIDE} px on each side")
+        if img.device.type == "meta":
+            raise PainterlyError("RandomStyle takes a tensor with data, not a meta tensor")
         batch = img if img.dim() == 4 else img.unsqueeze(0)
+        if batch.shape[0] == 0:
+            return img
+        self._check_size(int(img.shape[-1]), int(img.shape[-2]), int(batch.shape[0]))
         coin, index, strength = self.draw(batch.shape[0])
         if not bool(coin.any()):
             return img

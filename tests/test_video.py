@@ -270,3 +270,80 @@ def test_frames_over_the_pixel_cap_are_refused_before_decoding(clip):
     with pixel_limit(64 * 48 - 1), pytest.raises(PainterlyError, match="64x48, over"):
         probe(clip)
     assert probe(clip).size == (64, 48)
+
+
+# ---------------------------------------------------------------------------------------------
+# A video that cannot be written: one line naming the output, ffmpeg silent, nothing left (#20)
+
+class _BrokenWriter:
+    """An imageio-ffmpeg writer whose ffmpeg died (what a read-only or full disk gives)."""
+
+    def send(self, frame):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def close(self):
+        pass
+
+
+def _statvfs_with(flag: int):
+    import os
+    from types import SimpleNamespace
+
+    real = os.statvfs
+
+    def fake(path):
+        st = real(path)
+        return SimpleNamespace(f_flag=st.f_flag | flag, f_bavail=st.f_bavail, f_frsize=st.f_frsize,
+                               f_blocks=st.f_blocks)
+
+    return fake
+
+
+def test_a_read_only_output_folder_is_one_line_naming_the_output(clip, tmp_path, monkeypatch):
+    import os
+
+    import painterly.video as video
+
+    out = tmp_path / "out.mp4"
+    monkeypatch.setattr(video, "_start_writer", lambda *a, **k: _BrokenWriter())
+    monkeypatch.setattr(video.os, "statvfs", _statvfs_with(os.ST_RDONLY))
+    with pytest.raises(PainterlyError) as exc:
+        stylize_video(clip, out, lambda f: 255 - f, progress=False)
+    msg = str(exc.value)
+    assert msg.startswith(f"cannot write {out}: read-only file system") and "\n" not in msg
+    assert ".tmp" not in msg and not out.exists() and _no_temp_files(tmp_path)
+
+
+def test_a_video_that_does_not_read_back_is_an_error_not_success(clip, tmp_path, monkeypatch):
+    """ffmpeg may exit 0 on a file cut short (a full disk): the output is read back before it
+    replaces anything."""
+    import painterly.video as video
+
+    class Truncating:
+        def __init__(self, path):
+            self.path = path
+
+        def send(self, frame):
+            pass
+
+        def close(self):
+            self.path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)  # no index
+
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"old")
+    monkeypatch.setattr(video, "_start_writer", lambda path, *a, **k: Truncating(path))
+    with pytest.raises(PainterlyError, match="does not read back"):
+        stylize_video(clip, out, lambda f: 255 - f, progress=False, overwrite=True)
+    assert out.read_bytes() == b"old" and _no_temp_files(tmp_path)
+
+
+def test_ffmpeg_writes_nothing_to_the_terminal_when_it_fails(tmp_path, capfd):
+    """The writer's ffmpeg is quiet: its own error lines never surround painterly's one line."""
+    from painterly.video import _start_writer
+
+    writer = _start_writer(tmp_path / "missing" / "x.mp4", (64, 48), Fraction(12), 8.0)
+    with pytest.raises(OSError):
+        for _ in range(50):
+            writer.send(np.zeros((48, 64, 3), np.uint8))
+        writer.close()
+    assert capfd.readouterr().err == ""

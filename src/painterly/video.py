@@ -294,9 +294,47 @@ def _start_writer(path: Path, size: tuple[int, int], fps: Fraction, quality: flo
     w, h = size
     pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
     writer = imageio_ffmpeg.write_frames(str(path), size, fps=fps, quality=quality, pix_fmt_out=pix,
-                                         macro_block_size=1, ffmpeg_log_level="error")
+                                         macro_block_size=1, ffmpeg_log_level="quiet")
     writer.send(None)
     return writer
+
+
+def _write_failure(out: Path, exc: OSError) -> str:
+    """One line for a video that could not be written: the disk's own reason (read-only, full)
+    when there is one, else ffmpeg stopping; naming the output, never its temporary file."""
+    import errno
+
+    from .atomic import NO_SPACE, describe_disk, disk_full
+
+    parent = out.parent if out.parent.exists() else Path(".")
+    read_only = exc.errno == errno.EROFS
+    try:
+        read_only = read_only or bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        pass
+    if read_only:
+        return f"cannot write {out}: read-only file system ({describe_disk(parent)})"
+    if exc.errno in NO_SPACE or disk_full(parent):
+        return f"cannot write {out}: no space left on device ({describe_disk(parent)})"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot write {out}: permission denied"
+    return f"ffmpeg stopped while writing {out} ({describe_disk(parent)})"
+
+
+def _check_written(stream: Path, out: Path | None, frames: int) -> None:
+    """The written video must read back (ffmpeg exits 0 on some failed writes: a file cut short
+    by a full disk has no index); else one line, and the partial file goes with the run."""
+    from .atomic import describe_disk, disk_full
+
+    try:
+        info = probe(stream)
+    except PainterlyError:
+        info = None
+    if info is None:
+        where = out or stream
+        full = " (no space left on device?)" if disk_full(stream) else ""
+        raise PainterlyError(f"the video written to {where} does not read back ({frames} frames "
+                             f"sent){full}; {describe_disk(stream)}")
 
 
 def _close_quietly(writer: Any) -> None:
@@ -381,13 +419,17 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
                 writer.close()
             if n == 0:
                 raise PainterlyError(f"no frames could be decoded from {src}")
+            if stream is not None:
+                _check_written(stream, out, n)
             if info.audio_codec and stream is not None and final is not None:
                 _mux_audio(stream, src, final, shortest=truncated, name=out.name if out else None)
     except FileExistsError:
         raise PainterlyError(f"output exists: {out} (it appeared during the run; pass --overwrite "
                              f"to replace it)") from None
-    except BrokenPipeError:
-        raise PainterlyError(f"ffmpeg stopped while writing {out}") from None
+    except OSError as exc:  # ffmpeg could not write (it logs nothing: the reason is found here)
+        if out is None:
+            raise
+        raise PainterlyError(_write_failure(out, exc)) from None
     except RuntimeError as exc:  # imageio-ffmpeg: a damaged stream part-way through
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "read error"
         raise PainterlyError(f"could not decode {src}: {first[:200]}") from None

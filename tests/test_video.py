@@ -108,6 +108,50 @@ def test_smooth_zero_is_the_adain_stylizer(decoder_file):
     assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("options", [{"preserve_color": "luminance"}, {"preserve_color": "histogram"},
+                                     {"alpha": 0.3}, {"style_size": 32}])
+def test_every_adain_option_reaches_the_video(decoder_file, options):
+    """Video goes through the stylizer's one path: each option changes a frame, exactly as the
+    stylizer does with it (smoothing off)."""
+    from painterly.adain import AdaINStylizer
+    from painterly.video import make_frame_stylizer
+
+    frame = np.asarray(load_image("builtin:chelsea").resize((61, 45)))
+    style = load_image(STYLE)
+    base = dict(decoder=decoder_file, style_size=64)
+    plain = make_frame_stylizer("adain", [style], smooth=0.0, **base)(frame)
+    ours = make_frame_stylizer("adain", [style], smooth=0.0, **{**base, **options})(frame)
+    ref = np.asarray(AdaINStylizer([style], None, **{**base, **options})(Image.fromarray(frame)))
+    assert np.abs(ours.astype(int) - plain.astype(int)).max() > 8
+    assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_video_flags_are_every_option_of_its_methods():
+    """A new adain or fast option gets a `painterly video` flag with no change to the CLI."""
+    import argparse
+
+    from painterly.cli.video import register
+    from painterly.options import shared_options
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    video = parser.parse_args(["video", "in.mp4", "-o", "out.mp4"])
+    expected = {o.name for o, methods in shared_options() if o.cli and set(methods) & {"adain", "fast"}}
+    assert expected <= set(vars(video))
+    assert {"preserve_color", "mask", "precision", "tile", "network", "model"} <= expected
+
+
+def test_an_option_of_the_other_method_is_one_line(decoder_file):
+    from painterly.video import make_frame_stylizer
+
+    with pytest.raises(PainterlyError, match="--decoder does not apply to --method fast"):
+        make_frame_stylizer("fast", None, decoder=decoder_file)
+    with pytest.raises(PainterlyError, match="--model does not apply to --method adain"):
+        make_frame_stylizer("adain", [STYLE], model="artworks8")
+    with pytest.raises(PainterlyError, match="video's size"):
+        make_frame_stylizer("adain", [STYLE], size=64)
+
+
 def test_smoothing_steadies_the_rest_of_the_frame(decoder_file):
     """An object appearing and leaving moves the frame's statistics; per-frame AdaIN then
     repaints the whole frame, the smoothed statistics keep the far side of the frame steadier."""

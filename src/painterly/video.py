@@ -40,6 +40,7 @@ from .adain.stylize import AdaINStylizer
 from .atomic import atomic_path, temp_path
 from .errors import PainterlyError
 from .image import ImageLike, load_image
+from .options import AdaINOptions
 
 #: Containers the output may use (H.264 in all of them).
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi")
@@ -159,14 +160,16 @@ class AdaINVideo:
     """
 
     def __init__(self, styles: Sequence[Image.Image], style_weights: Sequence[float] | None,
-                 decoder: str | os.PathLike | None = None, *, alpha: float | None = None,
-                 smooth: float = DEFAULT_SMOOTH, style_size: int | None = None,
-                 device: str | None = None, cut_threshold: float | None = CUT_THRESHOLD,
-                 network: str | None = None) -> None:
+                 decoder: str | os.PathLike | None = None, *, smooth: float = DEFAULT_SMOOTH,
+                 cut_threshold: float | None = CUT_THRESHOLD, options: AdaINOptions | None = None,
+                 **keywords: Any) -> None:
         if not 0.0 <= smooth < 1.0:
             raise PainterlyError(f"smooth must be in [0, 1) (0 = off), got {smooth}")
-        self.stylizer = AdaINStylizer(styles, style_weights, decoder=decoder, alpha=alpha,
-                                      style_size=style_size, device=device, network=network)
+        if decoder is not None:
+            keywords["decoder"] = decoder
+        # Every AdaIN option (network, alpha, colors, masks, precision, tiling...) is the
+        # stylizer's; the video adds only the smoothing of the content statistics.
+        self.stylizer = AdaINStylizer(styles, style_weights, options, **keywords)
         self.smooth = float(smooth)
         self.cut_threshold = cut_threshold
         self.content_stats = SmoothedStats(self.smooth)
@@ -191,7 +194,6 @@ class AdaINVideo:
         h, w = frame.shape[:2]
         if min(h, w) < 16:
             raise PainterlyError(f"frames of {w}x{h} are too small for AdaIN (16 px per side)")
-        st = self.stylizer
         x = torch.from_numpy(np.array(frame, np.uint8)).permute(2, 0, 1)[None].float().div_(255.0)
         cut = self._is_cut(frame)
         self.cuts += int(cut)
@@ -199,9 +201,8 @@ class AdaINVideo:
         def smoothed(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return self.content_stats.update(*mean_std(f), restart=cut)
 
-        # The one pipeline (tiled above the pixel budget: a 4K frame is processed in tiles).
-        with torch.inference_mode():
-            y = st.pipeline.run(x, st.style_stats, st.alpha, content_stats=smoothed).clamp(0, 1)
+        # The stylizer's one path (tiled above the pixel budget: a 4K frame goes in tiles).
+        y = self.stylizer.stylize_tensor(x, content_stats=smoothed).clamp(0, 1)
         return y[0].permute(1, 2, 0).mul(255).add_(0.5).to(torch.uint8).cpu().numpy()
 
 
@@ -221,32 +222,37 @@ class PerFrame:
 
 
 def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | None, *,
-                        style_weights: Sequence[float] | None = None, decoder: str | None = None,
-                        model: str | None = None, alpha: float | None = None,
-                        smooth: float = DEFAULT_SMOOTH, device: str | None = None,
-                        style_size: int | None = None,
-                        network: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """A callable ``HxWx3 uint8 -> HxWx3 uint8`` for ``method`` ("adain" or "fast")."""
+                        style_weights: Sequence[float] | None = None,
+                        smooth: float = DEFAULT_SMOOTH,
+                        **options: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A callable ``HxWx3 uint8 -> HxWx3 uint8`` for ``method`` ("adain" or "fast").
+
+    ``options`` are the method's own (:mod:`painterly.options`), all of them, as for
+    :func:`painterly.make_stylizer`; None means not set. AdaIN smooths its content statistics
+    over frames (``smooth``); fast networks run per frame.
+    """
+    from .options import check_style_weights, option_names, require_styles
+
     if method not in VIDEO_METHODS:
         raise PainterlyError(f"video supports method adain or fast, not '{method}'")
+    given = {k: v for k, v in options.items() if v is not None}
+    if "size" in given:
+        raise PainterlyError("a video's size is stylize_video's size (painterly video --size), "
+                             "not a stylizer option")
+    foreign = sorted(k for k in given if k not in option_names(method))
+    if foreign:
+        flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
+        raise PainterlyError(f"{flags} {'does' if len(foreign) == 1 else 'do'} not apply to "
+                             f"--method {method}")
     sources = [] if style is None else list(style) if isinstance(style, (list, tuple)) else [style]
     if method == "adain":
-        if model is not None:
-            raise PainterlyError("--model is for --method fast; adain takes --decoder")
-        from .options import check_style_weights, require_styles
-
         styles = [load_image(s, what="style image") for s in sources]
         require_styles("adain", styles)
         weights = check_style_weights(style_weights, len(styles))
-        return AdaINVideo(styles, weights, decoder, alpha=alpha, smooth=smooth,
-                          style_size=style_size, device=device, network=network)
-    if decoder is not None or alpha is not None or style_size is not None or network is not None:
-        raise PainterlyError("--decoder/--alpha/--style-size/--network are for --method adain")
+        return AdaINVideo(styles, weights, smooth=smooth, **given)
     from .api import make_stylizer
 
-    options: dict[str, Any] = {"model": model, "device": device}
-    return PerFrame(make_stylizer("fast", sources or None, style_weights,
-                                  **{k: v for k, v in options.items() if v is not None}))
+    return PerFrame(make_stylizer("fast", sources or None, style_weights, **given))
 
 
 def check_output(output: Path, source: Path, overwrite: bool) -> None:

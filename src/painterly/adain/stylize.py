@@ -31,7 +31,7 @@ from ..image import ImageLike, load_image, pil_to_tensor, resize, tensor_to_pil
 from ..options import DEFAULT_STYLE_SIZE, AdaINOptions, check_style_weights, options_from, require_styles
 from .core import StyleStats
 from .model import MULTIPLE, pad_to_multiple
-from .pipeline import AdaINPipeline
+from .pipeline import AdaINPipeline, ContentStats
 from .tiling import MIN_TILE
 
 __all__ = ["DEFAULT_STYLE_SIZE", "MIN_SIDE", "AdaINStylizer", "check_content_size", "feature_masks",
@@ -181,11 +181,13 @@ class AdaINStylizer:
         return tensor_to_pil(self.stylize_tensor(pil_to_tensor(content))[0])
 
     @torch.inference_mode()
-    def stylize_tensor(self, content: torch.Tensor, stats: StyleStats | None = None) -> torch.Tensor:
+    def stylize_tensor(self, content: torch.Tensor, stats: StyleStats | None = None,
+                       content_stats: ContentStats = None) -> torch.Tensor:
         """Stylize a batch ``(N, 3, H, W)`` in [0, 1] (any H, W) -> ``(N, 3, H, W)`` on the CPU.
 
-        The batched entry point (HTTP server): style statistics are the cached ones unless
-        ``stats`` is given; color preservation and masks apply as configured.
+        The batched entry point (HTTP server, video): style statistics are the cached ones unless
+        ``stats`` is given; color preservation and masks apply as configured; ``content_stats``
+        replaces the content's relu4_1 mean/std (video smooths them over frames).
         """
         if content.dim() != 4 or content.shape[1] != 3:
             raise PainterlyError(f"content batch must be (N, 3, H, W), got {tuple(content.shape)}")
@@ -194,15 +196,15 @@ class AdaINStylizer:
         content = content.float()
         masks = self._feature_masks(h, w)
         if stats is not None:
-            out = self._run(content, stats.to(self.device), masks)
+            out = self._run(content, stats.to(self.device), masks, content_stats)
         elif self.style_stats is not None:
-            out = self._run(content, self.style_stats, masks)
+            out = self._run(content, self.style_stats, masks, content_stats)
         else:  # histogram: recolor the styles to each content image
             outs = []
             for i in range(content.shape[0]):
                 c = content[i: i + 1]
                 styles = recolor_styles(self._style_images, c)
-                outs.append(self._run(c, self.compute_style_stats(styles), masks))
+                outs.append(self._run(c, self.compute_style_stats(styles), masks, content_stats))
             out = torch.cat(outs)
         return finish_colors(out, content, self.preserve_color)
 
@@ -216,6 +218,8 @@ class AdaINStylizer:
         self._mask_cache = {(h, w): masks}
         return masks
 
-    def _run(self, content: torch.Tensor, stats: StyleStats, masks: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, content: torch.Tensor, stats: StyleStats, masks: torch.Tensor | None,
+             content_stats: ContentStats = None) -> torch.Tensor:
         """The pipeline (tiled if large or asked), on the CPU."""
-        return self.pipeline.run(content, stats, self.alpha, masks, tile=self.tile).cpu()
+        return self.pipeline.run(content, stats, self.alpha, masks, tile=self.tile,
+                                 content_stats=content_stats).cpu()

@@ -6,11 +6,19 @@ import argparse
 import math
 from pathlib import Path
 
+from ..schema import Option
 from . import non_negative_float, positive_int
 
-#: The method options ``painterly video`` takes, with their flags, help and checks derived from
-#: the declarations in :mod:`painterly.options` (as ``painterly stylize``'s).
-VIDEO_OPTIONS = ("network", "decoder", "model", "alpha", "size", "style_size", "device")
+#: The methods ``painterly video`` runs; it has a flag for every option of theirs (derived from
+#: the declarations in :mod:`painterly.options`, as ``painterly stylize``'s).
+VIDEO_METHODS = ("adain", "fast")
+
+
+def video_options() -> tuple[Option, ...]:
+    """Every CLI option of the video methods, declared once in :mod:`painterly.options`."""
+    from ..options import shared_options
+
+    return tuple(o for o, methods in shared_options() if o.cli and set(methods) & set(VIDEO_METHODS))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,14 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", action="append", default=None, metavar="STYLE",
                    help="style image or builtin:NAME (adain); repeat to blend")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov, .mkv, .avi)")
-    p.add_argument("--method", choices=("adain", "fast"), default="adain")
-    from ..options import STYLE_WEIGHTS, shared_options
+    p.add_argument("--method", choices=VIDEO_METHODS, default="adain")
+    from ..options import STYLE_WEIGHTS
     from .stylize import add_option_flag
 
     add_option_flag(p, STYLE_WEIGHTS)
-    for opt, _ in shared_options():
-        if opt.name in VIDEO_OPTIONS:
-            add_option_flag(p, opt)
+    for opt in video_options():
+        add_option_flag(p, opt)
     p.add_argument("--smooth", type=non_negative_float, default=None,
                    help="adain: EMA factor for the content statistics, 0 = off (default 0.5)")
     p.add_argument("--max-frames", type=positive_int, default=None,
@@ -48,11 +55,10 @@ def run(args: argparse.Namespace) -> int:
     # Cheap checks first, before any model is loaded.
     check_output(Path(args.output), Path(args.input), args.overwrite)
     probe(args.input)
+    options = {o.name: getattr(args, o.name) for o in video_options() if o.name != "size"}
     stylizer = make_frame_stylizer(
-        args.method, args.style, style_weights=args.style_weights, decoder=args.decoder,
-        model=args.model, alpha=args.alpha,
-        smooth=DEFAULT_SMOOTH if args.smooth is None else args.smooth, device=args.device,
-        style_size=args.style_size, network=args.network)
+        args.method, args.style, style_weights=args.style_weights,
+        smooth=DEFAULT_SMOOTH if args.smooth is None else args.smooth, **options)
     result = stylize_video(args.input, args.output, stylizer, size=args.size,
                            overwrite=args.overwrite, progress=not args.quiet,
                            max_frames=args.max_frames)

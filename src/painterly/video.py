@@ -40,7 +40,7 @@ from .adain.stylize import AdaINStylizer
 from .atomic import atomic_path, temp_path
 from .errors import PainterlyError
 from .image import ImageLike, load_image
-from .options import AdaINOptions
+from .options import AdaINOptions, check_style_weights, option_names, require_styles
 
 #: Containers the output may use (H.264 in all of them).
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi")
@@ -231,8 +231,6 @@ def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | No
     :func:`painterly.make_stylizer`; None means not set. AdaIN smooths its content statistics
     over frames (``smooth``); fast networks run per frame.
     """
-    from .options import check_style_weights, option_names, require_styles
-
     if method not in VIDEO_METHODS:
         raise PainterlyError(f"video supports method adain or fast, not '{method}'")
     given = {k: v for k, v in options.items() if v is not None}

@@ -205,3 +205,94 @@ def test_as_many_actors_as_cpus_finish(local_ray, folders):
                           method="adain", quiet=True, concurrency=2, threads=1, batch_size=1, **OPTS)
         assert job.result(timeout=180) == 3
     assert len(list(out.rglob("*.png"))) == 3
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_address_where_nothing_answers_is_one_line_at_once(tmp_path):
+    """ray.init would retry 127.0.0.1:PORT for minutes; the probe refuses it in seconds."""
+    import subprocess
+    import sys
+
+    from painterly.ray.cluster import _probe
+
+    port = _closed_port()
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(PainterlyError, match=f"nothing answers at 127.0.0.1:{port}"):
+            _probe(address, timeout=5)
+    for address in ("127.0.0.1", "host:70000", "host:x"):
+        with pytest.raises(PainterlyError, match="not a Ray address"):
+            _probe(address)
+    _probe("auto")  # left to Ray
+    c = tmp_path / "c"
+    c.mkdir()
+    make_image(32, 32, seed=1).save(c / "a.png")
+    run = subprocess.run([sys.executable, "-m", "painterly", "stylize", str(c), "--style", "builtin:udnie",
+                          "-o", str(tmp_path / "o"), "--ray", f"127.0.0.1:{port}"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"error: cannot reach the Ray cluster at 127.0.0.1:{port}: nothing answers at "
+        f"127.0.0.1:{port} (Connection refused)"]
+
+
+def test_gcs_paths_retry_for_seconds_not_minutes(monkeypatch):
+    import pyarrow.fs as pafs
+
+    from painterly.ray import storage
+
+    opened = []
+
+    class Opened:
+        @staticmethod
+        def from_uri(uri):
+            opened.append(uri)
+            return None, ""
+
+    monkeypatch.setattr(pafs, "FileSystem", Opened)
+    storage.filesystem("gs://bucket/out")
+    storage.filesystem("gs://bucket/out?project_id=p")
+    storage.filesystem("gs://bucket/out?retry_limit_seconds=99")
+    storage.filesystem("s3://bucket/out")
+    limit = f"retry_limit_seconds={storage.GCS_RETRY_SECONDS}"
+    assert opened == [f"gs://bucket/out?{limit}", f"gs://bucket/out?project_id=p&{limit}",
+                      "gs://bucket/out?retry_limit_seconds=99", "s3://bucket/out"]
+    status = OSError("google::cloud::Status(UNAVAILABLE: Retry policy exhausted, with a last message of "
+                     "Could not create a OAuth2 access token. The underlying error message was: "
+                     "PerformWork() - CURL error [6]=Could not resolve hostname error_info={reason=}})")
+    assert storage.why(status) == "UNAVAILABLE: CURL error [6]=Could not resolve hostname"
+
+
+def test_options_the_actors_would_refuse_fail_before_ray_starts(folders, tmp_path, monkeypatch, capsys):
+    """A wrong count of fast style weights raised in every actor (Ray retried it for minutes,
+    then printed a traceback); it is one line from the driver now."""
+    import painterly.ray.paths as ray_paths
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(ray_paths, "connect", no_ray)
+    rc = main(["stylize", str(folders["content"]), "--method", "fast", "--style-weights", "1,2",
+               "-o", str(tmp_path / "o"), "--ray"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: 2 style weight(s) given, but model 'artworks8' holds 8")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_error_raised_in_a_ray_task_keeps_its_one_line(local_ray):
+    from painterly.ray.cluster import job_error
+
+    @ray.remote
+    def fails():
+        raise PainterlyError("decoder does not load: x.safetensors")
+
+    with pytest.raises(ray.exceptions.RayError) as caught:
+        ray.get(fails.remote())
+    assert str(job_error(caught.value)) == "decoder does not load: x.safetensors"
+    assert job_error(ValueError("x")) is None

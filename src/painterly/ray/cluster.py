@@ -9,7 +9,14 @@ actors would otherwise hold every CPU and leave none for Ray Data's read and wri
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +26,9 @@ INSTALL_HINT = "pip install 'painterly[ray]'"
 #: Logical CPUs the actors leave free: Ray Data's read and write tasks take one each (Ray's
 #: default), and with every CPU held by actors they never start: the job waits forever.
 IO_CPUS = 1.0
+#: Seconds to wait for a Ray address to answer. ``ray.init`` itself retries an address where
+#: nothing listens for minutes, printing a warning every 30 s.
+CONNECT_TIMEOUT_S = 10.0
 
 
 def require_ray() -> Any:
@@ -31,21 +41,105 @@ def require_ray() -> Any:
     return ray
 
 
-def connect(address: str | None = None) -> bool:
+def _probe(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse, within ``timeout`` seconds, a ``HOST:PORT`` or ``ray://HOST:PORT`` address where
+    nothing answers (``auto``, ``local`` and other schemes are left to Ray)."""
+    target = address[len("ray://"):] if address.startswith("ray://") else address
+    if address in ("auto", "local") or "://" in target:
+        return
+    host, sep, port = target.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise PainterlyError(f"not a Ray address: {address!r} (give HOST:PORT, ray://HOST:10001 or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        raise PainterlyError(f"cannot reach the Ray cluster at {address}: nothing answers at "
+                             f"{host}:{port} ({why})") from None
+
+
+def connect(address: str | None = None, quiet: bool = False) -> bool:
     """Start or join Ray unless it is running in this process; True if this call started it.
 
     ``address``: None or "" for a local instance (or the cluster in ``RAY_ADDRESS``), ``auto``
-    for the cluster this node belongs to, ``ray://HOST:10001`` for Ray Client.
+    for the cluster this node belongs to, ``ray://HOST:10001`` for Ray Client; an address where
+    nothing answers is refused within :data:`CONNECT_TIMEOUT_S`. ``quiet``: keep Ray's own log
+    lines and progress reports off the terminal (the CLI's output is its own lines; Ray's logs
+    stay in its session folder).
     """
     ray = require_ray()
+    if quiet:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     if ray.is_initialized():
         return False
+    if address or os.environ.get("RAY_ADDRESS"):
+        _probe(address or os.environ["RAY_ADDRESS"])
+    quiet_args = {"logging_level": logging.ERROR, "log_to_driver": False} if quiet else {}
     try:
-        ray.init(address=address or None)
+        ray.init(address=address or None, **quiet_args)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise PainterlyError(f"cannot start or reach {where}: {str(exc).splitlines()[0][:200]}") from None
     return True
+
+
+@contextlib.contextmanager
+def native_stderr_to_log() -> Iterator[str]:
+    """Send what Ray's C++ core writes straight to file descriptor 2 (``core_worker.cc: ...``
+    lines, which no Python logger controls) into a log file while Python's ``sys.stderr``
+    keeps the terminal; yields the log's path, removed at the end unless the block raised and
+    something was written there."""
+    fd, log = tempfile.mkstemp(prefix=f"painterly-ray-{os.getpid()}-", suffix=".log")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    stream = sys.stderr
+    try:
+        own = stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # pytest's capture and the like: left as it is
+        own = False
+    if own:
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=stream.encoding,
+                               errors=stream.errors)
+    os.dup2(fd, 2)
+    os.close(fd)
+    failed = False
+    try:
+        yield log
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        if own:
+            sys.stderr.close()
+            sys.stderr = stream
+        with contextlib.suppress(OSError):
+            if not failed or os.path.getsize(log) == 0:
+                os.unlink(log)
+
+
+def job_error(exc: BaseException, log: str | None = None) -> PainterlyError | None:
+    """The one-line error for an exception that a Ray job raised (None if it is not Ray's): a
+    :class:`PainterlyError` raised in an actor or task keeps its message; anything else is
+    named by its last line and where Ray's logs are (``log``: :func:`native_stderr_to_log`'s)."""
+    ray = require_ray()
+    if not isinstance(exc, ray.exceptions.RayError):
+        return None
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, PainterlyError):
+        return PainterlyError(str(cause))
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    marker = "PainterlyError: "
+    for line in reversed(lines):
+        if marker in line:
+            return PainterlyError(line.split(marker, 1)[1][:300])
+    last = lines[-1] if lines else type(exc).__name__
+    logs = f"{log} and /tmp/ray/session_latest/logs" if log else "/tmp/ray/session_latest/logs"
+    return PainterlyError(f"the Ray job failed: {last[:300]} (Ray's logs: {logs})")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ def stylize_dataset(ds: Any, style: ImageLike | Sequence[ImageLike] | Mapping[st
                     method: str | None = None, style_weights: Sequence[float] | None = None, *,
                     batch_size: int = DEFAULT_BATCH_SIZE, concurrency: int | None = None,
                     num_gpus: float | None = None, num_cpus: float | None = None,
-                    threads: int | None = None, **options: Any) -> Any:
+                    threads: int | None = None, check: bool = True, **options: Any) -> Any:
     """Stylize every image of the Ray Dataset ``ds``; returns the (lazy) stylized Dataset.
 
     ``ds`` has a ``bytes`` column (``ray.data.read_binary_files(..., include_paths=True)``) or an
@@ -28,9 +28,11 @@ def stylize_dataset(ds: Any, style: ImageLike | Sequence[ImageLike] | Mapping[st
     Output columns: the input's others (``path``...), ``image`` (HxWx3 uint8) and ``error``
     ("" or why that image failed: ``ds.filter(lambda r: not r["error"])`` keeps the results).
     Actors: see :func:`plan_actors` (``concurrency``, ``num_gpus``, ``num_cpus``, ``threads``).
+    ``check``: build the actors' stylizer once here first, so that a model that does not load or
+    a wrong count of style weights is one error now, not an actor that Ray retries for minutes.
     """
     ray = require_ray()
-    from ..api import default_method
+    from ..api import default_method, make_stylizer
     from ..options import parse
 
     _positive(batch_size, "batch_size")
@@ -41,6 +43,8 @@ def stylize_dataset(ds: Any, style: ImageLike | Sequence[ImageLike] | Mapping[st
     if names and "bytes" not in names and "image" not in names:
         raise PainterlyError(f"the dataset needs a 'bytes' or 'image' column, it has: {', '.join(names)}")
     groups, style_column = _style_groups(style, method)
+    if check:
+        make_stylizer(method, next(iter(groups.values())), style_weights, **options)
     opts, files = _portable_options(options)
     if not ray.is_initialized():
         connect()

@@ -7,6 +7,7 @@ results beside each other as folder mode would, reporting one status per result.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -14,7 +15,7 @@ from typing import Any
 
 from ..batch import FolderCount
 from ..errors import PainterlyError, printable
-from .cluster import connect, require_ray
+from .cluster import connect, job_error, native_stderr_to_log, require_ray
 from .dataset import DEFAULT_BATCH_SIZE, stylize_dataset
 from .storage import (
     _check_output,
@@ -25,6 +26,7 @@ from .storage import (
     listing,
     not_utf8,
     result_names,
+    why,
 )
 
 
@@ -33,7 +35,7 @@ def stylize_path(content: str, styles: Sequence[str], output: str, *, method: st
                  address: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  concurrency: int | None = None, num_gpus: float | None = None,
                  num_cpus: float | None = None, threads: int | None = None,
-                 quiet: bool = False, **options: Any) -> FolderCount:
+                 quiet: bool = False, ray_logs: bool = True, **options: Any) -> FolderCount:
     """Folder mode on Ray: every image under ``content`` x every style -> ``output``.
 
     ``content`` and ``output``: local paths or URIs (``s3://bucket/photos``). ``styles``: files,
@@ -43,10 +45,12 @@ def stylize_path(content: str, styles: Sequence[str], output: str, *, method: st
     ``overwrite``. A content image that fails is reported on stderr (``skip PATH: why``) and
     the others are done; the call then raises :class:`PainterlyError` naming how many failed.
     ``address``: see :func:`connect` (a Ray already running in this process is used as it is).
-    Returns the count written (a :class:`~painterly.batch.FolderCount`).
+    ``ray_logs``: False keeps Ray's own log lines and progress off the terminal (the CLI). An
+    error raised in the job (a model that does not load in an actor...) is one
+    :class:`PainterlyError`. Returns the count written (a :class:`~painterly.batch.FolderCount`).
     """
     ray = require_ray()
-    from ..api import default_method
+    from ..api import default_method, make_stylizer
 
     if content.startswith("builtin:"):
         raise PainterlyError("--ray takes a folder or file of contents (local or a URI), "
@@ -92,37 +96,48 @@ def stylize_path(content: str, styles: Sequence[str], output: str, *, method: st
     try:
         out_fs.create_dir(out_path, recursive=True)
     except OSError as exc:
-        raise PainterlyError(f"cannot make the output folder {output}: {exc}") from None
+        raise PainterlyError(f"cannot make the output folder {output}: {why(exc)}") from None
 
-    started = connect(address)
-    try:
-        ds = ray.data.read_binary_files(todo, filesystem=in_fs, include_paths=True, ignore_missing_paths=True)
-        ds = stylize_dataset(ds, groups, method, weights, batch_size=batch_size, concurrency=concurrency,
-                             num_gpus=num_gpus, num_cpus=num_cpus, threads=threads, **options)
-        ds = ds.map_batches(_write_batch, batch_format="numpy", batch_size=batch_size,
-                            fn_kwargs={"fs": out_fs, "out": out_path, "renamed": renamed,
-                                       "protected": frozenset(protected), "overwrite": overwrite})
-        written = existing_n = clashes = 0
-        seen: set[str] = set()
-        for report in ds.iter_batches(batch_size=1024, batch_format="numpy"):
-            for path, status, error in zip(report["path"], report["status"], report["error"]):
-                path = str(path)
-                seen.add(path)
-                if status == "written":
-                    written += 1
-                elif status == "exists":
-                    existing_n += 1
-                elif status == "input":
-                    clashes += 1
-                    if not quiet:
-                        print(f"skip a result of {path} (it is one of the inputs)", file=sys.stderr)
-                elif path not in failed:
-                    failed[path] = str(error)
-                    if not quiet:
-                        print(f"skip {printable(path)}: {printable(str(error))}", file=sys.stderr)
-    finally:
-        if started:
-            ray.shutdown()
+    # The actors' stylizer once here, before Ray starts: bad options are one line in a second.
+    make_stylizer(method, next(iter(groups.values())), weights, **options)
+    written = existing_n = clashes = 0
+    seen: set[str] = set()
+    with contextlib.ExitStack() as stack:
+        log = None if ray_logs else stack.enter_context(native_stderr_to_log())
+        started = connect(address, quiet=not ray_logs)
+        try:
+            ds = ray.data.read_binary_files(todo, filesystem=in_fs, include_paths=True,
+                                            ignore_missing_paths=True)
+            ds = stylize_dataset(ds, groups, method, weights, batch_size=batch_size,
+                                 concurrency=concurrency, num_gpus=num_gpus, num_cpus=num_cpus,
+                                 threads=threads, check=False, **options)
+            ds = ds.map_batches(_write_batch, batch_format="numpy", batch_size=batch_size,
+                                fn_kwargs={"fs": out_fs, "out": out_path, "renamed": renamed,
+                                           "protected": frozenset(protected), "overwrite": overwrite})
+            for report in ds.iter_batches(batch_size=1024, batch_format="numpy"):
+                for path, status, error in zip(report["path"], report["status"], report["error"]):
+                    path = str(path)
+                    seen.add(path)
+                    if status == "written":
+                        written += 1
+                    elif status == "exists":
+                        existing_n += 1
+                    elif status == "input":
+                        clashes += 1
+                        if not quiet:
+                            print(f"skip a result of {path} (it is one of the inputs)", file=sys.stderr)
+                    elif path not in failed:
+                        failed[path] = str(error)
+                        if not quiet:
+                            print(f"skip {printable(path)}: {printable(str(error))}", file=sys.stderr)
+        except Exception as exc:
+            error = job_error(exc, log)
+            if error is None:
+                raise
+            raise error from None
+        finally:
+            if started:
+                ray.shutdown()
     for path in todo:  # read tasks skip a file that vanished after the listing
         if path not in seen and path not in failed:
             failed[path] = f"content image was not read (missing or unreadable): {path}"
@@ -147,6 +162,6 @@ def stylize_cli(args: Any, options: dict[str, Any]) -> int:
     t0 = time.perf_counter()
     n = stylize_path(args.content, args.style or [], args.output, method=args.method,
                      style_weights=args.style_weights, overwrite=args.overwrite,
-                     address=args.ray or None, **options)
+                     address=args.ray or None, ray_logs=False, **options)
     print(f"{n.summary(args.output)} in {time.perf_counter() - t0:.1f} s (Ray)")
     return 0

@@ -33,6 +33,22 @@ def not_utf8(path: str) -> str:
     return f"{printable(path)}: its name is not valid UTF-8, which Ray's file systems cannot open (rename it)"
 
 
+#: How long a Google Cloud Storage call retries before it fails (pyarrow's default is 15
+#: minutes: without a network, ``--ray`` with a ``gs://`` path seemed to hang). A
+#: ``retry_limit_seconds`` given in the URI wins.
+GCS_RETRY_SECONDS = 20
+
+
+def why(exc: BaseException) -> str:
+    """A remote file system's error in one short line (Google Cloud's errors run to a page)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "google::cloud::Status" in text:
+        code = text.split("(", 1)[-1].split(":", 1)[0]
+        detail = text.rsplit("The underlying error message was:", 1)[-1].split("error_info=")[0]
+        text = f"{code}: {detail.strip().removeprefix('PerformWork() - ').rstrip('})')}"
+    return text[:200]
+
+
 def filesystem(uri: str) -> tuple[Any, str]:
     """The pyarrow file system of ``uri`` and the path inside it (a plain path is local)."""
     import pyarrow.fs as pafs
@@ -41,10 +57,13 @@ def filesystem(uri: str) -> tuple[Any, str]:
         raise PainterlyError(f"cannot use {not_utf8(uri)}")
     if "://" not in uri:
         return pafs.LocalFileSystem(), os.path.abspath(uri)
+    scheme, opened = uri.split("://", 1)[0].lower(), uri
+    if scheme in ("gs", "gcs") and "retry_limit_seconds=" not in uri:
+        opened = f"{uri}{'&' if '?' in uri else '?'}retry_limit_seconds={GCS_RETRY_SECONDS}"
     try:
-        return pafs.FileSystem.from_uri(uri)
+        return pafs.FileSystem.from_uri(opened)
     except Exception as exc:  # ArrowInvalid, OSError (no credentials, unknown scheme, ...)
-        raise PainterlyError(f"cannot open {uri}: {str(exc).splitlines()[0][:200]}") from None
+        raise PainterlyError(f"cannot open {uri}: {why(exc)}") from None
 
 
 def _under(path: str, folder: str) -> bool:
@@ -65,7 +84,7 @@ def listing(fs: Any, path: str, recursive: bool = False) -> list[str]:
             raise PainterlyError(f"cannot list {printable(path)}: it holds a name that is not "
                                  f"valid UTF-8") from None
     except OSError as exc:
-        raise PainterlyError(f"cannot list {printable(path)}: {str(exc).splitlines()[0][:200]}") from None
+        raise PainterlyError(f"cannot list {printable(path)}: {why(exc)}") from None
     folder = Path(path)
     try:
         return [str(p) for p in (folder.rglob("*") if recursive else folder.glob("*")) if p.is_file()]
@@ -82,8 +101,7 @@ def _list_files(fs: Any, path: str, uri: str, what: str,
     try:
         info = fs.get_file_info(path)
     except OSError as exc:  # a name over 255 bytes
-        raise PainterlyError(f"cannot read {what} {printable(uri)}: "
-                             f"{str(exc).splitlines()[0][:200]}") from None
+        raise PainterlyError(f"cannot read {what} {printable(uri)}: {why(exc)}") from None
     if info.type == pafs.FileType.NotFound:
         raise PainterlyError(f"{what} not found: {uri}")
     if info.type != pafs.FileType.Directory:
@@ -181,7 +199,10 @@ def _check_output(fs: Any, path: str, uri: str) -> None:
     """The output of ``--ray`` is a folder: refuse a file, or a new name ending in an image extension."""
     import pyarrow.fs as pafs
 
-    kind = fs.get_file_info(path).type
+    try:
+        kind = fs.get_file_info(path).type
+    except OSError as exc:  # no network, no credentials, a name over 255 bytes
+        raise PainterlyError(f"cannot reach the output {printable(uri)}: {why(exc)}") from None
     if kind == pafs.FileType.File:
         raise PainterlyError(f"output must be a folder with --ray: {uri}")
     if kind == pafs.FileType.NotFound and PurePosixPath(path).suffix.lower() in \

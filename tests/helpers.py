@@ -8,7 +8,11 @@ damage. Generated video clips are in the package (:mod:`painterly.synthetic`).
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +77,18 @@ def overwrite_tensor_bytes(path: Path, tensor: torch.Tensor, value: float = 1.2e
     at = raw.find(needle)
     assert at > 0 and raw.find(needle, at + 1) < 0
     path.write_bytes(raw[:at] + struct.pack("<f", value) * count + raw[at + 4 * count:])
+
+
+def peak_mb(code: str, cwd: Path | str, timeout: float = 300) -> tuple[int, str]:
+    """Run ``code`` in a fresh interpreter; its peak RSS in MB (it prints it last) and output.
+    The peak is VmHWM, of this address space only (ru_maxrss survives exec on Linux: a child of
+    a large pytest process would report the parent's peak)."""
+    script = (textwrap.dedent(code) + "\nimport re, resource\ntry:\n"
+              "    kb = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+              "except (OSError, AttributeError):\n"
+              "    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "print(kb // 1024)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout.split()[-1]), done.stdout

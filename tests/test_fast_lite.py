@@ -140,3 +140,38 @@ def test_train_fast_network_lite_fine_tunes_the_baked_network(data, tmp_path):
                      "--out", str(transformer)]) == 0
     assert main([*base, "--out", str(tmp_path / "bad"), "--init",
                  str(transformer / "model.safetensors")]) == 2
+
+
+def test_a_skip_lite_network_bakes_and_trains_with_its_skip(lite, data, tmp_path):
+    """A lite network with the relu3_1 skip bakes into a fast-lite network with it (the same
+    pictures as the AdaIN lite stylizer), and ``train fast --network lite --init`` it builds
+    that architecture."""
+    from painterly.adain.lite import LiteNetwork, load_without_skip, save_lite
+
+    net = LiteNetwork(lite.widths, lite.encoder_padding, lite.decoder.padding, skip="relu3_1")
+    load_without_skip(net, lite.state_dict())
+    torch.manual_seed(0)
+    with torch.no_grad():
+        net.decoder.skip.weight.normal_(std=0.05)
+    save_lite(net, str(tmp_path / "skip.safetensors"), half=False)
+    baked = bake(net, [STYLE_B], 64)
+    assert baked.skip == "relu3_1" and baked.style_mean.shape[1] == net.encoder.out_channels
+    save_fast_lite(baked, str(tmp_path / "fl.safetensors"), ["b"], half=False)
+    assert load_fast_lite(str(tmp_path / "fl.safetensors"))[1]["skip"] == "relu3_1"
+    ref = AdaINStylizer([STYLE_B], network="lite", decoder=str(tmp_path / "skip.safetensors"),
+                        style_size=64, precision="fp32", device="cpu")
+    fast = FastStylizer([], model=str(tmp_path / "fl.safetensors"), precision="fp32", device="cpu")
+    a, b = pil_to_tensor(ref(CONTENT)), pil_to_tensor(fast(CONTENT))
+    assert float((a - b).abs().mean()) < 1 / 255
+    plain = pil_to_tensor(AdaINStylizer([STYLE_B], network="lite", style_size=64, precision="fp32",
+                                        device="cpu")(CONTENT))
+    assert float((plain - b).abs().mean()) > 2 / 255  # the skip is in the picture
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["train", "fast", "--network", "lite", "--style", str(data / "style" / "s1.png"),
+                     "--content-dir", str(data / "content"), "--iterations", "1", "--batch-size", "2",
+                     "--resize", "40", "--crop", "32", "--workers", "0", "--no-progress",
+                     "--no-tensorboard", "--teacher-style-size", "64", "--style-layers", "relu1_2",
+                     "--init", str(tmp_path / "skip.safetensors"), "--out", str(tmp_path / "run")]) == 0
+    trained, config = load_model(str(tmp_path / "run" / "model.safetensors"))
+    assert config["skip"] == "relu3_1" and trained.skip == "relu3_1"

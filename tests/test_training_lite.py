@@ -47,3 +47,32 @@ def test_lite_refuses_a_vgg_decoder_as_init_and_warmup(data, tmp_path, capsys):
     assert main(_args(data, tmp_path / "d", "--warmup-recon", "2")) == 2
     assert "--warmup-recon" in capsys.readouterr().err
 
+
+
+def test_a_skip_run_warm_starts_from_a_network_without_one(data, tmp_path, capsys):
+    assert main(_args(data, tmp_path / "a", "--iterations", "1", "--checkpoint-every", "1")) == 0
+    plain_path = tmp_path / "a" / "lite.safetensors"
+    plain, _ = load_lite(str(plain_path))
+    assert not plain.skip
+    # The skip's conv starts at zero and learns: the export has it, the rest is the file's start.
+    assert main(_args(data, tmp_path / "b", "--lite-skip", "relu3_1", "--init", str(plain_path),
+                      "--iterations", "2", "--checkpoint-every", "2")) == 0
+    skip, config = load_lite(str(tmp_path / "b" / "lite.safetensors"))
+    assert skip.skip == "relu3_1" and config["skip"] == "relu3_1"
+    assert config["training"]["objective"]["lite_skip"] == "relu3_1"
+    assert skip.decoder.skip.weight.abs().sum() > 0
+    # A run resumed from its checkpoint keeps the skip.
+    assert main(["train", "adain", "--out", str(tmp_path / "b"), "--resume", "--iterations", "3",
+                 "--no-progress"]) == 0
+    assert load_lite(str(tmp_path / "b" / "lite.safetensors"))[0].skip == "relu3_1"
+    # A skip network does not start a run without one, and an unknown skip is one line.
+    assert main(_args(data, tmp_path / "c", "--init", str(tmp_path / "b" / "lite.safetensors"))) == 2
+    assert "relu3_1 skip" in capsys.readouterr().err
+    try:
+        main(_args(data, tmp_path / "d", "--lite-skip", "relu2_1"))
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "invalid choice: 'relu2_1'" in capsys.readouterr().err
+    assert main(["train", "adain", "--content-dir", str(data / "content"), "--style-dir",
+                 str(data / "style"), "--out", str(tmp_path / "e"), "--lite-skip", "relu3_1"]) == 2
+    assert "--lite-skip is for --network lite" in capsys.readouterr().err

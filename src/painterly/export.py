@@ -178,7 +178,9 @@ def export_adain(decoder_path: str | os.PathLike | None, output: str | os.PathLi
         "blend": "weighted average of style_mean and style_std (exact for AdaIN)",
         "source": str(decoder_path or default_model_path(pipeline.network)), "decoder_config": dconfig,
         "encoder": (f"VGG19 to relu4_1, Caffe weights, {padding} padding" if pipeline.network == "vgg"
-                    else f"lite: slim VGG19 to relu4_1, widths {dconfig.get('widths')}"),
+                    else f"lite: slim VGG19 to relu4_1, widths {dconfig.get('widths')}"
+                    + (f", {dconfig['skip']} skip (space-to-depth, concatenated)"
+                       if dconfig.get("skip") else "")),
     })
     return paths
 

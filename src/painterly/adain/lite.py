@@ -10,8 +10,13 @@ kept. Training (:mod:`painterly.training.lite`) then distils the full model with
 VGG19 as loss network: the lite output's VGG features must match the VGG AdaIN target and the
 style's VGG statistics, and a linear embedding ties the lite encoder's features to VGG's.
 
+With ``skip="relu3_1"`` the encoder also hands its relu3_1 to the decoder (space-to-depth'ed
+onto the relu4_1 grid and concatenated, so AdaIN normalizes it with the style's relu3_1
+statistics too, and every front end still sees one feature map): the decoder gets the detail a
+128-channel relu4_1 cannot carry (:class:`~painterly.adain.model.SkipDecoder`).
+
 File: ``.safetensors`` (fp16) with ``encoder.*``, ``decoder.*`` (and the training-only
-``embed.*``) and a JSON config of kind ``adain-lite`` holding the widths.
+``embed.*``) and a JSON config of kind ``adain-lite`` holding the widths and the skip.
 """
 
 from __future__ import annotations
@@ -19,36 +24,70 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PainterlyError
 from ..features import VGG, build_extractor
 from ..weights import Preprocess, load_model_file, save_model_file
-from .model import CONTENT_LAYER, DEFAULT_INPUT_SCALE, STYLE_LAYERS, Decoder, mirror_plan
+from .model import CONTENT_LAYER, DEFAULT_INPUT_SCALE, STYLE_LAYERS, Decoder, SkipDecoder, mirror_plan
 
 #: Channels of the lite network's four blocks (VGG19's are 64, 128, 256, 512).
 LITE_WIDTHS = (16, 32, 64, 128)
 #: The kind written into a lite network file's config.
 KIND = "adain-lite"
+#: The encoder layers a lite network can hand to its decoder besides relu4_1 ("": none).
+SKIPS = ("", "relu3_1")
+
+
+def check_skip(skip: str) -> str:
+    """``skip`` if it is one of :data:`SKIPS` (one-line error otherwise)."""
+    if skip not in SKIPS:
+        raise PainterlyError(f"unknown lite skip '{skip}' (choose from none, relu3_1)")
+    return skip
+
+
+def feature_channels(widths: Sequence[int], skip: str = "") -> int:
+    """Channels of the lite encoder's output: relu4_1, plus relu3_1 space-to-depth'ed (x4)."""
+    return int(widths[3]) + (4 * int(widths[2]) if skip else 0)
+
+
+def lite_decoder(widths: Sequence[int], padding: str = "reflect", skip: str = "") -> Decoder:
+    """The mirror decoder of a lite encoder of ``widths`` (with the skip's input if any)."""
+    plan = mirror_plan(tuple(int(w) for w in widths))
+    if skip:
+        return SkipDecoder(padding, DEFAULT_INPUT_SCALE, plan, 4 * int(widths[2]))
+    return Decoder(padding, DEFAULT_INPUT_SCALE, plan)
 
 
 class LiteEncoder(nn.Module):
     """A slim VGG19 to relu4_1 (same layer names and preprocessing), trainable.
 
-    ``forward`` returns relu4_1 like :class:`~painterly.adain.model.Encoder`; ``layers`` every
-    style layer.
+    ``forward`` returns relu4_1 like :class:`~painterly.adain.model.Encoder` (with ``skip``: and
+    the skip layer space-to-depth'ed, concatenated; :attr:`out_channels` in all); ``layers``
+    every style layer.
     """
 
     def __init__(self, widths: Sequence[int] = LITE_WIDTHS, padding: str = "zeros",
-                 layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+                 layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+                 skip: str = "") -> None:
         super().__init__()
         self.widths = tuple(int(w) for w in widths)
+        self.skip = check_skip(skip)
+        self.out_channels = feature_channels(self.widths, self.skip)
         self.vgg = VGG("vgg19", layers, Preprocess.caffe(), padding=padding, max_layer=CONTENT_LAYER,
                        widths=self.widths + (self.widths[-1],))
         self.vgg.requires_grad_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.vgg(x, [CONTENT_LAYER])[CONTENT_LAYER]
+        if not self.skip:
+            return self.vgg(x, [CONTENT_LAYER])[CONTENT_LAYER]
+        out = self.vgg(x, [self.skip, CONTENT_LAYER])
+        deep = out[CONTENT_LAYER]
+        # Pooling floors odd sides (a style image is not padded): the skip keeps relu4_1's grid.
+        h, w = deep.shape[-2:]
+        shallow = out[self.skip][..., : 2 * h, : 2 * w]
+        return torch.cat([deep, F.pixel_unshuffle(shallow, 2)], 1)
 
     def layers(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.vgg(x, list(STYLE_LAYERS))
@@ -59,19 +98,23 @@ class LiteNetwork(nn.Module):
     (``embed``: 1x1 conv from the lite relu4_1 to VGG19's 512 channels)."""
 
     def __init__(self, widths: Sequence[int] = LITE_WIDTHS, encoder_padding: str = "zeros",
-                 decoder_padding: str = "reflect", vgg_channels: int = 512) -> None:
+                 decoder_padding: str = "reflect", vgg_channels: int = 512, skip: str = "") -> None:
         super().__init__()
         self.widths = tuple(int(w) for w in widths)
         if len(self.widths) != 4 or min(self.widths) < 1:
             raise PainterlyError(f"lite widths must be four positive numbers, got {widths}")
-        self.encoder = LiteEncoder(self.widths, encoder_padding)
-        self.decoder = Decoder(decoder_padding, DEFAULT_INPUT_SCALE, mirror_plan(self.widths))
+        self.skip = check_skip(skip)
+        self.encoder = LiteEncoder(self.widths, encoder_padding, skip=self.skip)
+        self.decoder = lite_decoder(self.widths, decoder_padding, self.skip)
         self.embed = nn.Conv2d(self.widths[-1], vgg_channels, 1)
         self.encoder_padding = encoder_padding
 
     def config(self) -> dict:
-        return {"kind": KIND, "widths": list(self.widths), "encoder_padding": self.encoder_padding,
-                "padding": self.decoder.padding, "input_scale": float(self.decoder.input_scale)}
+        config = {"kind": KIND, "widths": list(self.widths), "encoder_padding": self.encoder_padding,
+                  "padding": self.decoder.padding, "input_scale": float(self.decoder.input_scale)}
+        if self.skip:  # files without the key (the first lite networks) have none
+            config["skip"] = self.skip
+        return config
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training pass, whole (so DDP sees every parameter used): stylize ``content`` with
@@ -81,7 +124,7 @@ class LiteNetwork(nn.Module):
 
         f = self.encoder(content)
         t = adain(f, *mean_std(self.encoder(style)))
-        return self.decoder(t), self.embed(f)
+        return self.decoder(t), self.embed(f[:, : self.widths[-1]])
 
 
 def _top_l1(weight: torch.Tensor, k: int) -> torch.Tensor:
@@ -143,21 +186,32 @@ def prune_decoder(teacher: Decoder, encoder_keep: torch.Tensor,
 
 
 def lite_from_teachers(teacher: Decoder, widths: Sequence[int] = LITE_WIDTHS,
-                       encoder_padding: str = "zeros") -> LiteNetwork:
-    """A lite network initialised from VGG19 and ``teacher`` by L1 pruning (see the module doc)."""
-    net = LiteNetwork(widths, encoder_padding, teacher.padding)
+                       encoder_padding: str = "zeros", skip: str = "") -> LiteNetwork:
+    """A lite network initialised from VGG19 and ``teacher`` by L1 pruning (see the module doc);
+    a skip's 1x1 conv starts at zero."""
+    net = LiteNetwork(widths, encoder_padding, teacher.padding, skip=skip)
     layers, keep = prune_vgg(widths)
     with torch.no_grad():
         convs = [m for m in net.encoder.vgg.features if isinstance(m, nn.Conv2d)]
         for conv, (w, b) in zip(convs, layers):
             conv.weight.copy_(w)
             conv.bias.copy_(b)
-        net.decoder.load_state_dict(prune_decoder(teacher, keep, widths).state_dict())
+        load_without_skip(net.decoder, prune_decoder(teacher, keep, widths).state_dict())
         # The embedding starts as the inverse of the pruning: lite channel j -> VGG channel keep[j].
         net.embed.weight.zero_()
         net.embed.bias.zero_()
         net.embed.weight[keep, torch.arange(len(keep)), 0, 0] = 1.0
     return net
+
+
+def load_without_skip(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load ``state`` of a network without a skip into ``module`` (which may have one: its
+    zero-initialised skip conv is kept, so the function is the same)."""
+    result = module.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if ".skip." not in f".{k}"]
+    if missing or result.unexpected_keys:
+        raise PainterlyError(f"state does not fit the network: "
+                             f"{(missing or result.unexpected_keys)[0]}")
 
 
 def save_lite(net: LiteNetwork, path: str, config: dict | None = None, half: bool = True) -> None:
@@ -181,8 +235,11 @@ def load_lite(path: str) -> tuple[LiteNetwork, dict]:
     if (not isinstance(widths, list) or len(widths) != 4
             or not all(isinstance(w, int) and 0 < w <= 4096 for w in widths)):
         raise PainterlyError(f"{path}: the config's widths must be four positive integers")
+    skip = config.get("skip", "")
+    if skip not in SKIPS:
+        raise PainterlyError(f"{path}: the config names an unknown skip '{skip}'")
     net = LiteNetwork(widths, str(config.get("encoder_padding", "zeros")),
-                      str(config.get("padding", "reflect")))
+                      str(config.get("padding", "reflect")), skip=skip)
     own = net.state_dict()
     missing = [k for k in own if k not in state and not k.startswith("embed.")]
     wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]

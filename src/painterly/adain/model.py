@@ -70,11 +70,16 @@ class Decoder(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = features * self.input_scale.to(features.dtype)
+        return self._run(list(self.net), x)
+
+    def _run(self, modules: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+        """``modules`` (a slice of ``self.net``) on ``x``. Training: each upsample+conv pair as
+        one conv at the low resolution on the folded kernel (painterly.upsample; the same
+        function, 4/9 of its multiply-adds, differentiable)."""
         if not self.training:
-            return self.net(x)
-        # Training: each upsample+conv pair as one conv at the low resolution on the folded
-        # kernel (painterly.upsample; the same function, 4/9 of its multiply-adds, differentiable).
-        modules = list(self.net)
+            for m in modules:
+                x = m(x)
+            return x
         i = 0
         while i < len(modules):
             m = modules[i]
@@ -86,6 +91,37 @@ class Decoder(nn.Module):
             x = m(x)
             i += 1
         return x
+
+
+class SkipDecoder(Decoder):
+    """A mirror decoder that also reads a shallower encoder layer (the lite network's relu3_1).
+
+    Its input is relu4_1 with the skip layer space-to-depth'ed onto the same grid (``2x2`` pixels
+    to channels, :func:`torch.nn.functional.pixel_unshuffle`), so AdaIN, masks, tiling and the
+    ONNX graph see one feature map. The decoder splits it, runs its relu4_1 half up to the first
+    quarter-resolution layer, adds a 1x1 conv of the depth-to-space'd skip there, and goes on.
+    The 1x1 conv starts at zero, so a decoder warm-started from one without the skip computes
+    the same function at first.
+    """
+
+    def __init__(self, padding: str = "reflect", input_scale: float = DEFAULT_INPUT_SCALE,
+                 plan: tuple | None = None, skip_channels: int = 256) -> None:
+        super().__init__(padding, input_scale, plan)
+        self.main_channels = int(self.plan[0][0])
+        modules = list(self.net)
+        up = next(i for i, m in enumerate(modules) if isinstance(m, nn.Upsample))
+        self.split = up + 3  # after the upsample, its conv and that conv's ReLU
+        width = modules[up + 1].out_channels
+        self.skip = nn.Conv2d(int(skip_channels) // 4, width, 1)
+        nn.init.zeros_(self.skip.weight)
+        nn.init.zeros_(self.skip.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = features * self.input_scale.to(features.dtype)
+        modules = list(self.net)
+        h = self._run(modules[: self.split], x[:, : self.main_channels])
+        h = h + self.skip(F.pixel_shuffle(x[:, self.main_channels:], 2))
+        return self._run(modules[self.split:], h)
 
 
 class Encoder(nn.Module):
@@ -161,21 +197,32 @@ def _from_reference_keys(state: dict, decoder: Decoder) -> dict:
     return out
 
 
-def inference_decoder(decoder: Decoder) -> nn.Module:
-    """The same function as ``decoder`` with every upsample+conv pair folded into an
-    :class:`UpsampleConv2d` (about 25% fewer multiply-adds and no full-size upsampled tensor)."""
+def _folded(modules: list[nn.Module], padding: str) -> nn.Sequential:
+    """``modules`` with every upsample+conv pair as one :class:`UpsampleConv2d`."""
     layers: list[nn.Module] = []
-    modules = list(decoder.net)
     i = 0
     while i < len(modules):
         m = modules[i]
         if isinstance(m, nn.Upsample) and i + 1 < len(modules) and isinstance(modules[i + 1], nn.Conv2d):
-            layers.append(UpsampleConv2d(modules[i + 1], decoder.padding))
+            layers.append(UpsampleConv2d(modules[i + 1], padding))
             i += 2
             continue
         layers.append(m)
         i += 1
-    fast = _ScaledSequential(nn.Sequential(*layers), decoder.input_scale.detach().clone())
+    return nn.Sequential(*layers)
+
+
+def inference_decoder(decoder: Decoder) -> nn.Module:
+    """The same function as ``decoder`` with every upsample+conv pair folded into an
+    :class:`UpsampleConv2d` (about 25% fewer multiply-adds and no full-size upsampled tensor)."""
+    scale = decoder.input_scale.detach().clone()
+    modules = list(decoder.net)
+    if isinstance(decoder, SkipDecoder):
+        fast: nn.Module = _SkipSequential(_folded(modules[: decoder.split], decoder.padding),
+                                          _folded(modules[decoder.split:], decoder.padding),
+                                          decoder.skip, decoder.main_channels, scale)
+    else:
+        fast = _ScaledSequential(_folded(modules, decoder.padding), scale)
     return fast.eval().requires_grad_(False)
 
 
@@ -187,3 +234,22 @@ class _ScaledSequential(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features * self.input_scale.to(features.dtype))
+
+
+class _SkipSequential(nn.Module):
+    """:class:`SkipDecoder`'s inference form: folded head and tail around the skip."""
+
+    def __init__(self, head: nn.Sequential, tail: nn.Sequential, skip: nn.Conv2d,
+                 main_channels: int, input_scale: torch.Tensor) -> None:
+        super().__init__()
+        self.head = head
+        self.tail = tail
+        self.skip = skip
+        self.main_channels = main_channels
+        self.register_buffer("input_scale", input_scale)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = features * self.input_scale.to(features.dtype)
+        h = self.head(x[:, : self.main_channels])
+        h = h + self.skip(F.pixel_shuffle(x[:, self.main_channels:], 2))
+        return self.tail(h)

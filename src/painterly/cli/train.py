@@ -19,10 +19,17 @@ TRAIN_OPTIONS = ("content_dir", "style_dir", "out", "iterations", "batch_size", 
                  "health_every", "collapse_patience", "collapse_grace", "stall_window", "time_limit", "init")
 ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_reduce", "style_distance",
                  "encoder_padding", "decoder_padding", "grid_weight", "style_bank", "content_cache_mb",
-                 "network", "embed_weight", "laplacian_weight", "teacher")
+                 "network", "embed_weight", "laplacian_weight", "teacher", "lite_skip")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
                 "width", "n_residual", "luminance", "style_size", "warmup_recon", "teacher",
                 "teacher_style_size", "pixel_weight", "grid_weight", "color_weight", "network")
+
+
+def _lite_skip(value: str) -> str:
+    """``--lite-skip``: "none" (stored as "") or "relu3_1"."""
+    if value not in ("none", "relu3_1"):
+        raise argparse.ArgumentTypeError(f"invalid choice: '{value}' (choose from none, relu3_1)")
+    return "" if value == "none" else value
 
 
 def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
@@ -103,6 +110,10 @@ def register(subparsers) -> None:
                    help="lite: Laplacian structure loss against the photo (default 0)")
     g.add_argument("--teacher", metavar="DECODER",
                    help="lite: the AdaIN decoder a fresh lite network is cut from (default: shipped)")
+    g.add_argument("--lite-skip", type=_lite_skip, metavar="{none,relu3_1}",
+                   help="lite: also feed the encoder's relu3_1 to the decoder (AdaIN-normalized, "
+                        "through a 1x1 conv that starts at zero, so --init from a network without "
+                        "it starts from the same pictures); default none")
     a.set_defaults(func=run)
 
     f = sub.add_parser("fast", help="train a fast feed-forward network for one or more styles")

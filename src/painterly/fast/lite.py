@@ -29,8 +29,8 @@ from PIL import Image
 from torch import nn
 
 from ..adain.core import mean_std
-from ..adain.lite import LITE_WIDTHS, LiteEncoder, LiteNetwork
-from ..adain.model import DEFAULT_INPUT_SCALE, MULTIPLE, Decoder, inference_decoder, mirror_plan
+from ..adain.lite import LITE_WIDTHS, SKIPS, LiteEncoder, LiteNetwork, lite_decoder
+from ..adain.model import MULTIPLE, inference_decoder
 from ..errors import PainterlyError
 from ..weights import load_model_file, save_model_file
 
@@ -87,7 +87,8 @@ class LiteFastNet(nn.Module):
     min_side = MIN_PADDED
 
     def __init__(self, n_styles: int, widths: Sequence[int] = LITE_WIDTHS,
-                 encoder_padding: str = "zeros", decoder_padding: str = "reflect") -> None:
+                 encoder_padding: str = "zeros", decoder_padding: str = "reflect",
+                 skip: str = "") -> None:
         super().__init__()
         if n_styles < 1:
             raise PainterlyError("a fast-lite network needs at least one style")
@@ -95,16 +96,20 @@ class LiteFastNet(nn.Module):
         self.n_styles = int(n_styles)
         self.width = self.widths[0]
         self.encoder_padding = encoder_padding
-        self.encoder = LiteEncoder(self.widths, encoder_padding)
-        self.decoder = Decoder(decoder_padding, DEFAULT_INPUT_SCALE, mirror_plan(self.widths))
-        channels = self.widths[-1]
+        self.encoder = LiteEncoder(self.widths, encoder_padding, skip=skip)
+        self.skip = self.encoder.skip
+        self.decoder = lite_decoder(self.widths, decoder_padding, self.skip)
+        channels = self.encoder.out_channels
         self.style_mean = nn.Parameter(torch.zeros(n_styles, channels))
         self.style_std = nn.Parameter(torch.ones(n_styles, channels))
 
     def config(self) -> dict:
-        return {"kind": KIND, "n_styles": self.n_styles, "width": self.width,
-                "widths": list(self.widths), "encoder_padding": self.encoder_padding,
-                "padding": self.decoder.padding}
+        config = {"kind": KIND, "n_styles": self.n_styles, "width": self.width,
+                  "widths": list(self.widths), "encoder_padding": self.encoder_padding,
+                  "padding": self.decoder.padding}
+        if self.skip:
+            config["skip"] = self.skip
+        return config
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | int | None = None) -> torch.Tensor:
         v = style_vector(style, self.n_styles, x.shape[0], x.device)
@@ -169,7 +174,7 @@ def bake(lite: LiteNetwork, styles: Sequence[Image.Image], style_size: int = 512
 
     if not styles:
         raise PainterlyError("baking a fast-lite network needs at least one style image")
-    net = LiteFastNet(len(styles), lite.widths, lite.encoder_padding, lite.decoder.padding)
+    net = LiteFastNet(len(styles), lite.widths, lite.encoder_padding, lite.decoder.padding, lite.skip)
     net.encoder.load_state_dict(lite.encoder.state_dict())
     net.decoder.load_state_dict(lite.decoder.state_dict())
     lite = lite.float().eval()
@@ -203,8 +208,11 @@ def fast_lite_from_state(state: dict[str, torch.Tensor], config: dict, path: str
             or not isinstance(n, int) or not 0 < n <= 4096):
         raise PainterlyError(f"{path}: a fast-lite config needs four positive integer widths "
                              f"and n_styles")
+    skip = config.get("skip", "")
+    if skip not in SKIPS:
+        raise PainterlyError(f"{path}: the config names an unknown skip '{skip}'")
     net = LiteFastNet(n, widths, str(config.get("encoder_padding", "zeros")),
-                      str(config.get("padding", "reflect")))
+                      str(config.get("padding", "reflect")), skip)
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]

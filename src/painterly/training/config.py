@@ -156,10 +156,11 @@ class AdaINConfig:
     embed_weight: float = 1.0         # lite: lite relu4_1 -> VGG relu4_1 linear-embedding loss
     laplacian_weight: float = 0.0     # lite: Laplacian structure loss against the content crop
     teacher: str = ""                 # lite: the AdaIN decoder it is cut from ("": the shipped one)
+    lite_skip: str = ""               # lite: encoder layer also fed to the decoder ("relu3_1")
 
     #: Values that runs saved before these options existed had (so they resume exactly).
     LEGACY = {"grid_weight": 0.0, "style_bank": 0, "content_cache_mb": 0.0, "network": "vgg",
-              "embed_weight": 1.0, "laplacian_weight": 0.0, "teacher": ""}
+              "embed_weight": 1.0, "laplacian_weight": 0.0, "teacher": "", "lite_skip": ""}
 
     def check(self) -> None:
         """Refuse impossible values."""
@@ -177,6 +178,10 @@ class AdaINConfig:
             raise PainterlyError("style-bank and content-cache-mb must be >= 0")
         if self.network not in ("vgg", "lite"):
             raise PainterlyError(f"network must be vgg or lite, got {self.network}")
+        if self.lite_skip not in ("", "relu3_1"):
+            raise PainterlyError(f"lite-skip must be none or relu3_1, got {self.lite_skip}")
+        if self.lite_skip and self.network != "lite":
+            raise PainterlyError("--lite-skip is for --network lite")
         if min(self.embed_weight, self.laplacian_weight) < 0:
             raise PainterlyError("embed-weight and laplacian-weight must be >= 0")
         if self.network == "lite" and self.warmup_recon:

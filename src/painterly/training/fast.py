@@ -119,9 +119,26 @@ class FastObjective:
         n = len(self.style_images)
         if self.cfg.network == "lite":
             # The shipped lite AdaIN network with these styles baked in: it starts at the
-            # arbitrary model's pictures (an --init file replaces it after this).
-            return self._bake(None).to(device)
+            # arbitrary model's pictures (an --init file's weights replace these after this; its
+            # architecture, a skip or none, is the one built here).
+            return self._lite_start().to(device)
         return TransformerNet(n, self.cfg.width, self.cfg.n_residual).to(device)
+
+    def _lite_start(self) -> nn.Module:
+        """The network a ``--network lite`` run builds: the ``--init`` file's architecture (a
+        lite AdaIN file baked with this run's styles, or a fast-lite file's own), else the
+        shipped lite network baked."""
+        from ..adain.lite import is_lite_config
+        from ..fast.lite import fast_lite_from_state, is_fast_lite_config
+        from ..weights import load_model_file
+
+        if self.train.init:
+            state, config = load_model_file(self.train.init)
+            if is_lite_config(config):
+                return self._bake(self.train.init)
+            if is_fast_lite_config(config):
+                return fast_lite_from_state(state, config, self.train.init)
+        return self._bake(None)
 
     def _bake(self, lite_path: str | None) -> nn.Module:
         """A fast-lite network from a lite AdaIN network file (None: the shipped one) and this

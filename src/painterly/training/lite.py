@@ -23,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from ..adain.core import adain
-from ..adain.lite import LiteNetwork, lite_from_teachers, load_lite, save_lite
+from ..adain.lite import LiteNetwork, lite_from_teachers, load_lite, load_without_skip, save_lite
 from ..adain.model import CONTENT_LAYER, Encoder
 from ..errors import PainterlyError
 from ..image import pil_to_tensor, tensor_to_pil
@@ -54,7 +54,7 @@ class LiteObjective(AdaINObjective):
         teacher, _ = resolve_decoder(self.cfg.teacher or None)
         self.teacher = teacher.to(device).eval().requires_grad_(False)
         net = self._decoder if self._decoder is not None else lite_from_teachers(
-            self.teacher, encoder_padding=self.cfg.encoder_padding)
+            self.teacher, encoder_padding=self.cfg.encoder_padding, skip=self.cfg.lite_skip)
         return net.to(device)
 
     def in_warmup(self, iteration: int) -> bool:
@@ -103,13 +103,17 @@ class LiteObjective(AdaINObjective):
         return cached_batches(content, style, train.batch_size, rank, world_size, start)
 
     def load_init(self, net: nn.Module, path: str) -> None:
-        """Warm start from an exported lite network (same widths)."""
+        """Warm start from an exported lite network (same widths; one without a skip also starts
+        a run with one: the skip's conv stays zero, so the pictures are the same at first)."""
         init, _ = load_lite(path)
         own = _unwrap(net)
         if init.widths != own.widths:
             raise PainterlyError(f"--init {path}: a lite network of widths {list(init.widths)}, this "
                                  f"run trains {list(own.widths)}")
-        own.load_state_dict(init.state_dict())
+        if init.skip and init.skip != own.skip:
+            raise PainterlyError(f"--init {path}: a lite network with the {init.skip} skip; this run "
+                                 f"trains {'none' if not own.skip else own.skip} (--lite-skip)")
+        load_without_skip(own, init.state_dict())
 
     @torch.no_grad()
     def validation_rows(self, net: nn.Module, device: torch.device

@@ -47,6 +47,14 @@ def check_skip(skip: str) -> str:
     return skip
 
 
+def config_skip(config: dict, path: str) -> str:
+    """The skip a model file's config names ("" when it names none: the first lite networks)."""
+    skip = config.get("skip", "")
+    if skip not in SKIPS:
+        raise PainterlyError(f"{path}: the config names an unknown skip '{skip}'")
+    return skip
+
+
 def feature_channels(widths: Sequence[int], skip: str = "") -> int:
     """Channels of the lite encoder's output: relu4_1, plus relu3_1 space-to-depth'ed (x4)."""
     return int(widths[3]) + (4 * int(widths[2]) if skip else 0)
@@ -235,11 +243,8 @@ def load_lite(path: str) -> tuple[LiteNetwork, dict]:
     if (not isinstance(widths, list) or len(widths) != 4
             or not all(isinstance(w, int) and 0 < w <= 4096 for w in widths)):
         raise PainterlyError(f"{path}: the config's widths must be four positive integers")
-    skip = config.get("skip", "")
-    if skip not in SKIPS:
-        raise PainterlyError(f"{path}: the config names an unknown skip '{skip}'")
     net = LiteNetwork(widths, str(config.get("encoder_padding", "zeros")),
-                      str(config.get("padding", "reflect")), skip=skip)
+                      str(config.get("padding", "reflect")), skip=config_skip(config, path))
     own = net.state_dict()
     missing = [k for k in own if k not in state and not k.startswith("embed.")]
     wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]

@@ -29,7 +29,7 @@ from PIL import Image
 from torch import nn
 
 from ..adain.core import mean_std
-from ..adain.lite import LITE_WIDTHS, SKIPS, LiteEncoder, LiteNetwork, lite_decoder
+from ..adain.lite import LITE_WIDTHS, LiteEncoder, LiteNetwork, config_skip, lite_decoder
 from ..adain.model import MULTIPLE, inference_decoder
 from ..errors import PainterlyError
 from ..weights import load_model_file, save_model_file
@@ -208,11 +208,8 @@ def fast_lite_from_state(state: dict[str, torch.Tensor], config: dict, path: str
             or not isinstance(n, int) or not 0 < n <= 4096):
         raise PainterlyError(f"{path}: a fast-lite config needs four positive integer widths "
                              f"and n_styles")
-    skip = config.get("skip", "")
-    if skip not in SKIPS:
-        raise PainterlyError(f"{path}: the config names an unknown skip '{skip}'")
     net = LiteFastNet(n, widths, str(config.get("encoder_padding", "zeros")),
-                      str(config.get("padding", "reflect")), skip)
+                      str(config.get("padding", "reflect")), config_skip(config, path))
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]

@@ -296,3 +296,31 @@ def test_server_engine_picks_the_network_and_keys_styles_by_it(lite_file, tmp_pa
     job = AdaINJob(c, StyleStats.stack([(mean, std)], [1.0]), 1.0, "lite")
     out, = engine.stylize_batch([job])
     assert out.shape == c.shape
+
+
+def test_stylizers_of_one_file_share_their_prepared_networks(lite_file, tmp_path):
+    """A new stylizer of a file already in use reuses its prepared networks (copied, cast and
+    folded once per file version and settings), and paints the same."""
+    import os
+    import shutil
+
+    style = Image.new("RGB", (48, 40), (200, 60, 30))
+    photo = Image.new("RGB", (40, 32), (20, 120, 220))
+    opts = {"network": "lite", "precision": "fp32", "device": "cpu"}
+    a = AdaINStylizer([style], decoder=str(lite_file), **opts)
+    b = AdaINStylizer([style], decoder=str(lite_file), **opts)
+    assert a.nets is b.nets
+    assert np.array_equal(np.asarray(a(photo)), np.asarray(b(photo)))
+    assert AdaINStylizer([style], decoder=str(lite_file), **{**opts, "precision": "bf16"}).nets \
+        is not a.nets
+    # Another file, or the same file written again, gets networks of its own.
+    other = tmp_path / "other.safetensors"
+    shutil.copy(lite_file, other)
+    c = AdaINStylizer([style], decoder=str(other), **opts)
+    assert c.nets is not a.nets
+    st = other.stat()
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert AdaINStylizer([style], decoder=str(other), **opts).nets is not c.nets
+    # A module passed in is the caller's: never shared.
+    net, _ = load_lite(str(lite_file))
+    assert AdaINStylizer([style], decoder=net, **opts).nets is not a.nets

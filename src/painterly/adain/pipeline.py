@@ -26,7 +26,7 @@ from torch import nn
 from ..device import resolve_device
 from .core import Stats, StyleStats, adain, adain_transform, mean_std, trade_off
 from .model import MULTIPLE, pad_to_multiple
-from .networks import AdaINModel, AdaINNetworks, resolve_decoder
+from .networks import AdaINModel, AdaINNetworks, networks_for
 from .tiling import encode_transform_decode
 
 #: Per-item content statistics: given, or computed from each image's features (video's hook).
@@ -50,19 +50,16 @@ class AdaINPipeline:
         """The networks ``options`` name (``network``, ``decoder``, ``device``, ``precision``,
         ``channels_last``, ``compile``); ``decoder`` overrides ``options.decoder``."""
         device = resolve_device(options.device)
-        model, config = resolve_decoder(decoder if decoder is not None else options.decoder,
-                                        options.network, device)
-        return cls(AdaINNetworks(model, config, device, options.precision, options.channels_last,
-                                 options.compile))
+        return cls(networks_for(decoder if decoder is not None else options.decoder,
+                                options.network, device, options.precision, options.channels_last,
+                                options.compile))
 
     @classmethod
     def load(cls, decoder: str | AdaINModel | None = None, network: str = "vgg",
              device: str | torch.device | None = "auto", precision: str = "auto",
              channels_last: bool | None = None) -> AdaINPipeline:
         """The pipeline of a model file or module (or the shipped one of ``network``)."""
-        dev = resolve_device(device)
-        model, config = resolve_decoder(decoder, network, dev)
-        return cls(AdaINNetworks(model, config, dev, precision, channels_last))
+        return cls(networks_for(decoder, network, resolve_device(device), precision, channels_last))
 
     @property
     def network(self) -> str:

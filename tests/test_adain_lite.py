@@ -129,6 +129,38 @@ def test_a_skip_network_file_keeps_its_skip_and_refuses_an_unknown_one(tmp_path)
         load_lite(str(tmp_path / "lost.safetensors"))
 
 
+def test_widening_the_decoder_keeps_the_pictures_and_its_file_says_so(tmp_path):
+    from painterly.adain.lite import widen
+
+    narrow = _spread_lite(seed=2, skip="relu3_1")
+    wide = LiteNetwork(skip="relu3_1", decoder_widths=(32, 48, 64, 128))
+    widen(wide, narrow.state_dict())
+    wide.eval()
+    torch.manual_seed(5)
+    c, s = torch.rand(1, 3, 40, 56), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(wide(c, s)[0], narrow(c, s)[0])
+    # The new channels learn from the first step: their outgoing weights get gradients.
+    wide.train()
+    wide(c, s)[0].square().mean().backward()
+    last = [m for m in wide.decoder.net if isinstance(m, torch.nn.Conv2d)][-1]
+    assert last.weight.grad[:, LITE_WIDTHS[0]:].abs().sum() > 0
+    save_lite(wide, str(tmp_path / "wide.safetensors"))
+    loaded, config = load_lite(str(tmp_path / "wide.safetensors"))
+    assert config["decoder_widths"] == [32, 48, 64, 128] and loaded.decoder_widths == (32, 48, 64, 128)
+    assert "decoder_widths" not in narrow.config()  # a mirror decoder's file does not name them
+    with pytest.raises(PainterlyError, match="does not fit"):
+        widen(narrow, wide.state_dict())
+    with pytest.raises(PainterlyError, match="must end with the encoder's relu4_1 width 128"):
+        LiteNetwork(decoder_widths=(16, 32, 64, 96))
+    from painterly.weights import load_model_file, save_model_file
+
+    state, cfg = load_model_file(str(tmp_path / "wide.safetensors"))
+    save_model_file(state, {**cfg, "decoder_widths": [32, 48]}, tmp_path / "bad.safetensors")
+    with pytest.raises(PainterlyError, match="decoder_widths must be four positive integers"):
+        load_lite(str(tmp_path / "bad.safetensors"))
+
+
 def test_file_round_trip_and_refusals(lite_file, tmp_path):
     net, config = load_lite(str(lite_file))
     assert config["kind"] == "adain-lite" and tuple(config["widths"]) == LITE_WIDTHS

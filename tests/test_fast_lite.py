@@ -143,21 +143,25 @@ def test_train_fast_network_lite_fine_tunes_the_baked_network(data, tmp_path):
 
 
 def test_a_skip_lite_network_bakes_and_trains_with_its_skip(lite, data, tmp_path):
-    """A lite network with the relu3_1 skip bakes into a fast-lite network with it (the same
-    pictures as the AdaIN lite stylizer), and ``train fast --network lite --init`` it builds
-    that architecture."""
-    from painterly.adain.lite import LiteNetwork, load_without_skip, save_lite
+    """A lite network with the relu3_1 skip and a wider decoder bakes into a fast-lite network
+    with both (the same pictures as the AdaIN lite stylizer), and ``train fast --network lite
+    --init`` it builds that architecture."""
+    from painterly.adain.lite import LiteNetwork, save_lite, widen
 
-    net = LiteNetwork(lite.widths, lite.encoder_padding, lite.decoder.padding, skip="relu3_1")
-    load_without_skip(net, lite.state_dict())
+    net = LiteNetwork(lite.widths, lite.encoder_padding, lite.decoder.padding, skip="relu3_1",
+                      decoder_widths=(24, 32, 64, 128))
+    widen(net, lite.state_dict())
     torch.manual_seed(0)
     with torch.no_grad():
         net.decoder.skip.weight.normal_(std=0.05)
+        last = [m for m in net.decoder.net if isinstance(m, torch.nn.Conv2d)][-1]
+        last.weight[:, 16:].normal_(std=0.05)  # the widened channels paint too
     save_lite(net, str(tmp_path / "skip.safetensors"), half=False)
     baked = bake(net, [STYLE_B], 64)
     assert baked.skip == "relu3_1" and baked.style_mean.shape[1] == net.encoder.out_channels
     save_fast_lite(baked, str(tmp_path / "fl.safetensors"), ["b"], half=False)
-    assert load_fast_lite(str(tmp_path / "fl.safetensors"))[1]["skip"] == "relu3_1"
+    config = load_fast_lite(str(tmp_path / "fl.safetensors"))[1]
+    assert config["skip"] == "relu3_1" and config["decoder_widths"] == [24, 32, 64, 128]
     ref = AdaINStylizer([STYLE_B], network="lite", decoder=str(tmp_path / "skip.safetensors"),
                         style_size=64, precision="fp32", device="cpu")
     fast = FastStylizer([], model=str(tmp_path / "fl.safetensors"), precision="fp32", device="cpu")
@@ -175,3 +179,4 @@ def test_a_skip_lite_network_bakes_and_trains_with_its_skip(lite, data, tmp_path
                      "--init", str(tmp_path / "skip.safetensors"), "--out", str(tmp_path / "run")]) == 0
     trained, config = load_model(str(tmp_path / "run" / "model.safetensors"))
     assert config["skip"] == "relu3_1" and trained.skip == "relu3_1"
+    assert trained.decoder_widths == (24, 32, 64, 128)

@@ -76,3 +76,19 @@ def test_a_skip_run_warm_starts_from_a_network_without_one(data, tmp_path, capsy
     assert main(["train", "adain", "--content-dir", str(data / "content"), "--style-dir",
                  str(data / "style"), "--out", str(tmp_path / "e"), "--lite-skip", "relu3_1"]) == 2
     assert "--lite-skip is for --network lite" in capsys.readouterr().err
+
+
+def test_a_wider_decoder_run_widens_its_init_and_refuses_a_narrower_run(data, tmp_path, capsys):
+    assert main(_args(data, tmp_path / "a", "--iterations", "1", "--checkpoint-every", "1")) == 0
+    plain = tmp_path / "a" / "lite.safetensors"
+    assert main(_args(data, tmp_path / "b", "--lite-decoder-widths", "24,32,64,128", "--init",
+                      str(plain), "--iterations", "1", "--checkpoint-every", "1")) == 0
+    wide, config = load_lite(str(tmp_path / "b" / "lite.safetensors"))
+    assert wide.decoder_widths == (24, 32, 64, 128) and config["decoder_widths"] == [24, 32, 64, 128]
+    assert main(_args(data, tmp_path / "c", "--init", str(tmp_path / "b" / "lite.safetensors"))) == 2
+    assert "wider than this run's" in capsys.readouterr().err
+    try:
+        main(_args(data, tmp_path / "d", "--lite-decoder-widths", "24,32"))
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "is not four positive integers" in capsys.readouterr().err

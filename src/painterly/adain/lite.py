@@ -15,8 +15,13 @@ onto the relu4_1 grid and concatenated, so AdaIN normalizes it with the style's 
 statistics too, and every front end still sees one feature map): the decoder gets the detail a
 128-channel relu4_1 cannot carry (:class:`~painterly.adain.model.SkipDecoder`).
 
+``decoder_widths`` lets the decoder's blocks differ from the encoder's (a wider last block paints
+finer texture at full resolution); :func:`widen` starts a wider network from a narrower one with
+the same function.
+
 File: ``.safetensors`` (fp16) with ``encoder.*``, ``decoder.*`` (and the training-only
-``embed.*``) and a JSON config of kind ``adain-lite`` holding the widths and the skip.
+``embed.*``) and a JSON config of kind ``adain-lite`` holding the widths, the decoder's widths
+when they differ, and the skip.
 """
 
 from __future__ import annotations
@@ -47,6 +52,25 @@ def check_skip(skip: str) -> str:
     return skip
 
 
+def config_widths(config: dict, path: str) -> tuple[list[int], list[int] | None]:
+    """The encoder's and the decoder's widths a model file's config names (the decoder's: None
+    when they are the encoder's), checked (one-line errors)."""
+    out = []
+    for key in ("widths", "decoder_widths"):
+        w = config.get(key)
+        if w is None and key == "decoder_widths":
+            out.append(None)
+            continue
+        if (not isinstance(w, list) or len(w) != 4
+                or not all(isinstance(x, int) and 0 < x <= 4096 for x in w)):
+            raise PainterlyError(f"{path}: the config's {key} must be four positive integers")
+        out.append(w)
+    if out[1] is not None and out[1][3] != out[0][3]:
+        raise PainterlyError(f"{path}: the config's decoder_widths must end with its widths' "
+                             f"{out[0][3]}")
+    return out[0], out[1]
+
+
 def config_skip(config: dict, path: str) -> str:
     """The skip a model file's config names ("" when it names none: the first lite networks)."""
     skip = config.get("skip", "")
@@ -60,9 +84,31 @@ def feature_channels(widths: Sequence[int], skip: str = "") -> int:
     return int(widths[3]) + (4 * int(widths[2]) if skip else 0)
 
 
-def lite_decoder(widths: Sequence[int], padding: str = "reflect", skip: str = "") -> Decoder:
-    """The mirror decoder of a lite encoder of ``widths`` (with the skip's input if any)."""
-    plan = mirror_plan(tuple(int(w) for w in widths))
+def check_widths(widths: Sequence[int], what: str = "lite widths") -> tuple[int, int, int, int]:
+    """Four positive channel counts (one-line error otherwise)."""
+    out = tuple(int(w) for w in widths)
+    if len(out) != 4 or min(out) < 1 or max(out) > 4096:
+        raise PainterlyError(f"{what} must be four positive numbers, got {list(widths)}")
+    return out  # type: ignore[return-value]
+
+
+def decoder_widths_for(widths: Sequence[int], decoder_widths: Sequence[int] | None) -> tuple:
+    """The decoder's block widths: ``decoder_widths`` (checked: its deepest block reads the
+    encoder's relu4_1, so it must have the encoder's width), else the encoder's."""
+    if decoder_widths is None:
+        return tuple(int(w) for w in widths)
+    out = check_widths(decoder_widths, "lite decoder widths")
+    if out[3] != int(widths[3]):
+        raise PainterlyError(f"lite decoder widths must end with the encoder's relu4_1 width "
+                             f"{int(widths[3])}, got {list(decoder_widths)}")
+    return out
+
+
+def lite_decoder(widths: Sequence[int], padding: str = "reflect", skip: str = "",
+                 decoder_widths: Sequence[int] | None = None) -> Decoder:
+    """The mirror decoder of a lite encoder of ``widths`` (blocks of ``decoder_widths`` if given;
+    with the skip's input if any)."""
+    plan = mirror_plan(decoder_widths_for(widths, decoder_widths))
     if skip:
         return SkipDecoder(padding, DEFAULT_INPUT_SCALE, plan, 4 * int(widths[2]))
     return Decoder(padding, DEFAULT_INPUT_SCALE, plan)
@@ -106,14 +152,14 @@ class LiteNetwork(nn.Module):
     (``embed``: 1x1 conv from the lite relu4_1 to VGG19's 512 channels)."""
 
     def __init__(self, widths: Sequence[int] = LITE_WIDTHS, encoder_padding: str = "zeros",
-                 decoder_padding: str = "reflect", vgg_channels: int = 512, skip: str = "") -> None:
+                 decoder_padding: str = "reflect", vgg_channels: int = 512, skip: str = "",
+                 decoder_widths: Sequence[int] | None = None) -> None:
         super().__init__()
-        self.widths = tuple(int(w) for w in widths)
-        if len(self.widths) != 4 or min(self.widths) < 1:
-            raise PainterlyError(f"lite widths must be four positive numbers, got {widths}")
+        self.widths = check_widths(widths)
+        self.decoder_widths = decoder_widths_for(self.widths, decoder_widths)
         self.skip = check_skip(skip)
         self.encoder = LiteEncoder(self.widths, encoder_padding, skip=self.skip)
-        self.decoder = lite_decoder(self.widths, decoder_padding, self.skip)
+        self.decoder = lite_decoder(self.widths, decoder_padding, self.skip, self.decoder_widths)
         self.embed = nn.Conv2d(self.widths[-1], vgg_channels, 1)
         self.encoder_padding = encoder_padding
 
@@ -122,6 +168,8 @@ class LiteNetwork(nn.Module):
                   "padding": self.decoder.padding, "input_scale": float(self.decoder.input_scale)}
         if self.skip:  # files without the key (the first lite networks) have none
             config["skip"] = self.skip
+        if self.decoder_widths != self.widths:
+            config["decoder_widths"] = list(self.decoder_widths)
         return config
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,17 +242,19 @@ def prune_decoder(teacher: Decoder, encoder_keep: torch.Tensor,
 
 
 def lite_from_teachers(teacher: Decoder, widths: Sequence[int] = LITE_WIDTHS,
-                       encoder_padding: str = "zeros", skip: str = "") -> LiteNetwork:
+                       encoder_padding: str = "zeros", skip: str = "",
+                       decoder_widths: Sequence[int] | None = None) -> LiteNetwork:
     """A lite network initialised from VGG19 and ``teacher`` by L1 pruning (see the module doc);
     a skip's 1x1 conv starts at zero."""
-    net = LiteNetwork(widths, encoder_padding, teacher.padding, skip=skip)
+    net = LiteNetwork(widths, encoder_padding, teacher.padding, skip=skip,
+                      decoder_widths=decoder_widths)
     layers, keep = prune_vgg(widths)
     with torch.no_grad():
         convs = [m for m in net.encoder.vgg.features if isinstance(m, nn.Conv2d)]
         for conv, (w, b) in zip(convs, layers):
             conv.weight.copy_(w)
             conv.bias.copy_(b)
-        load_without_skip(net.decoder, prune_decoder(teacher, keep, widths).state_dict())
+        load_without_skip(net.decoder, prune_decoder(teacher, keep, net.decoder_widths).state_dict())
         # The embedding starts as the inverse of the pruning: lite channel j -> VGG channel keep[j].
         net.embed.weight.zero_()
         net.embed.bias.zero_()
@@ -220,6 +270,29 @@ def load_without_skip(module: nn.Module, state: dict[str, torch.Tensor]) -> None
     if missing or result.unexpected_keys:
         raise PainterlyError(f"state does not fit the network: "
                              f"{(missing or result.unexpected_keys)[0]}")
+
+
+@torch.no_grad()
+def widen(target: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load the weights of a narrower network of the same kind (``state``) into ``target``, with
+    the same function: every tensor is copied into the leading part of target's; a conv's inputs
+    beyond the narrow one's are zeroed for the filters it had (they do not read the new channels
+    yet), the new filters keep target's random start, so the new channels get gradients at once.
+    A tensor of ``target`` that ``state`` lacks may only be a skip's (zero at start)."""
+    own = target.state_dict()
+    for key, value in state.items():
+        if key not in own:
+            raise PainterlyError(f"state does not fit the network: {key}")
+        dst = own[key]
+        if dst.dim() != value.dim() or any(a < b for a, b in zip(dst.shape, value.shape)):
+            raise PainterlyError(f"{key}: {tuple(value.shape)} does not fit in {tuple(dst.shape)}")
+        if dst.dim() == 4:  # conv weight (out, in, kh, kw): old filters read only old channels
+            dst[: value.shape[0], value.shape[1]:] = 0
+        dst[tuple(slice(0, n) for n in value.shape)] = value.to(dst)
+    missing = [k for k in own if k not in state and ".skip." not in f".{k}"]
+    if missing:
+        raise PainterlyError(f"state does not fit the network: {missing[0]}")
+    target.load_state_dict(own)
 
 
 def save_lite(net: LiteNetwork, path: str, config: dict | None = None, half: bool = True) -> None:
@@ -239,12 +312,10 @@ def load_lite(path: str) -> tuple[LiteNetwork, dict]:
     if not is_lite_config(config):
         raise PainterlyError(f"{path} is not a lite AdaIN network (its kind is "
                              f"'{config.get('kind', 'unknown')}')")
-    widths = config.get("widths")
-    if (not isinstance(widths, list) or len(widths) != 4
-            or not all(isinstance(w, int) and 0 < w <= 4096 for w in widths)):
-        raise PainterlyError(f"{path}: the config's widths must be four positive integers")
+    widths, decoder_widths = config_widths(config, path)
     net = LiteNetwork(widths, str(config.get("encoder_padding", "zeros")),
-                      str(config.get("padding", "reflect")), skip=config_skip(config, path))
+                      str(config.get("padding", "reflect")), skip=config_skip(config, path),
+                      decoder_widths=decoder_widths)
     own = net.state_dict()
     missing = [k for k in own if k not in state and not k.startswith("embed.")]
     wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]

@@ -19,7 +19,8 @@ TRAIN_OPTIONS = ("content_dir", "style_dir", "out", "iterations", "batch_size", 
                  "health_every", "collapse_patience", "collapse_grace", "stall_window", "time_limit", "init")
 ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_reduce", "style_distance",
                  "encoder_padding", "decoder_padding", "grid_weight", "style_bank", "content_cache_mb",
-                 "network", "embed_weight", "laplacian_weight", "teacher", "lite_skip")
+                 "network", "embed_weight", "laplacian_weight", "teacher", "lite_skip",
+                 "lite_decoder_widths")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
                 "width", "n_residual", "luminance", "style_size", "warmup_recon", "teacher",
                 "teacher_style_size", "pixel_weight", "grid_weight", "color_weight", "network")
@@ -30,6 +31,17 @@ def _lite_skip(value: str) -> str:
     if value not in ("none", "relu3_1"):
         raise argparse.ArgumentTypeError(f"invalid choice: '{value}' (choose from none, relu3_1)")
     return "" if value == "none" else value
+
+
+def _widths(value: str) -> list[int]:
+    """``--lite-decoder-widths``: four positive integers, comma-separated."""
+    try:
+        out = [int(v) for v in value.split(",")]
+    except ValueError:
+        out = []
+    if len(out) != 4 or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"'{value}' is not four positive integers (e.g. 32,32,64,128)")
+    return out
 
 
 def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
@@ -114,6 +126,10 @@ def register(subparsers) -> None:
                    help="lite: also feed the encoder's relu3_1 to the decoder (AdaIN-normalized, "
                         "through a 1x1 conv that starts at zero, so --init from a network without "
                         "it starts from the same pictures); default none")
+    g.add_argument("--lite-decoder-widths", type=_widths, metavar="A,B,C,D",
+                   help="lite: the decoder's block widths, full resolution first (default: the "
+                        "encoder's 16,32,64,128); --init from a narrower network widens it with "
+                        "the same pictures at first")
     a.set_defaults(func=run)
 
     f = sub.add_parser("fast", help="train a fast feed-forward network for one or more styles")

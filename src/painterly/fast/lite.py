@@ -29,7 +29,15 @@ from PIL import Image
 from torch import nn
 
 from ..adain.core import mean_std
-from ..adain.lite import LITE_WIDTHS, LiteEncoder, LiteNetwork, config_skip, lite_decoder
+from ..adain.lite import (
+    LITE_WIDTHS,
+    LiteEncoder,
+    LiteNetwork,
+    config_skip,
+    config_widths,
+    decoder_widths_for,
+    lite_decoder,
+)
 from ..adain.model import MULTIPLE, inference_decoder
 from ..errors import PainterlyError
 from ..weights import load_model_file, save_model_file
@@ -88,7 +96,7 @@ class LiteFastNet(nn.Module):
 
     def __init__(self, n_styles: int, widths: Sequence[int] = LITE_WIDTHS,
                  encoder_padding: str = "zeros", decoder_padding: str = "reflect",
-                 skip: str = "") -> None:
+                 skip: str = "", decoder_widths: Sequence[int] | None = None) -> None:
         super().__init__()
         if n_styles < 1:
             raise PainterlyError("a fast-lite network needs at least one style")
@@ -98,7 +106,8 @@ class LiteFastNet(nn.Module):
         self.encoder_padding = encoder_padding
         self.encoder = LiteEncoder(self.widths, encoder_padding, skip=skip)
         self.skip = self.encoder.skip
-        self.decoder = lite_decoder(self.widths, decoder_padding, self.skip)
+        self.decoder_widths = decoder_widths_for(self.widths, decoder_widths)
+        self.decoder = lite_decoder(self.widths, decoder_padding, self.skip, self.decoder_widths)
         channels = self.encoder.out_channels
         self.style_mean = nn.Parameter(torch.zeros(n_styles, channels))
         self.style_std = nn.Parameter(torch.ones(n_styles, channels))
@@ -109,6 +118,8 @@ class LiteFastNet(nn.Module):
                   "padding": self.decoder.padding}
         if self.skip:
             config["skip"] = self.skip
+        if self.decoder_widths != self.widths:
+            config["decoder_widths"] = list(self.decoder_widths)
         return config
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | int | None = None) -> torch.Tensor:
@@ -174,7 +185,8 @@ def bake(lite: LiteNetwork, styles: Sequence[Image.Image], style_size: int = 512
 
     if not styles:
         raise PainterlyError("baking a fast-lite network needs at least one style image")
-    net = LiteFastNet(len(styles), lite.widths, lite.encoder_padding, lite.decoder.padding, lite.skip)
+    net = LiteFastNet(len(styles), lite.widths, lite.encoder_padding, lite.decoder.padding, lite.skip,
+                      lite.decoder_widths)
     net.encoder.load_state_dict(lite.encoder.state_dict())
     net.decoder.load_state_dict(lite.decoder.state_dict())
     lite = lite.float().eval()
@@ -201,15 +213,12 @@ def save_fast_lite(net: LiteFastNet, path: str, style_names: list[str], config: 
 
 def fast_lite_from_state(state: dict[str, torch.Tensor], config: dict, path: str) -> LiteFastNet:
     """The network a loaded file holds, every shape checked (one-line errors)."""
-    widths = config.get("widths")
     n = config.get("n_styles")
-    if (not isinstance(widths, list) or len(widths) != 4
-            or not all(isinstance(w, int) and 0 < w <= 4096 for w in widths)
-            or not isinstance(n, int) or not 0 < n <= 4096):
-        raise PainterlyError(f"{path}: a fast-lite config needs four positive integer widths "
-                             f"and n_styles")
+    if not isinstance(n, int) or not 0 < n <= 4096:
+        raise PainterlyError(f"{path}: a fast-lite config needs a positive integer n_styles")
+    widths, decoder_widths = config_widths(config, path)
     net = LiteFastNet(n, widths, str(config.get("encoder_padding", "zeros")),
-                      str(config.get("padding", "reflect")), config_skip(config, path))
+                      str(config.get("padding", "reflect")), config_skip(config, path), decoder_widths)
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]

@@ -157,10 +157,12 @@ class AdaINConfig:
     laplacian_weight: float = 0.0     # lite: Laplacian structure loss against the content crop
     teacher: str = ""                 # lite: the AdaIN decoder it is cut from ("": the shipped one)
     lite_skip: str = ""               # lite: encoder layer also fed to the decoder ("relu3_1")
+    lite_decoder_widths: list[int] = field(default_factory=list)  # lite: decoder blocks ([]: mirror)
 
     #: Values that runs saved before these options existed had (so they resume exactly).
     LEGACY = {"grid_weight": 0.0, "style_bank": 0, "content_cache_mb": 0.0, "network": "vgg",
-              "embed_weight": 1.0, "laplacian_weight": 0.0, "teacher": "", "lite_skip": ""}
+              "embed_weight": 1.0, "laplacian_weight": 0.0, "teacher": "", "lite_skip": "",
+              "lite_decoder_widths": []}
 
     def check(self) -> None:
         """Refuse impossible values."""
@@ -182,6 +184,12 @@ class AdaINConfig:
             raise PainterlyError(f"lite-skip must be none or relu3_1, got {self.lite_skip}")
         if self.lite_skip and self.network != "lite":
             raise PainterlyError("--lite-skip is for --network lite")
+        if self.lite_decoder_widths:
+            if self.network != "lite":
+                raise PainterlyError("--lite-decoder-widths is for --network lite")
+            if len(self.lite_decoder_widths) != 4 or min(self.lite_decoder_widths) < 1:
+                raise PainterlyError(f"lite-decoder-widths must be four positive numbers, got "
+                                     f"{self.lite_decoder_widths}")
         if min(self.embed_weight, self.laplacian_weight) < 0:
             raise PainterlyError("embed-weight and laplacian-weight must be >= 0")
         if self.network == "lite" and self.warmup_recon:

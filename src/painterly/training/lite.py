@@ -23,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from ..adain.core import adain
-from ..adain.lite import LiteNetwork, lite_from_teachers, load_lite, load_without_skip, save_lite
+from ..adain.lite import LiteNetwork, lite_from_teachers, load_lite, save_lite, widen
 from ..adain.model import CONTENT_LAYER, Encoder
 from ..errors import PainterlyError
 from ..image import pil_to_tensor, tensor_to_pil
@@ -54,7 +54,8 @@ class LiteObjective(AdaINObjective):
         teacher, _ = resolve_decoder(self.cfg.teacher or None)
         self.teacher = teacher.to(device).eval().requires_grad_(False)
         net = self._decoder if self._decoder is not None else lite_from_teachers(
-            self.teacher, encoder_padding=self.cfg.encoder_padding, skip=self.cfg.lite_skip)
+            self.teacher, encoder_padding=self.cfg.encoder_padding, skip=self.cfg.lite_skip,
+            decoder_widths=self.cfg.lite_decoder_widths or None)
         return net.to(device)
 
     def in_warmup(self, iteration: int) -> bool:
@@ -113,7 +114,10 @@ class LiteObjective(AdaINObjective):
         if init.skip and init.skip != own.skip:
             raise PainterlyError(f"--init {path}: a lite network with the {init.skip} skip; this run "
                                  f"trains {'none' if not own.skip else own.skip} (--lite-skip)")
-        load_without_skip(own, init.state_dict())
+        if any(a < b for a, b in zip(own.decoder_widths, init.decoder_widths)):
+            raise PainterlyError(f"--init {path}: its decoder widths {list(init.decoder_widths)} are "
+                                 f"wider than this run's {list(own.decoder_widths)}")
+        widen(own, init.state_dict())
 
     @torch.no_grad()
     def validation_rows(self, net: nn.Module, device: torch.device

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import torch
 
 from painterly.adain.lite import load_lite
@@ -17,6 +18,13 @@ def _args(data, out, *extra):
             "--log-every", "1", "--val-every", "3", "--val-pairs", "1", "--checkpoint-every", "3",
             "--no-tensorboard", "--no-progress", "--style-bank", "2", "--content-cache-mb", "64",
             *extra]
+
+
+def _refused(argv: list[str], capsys, message: str) -> None:
+    """argparse refuses ``argv`` with exit 2 and ``message`` on stderr."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_lite_training_logs_every_term_exports_and_warm_starts(data, tmp_path):
@@ -68,11 +76,7 @@ def test_a_skip_run_warm_starts_from_a_network_without_one(data, tmp_path, capsy
     # A skip network does not start a run without one, and an unknown skip is one line.
     assert main(_args(data, tmp_path / "c", "--init", str(tmp_path / "b" / "lite.safetensors"))) == 2
     assert "relu3_1 skip" in capsys.readouterr().err
-    try:
-        main(_args(data, tmp_path / "d", "--lite-skip", "relu2_1"))
-    except SystemExit as exc:
-        assert exc.code == 2
-    assert "invalid choice: 'relu2_1'" in capsys.readouterr().err
+    _refused(_args(data, tmp_path / "d", "--lite-skip", "relu2_1"), capsys, "invalid choice: 'relu2_1'")
     assert main(["train", "adain", "--content-dir", str(data / "content"), "--style-dir",
                  str(data / "style"), "--out", str(tmp_path / "e"), "--lite-skip", "relu3_1"]) == 2
     assert "--lite-skip is for --network lite" in capsys.readouterr().err
@@ -87,8 +91,5 @@ def test_a_wider_decoder_run_widens_its_init_and_refuses_a_narrower_run(data, tm
     assert wide.decoder_widths == (24, 32, 64, 128) and config["decoder_widths"] == [24, 32, 64, 128]
     assert main(_args(data, tmp_path / "c", "--init", str(tmp_path / "b" / "lite.safetensors"))) == 2
     assert "wider than this run's" in capsys.readouterr().err
-    try:
-        main(_args(data, tmp_path / "d", "--lite-decoder-widths", "24,32"))
-    except SystemExit as exc:
-        assert exc.code == 2
-    assert "is not four positive integers" in capsys.readouterr().err
+    _refused(_args(data, tmp_path / "d", "--lite-decoder-widths", "24,32"), capsys,
+             "is not four positive integers")

@@ -211,11 +211,15 @@ def test_tiled_matches_untiled_without_seams(decoder_file, styles) -> None:
 
 
 def test_missing_default_decoder(monkeypatch, tmp_path, styles) -> None:
+    # An install without its shipped models: the VGG decoder asked for by name, or either one
+    # through "auto" (which takes the lite network on a CPU only when it is installed).
     monkeypatch.setattr(adain_networks, "default_decoder_path", lambda: tmp_path / "none.safetensors")
+    monkeypatch.setattr(adain_networks, "default_lite_path", lambda: tmp_path / "no_lite.safetensors")
     assert not adain_networks.is_available()
-    with pytest.raises(PainterlyError, match="painterly train adain") as info:
-        AdaINStylizer(styles[:1], None, device="cpu")
-    assert "--decoder" in str(info.value)
+    for network in ("vgg", "auto"):
+        with pytest.raises(PainterlyError, match="painterly train adain") as info:
+            AdaINStylizer(styles[:1], None, device="cpu", network=network)
+        assert "--decoder" in str(info.value)
 
 
 def test_bad_decoder_paths(styles, tmp_path) -> None:

@@ -73,6 +73,7 @@ def test_methods_without_decoder_says_why_adain_is_unavailable(tmp_path, monkeyp
 
     missing = tmp_path / "no_decoder.safetensors"
     monkeypatch.setattr(adain_networks, "default_decoder_path", lambda: missing)
+    monkeypatch.setattr(adain_networks, "default_lite_path", lambda: tmp_path / "no_lite.safetensors")
     monkeypatch.setattr(adain_networks, "is_available", lambda: False)
     with TestClient(create_app(config(None))) as c:
         adain = c.get("/v1/methods").json()["methods"]["adain"]

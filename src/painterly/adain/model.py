@@ -85,7 +85,7 @@ class Decoder(nn.Module):
             m = modules[i]
             if isinstance(m, nn.Upsample):
                 conv = modules[i + 1]
-                x = upsample_conv(x, fold_weight(conv.weight), conv.bias.repeat(4), self.padding)
+                x = upsample_conv(x, fold_weight(conv.weight), conv.bias, self.padding)
                 i += 2
                 continue
             x = m(x)

@@ -148,20 +148,21 @@ def test_a_skip_lite_network_bakes_and_trains_with_its_skip(lite, data, tmp_path
     --init`` it builds that architecture."""
     from painterly.adain.lite import LiteNetwork, save_lite, widen
 
+    wider = (lite.decoder_widths[0] + 8, *lite.decoder_widths[1:])
     net = LiteNetwork(lite.widths, lite.encoder_padding, lite.decoder.padding, skip="relu3_1",
-                      decoder_widths=(24, 32, 64, 128))
+                      decoder_widths=wider)
     widen(net, lite.state_dict())
     torch.manual_seed(0)
     with torch.no_grad():
         net.decoder.skip.weight.normal_(std=0.05)
         last = [m for m in net.decoder.net if isinstance(m, torch.nn.Conv2d)][-1]
-        last.weight[:, 16:].normal_(std=0.05)  # the widened channels paint too
+        last.weight[:, lite.decoder_widths[0]:].normal_(std=0.05)  # the widened channels paint too
     save_lite(net, str(tmp_path / "skip.safetensors"), half=False)
     baked = bake(net, [STYLE_B], 64)
     assert baked.skip == "relu3_1" and baked.style_mean.shape[1] == net.encoder.out_channels
     save_fast_lite(baked, str(tmp_path / "fl.safetensors"), ["b"], half=False)
     config = load_fast_lite(str(tmp_path / "fl.safetensors"))[1]
-    assert config["skip"] == "relu3_1" and config["decoder_widths"] == [24, 32, 64, 128]
+    assert config["skip"] == "relu3_1" and config["decoder_widths"] == list(wider)
     ref = AdaINStylizer([STYLE_B], network="lite", decoder=str(tmp_path / "skip.safetensors"),
                         style_size=64, precision="fp32", device="cpu")
     fast = FastStylizer([], model=str(tmp_path / "fl.safetensors"), precision="fp32", device="cpu")
@@ -179,4 +180,4 @@ def test_a_skip_lite_network_bakes_and_trains_with_its_skip(lite, data, tmp_path
                      "--init", str(tmp_path / "skip.safetensors"), "--out", str(tmp_path / "run")]) == 0
     trained, config = load_model(str(tmp_path / "run" / "model.safetensors"))
     assert config["skip"] == "relu3_1" and trained.skip == "relu3_1"
-    assert trained.decoder_widths == (24, 32, 64, 128)
+    assert trained.decoder_widths == wider

@@ -84,12 +84,12 @@ def test_the_skip_hands_relu3_1_to_the_decoder_and_starts_as_the_network_without
     import torch.nn.functional as F
 
     from painterly.adain.core import adain, mean_std
-    from painterly.adain.lite import load_without_skip
+    from painterly.adain.lite import widen
     from painterly.adain.model import inference_decoder
 
     plain = _spread_lite(seed=1)
     net = LiteNetwork(skip="relu3_1")
-    load_without_skip(net, plain.state_dict())
+    widen(net, plain.state_dict())
     net.eval()
     torch.manual_seed(3)
     c, s = torch.rand(2, 3, 48, 64), torch.rand(2, 3, 40, 40)

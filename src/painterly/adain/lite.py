@@ -254,7 +254,7 @@ def lite_from_teachers(teacher: Decoder, widths: Sequence[int] = LITE_WIDTHS,
         for conv, (w, b) in zip(convs, layers):
             conv.weight.copy_(w)
             conv.bias.copy_(b)
-        load_without_skip(net.decoder, prune_decoder(teacher, keep, net.decoder_widths).state_dict())
+        widen(net.decoder, prune_decoder(teacher, keep, net.decoder_widths).state_dict())
         # The embedding starts as the inverse of the pruning: lite channel j -> VGG channel keep[j].
         net.embed.weight.zero_()
         net.embed.bias.zero_()
@@ -262,20 +262,11 @@ def lite_from_teachers(teacher: Decoder, widths: Sequence[int] = LITE_WIDTHS,
     return net
 
 
-def load_without_skip(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load ``state`` of a network without a skip into ``module`` (which may have one: its
-    zero-initialised skip conv is kept, so the function is the same)."""
-    result = module.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if ".skip." not in f".{k}"]
-    if missing or result.unexpected_keys:
-        raise PainterlyError(f"state does not fit the network: "
-                             f"{(missing or result.unexpected_keys)[0]}")
-
-
 @torch.no_grad()
 def widen(target: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load the weights of a narrower network of the same kind (``state``) into ``target``, with
-    the same function: every tensor is copied into the leading part of target's; a conv's inputs
+    """Load the weights of a network of the same kind, as wide or narrower, with or without a
+    skip (``state``) into ``target``, with the same function: every tensor is copied into the
+    leading part of target's; a conv's inputs
     beyond the narrow one's are zeroed for the filters it had (they do not read the new channels
     yet), the new filters keep target's random start, so the new channels get gradients at once.
     A tensor of ``target`` that ``state`` lacks may only be a skip's (zero at start)."""

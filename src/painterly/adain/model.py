@@ -74,7 +74,7 @@ class Decoder(nn.Module):
 
     def _run(self, modules: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
         """``modules`` (a slice of ``self.net``) on ``x``. Training: each upsample+conv pair as
-        one conv at the low resolution on the folded kernel (painterly.upsample; the same
+        one stride-2 transposed conv on the folded kernel (painterly.upsample; the same
         function, 4/9 of its multiply-adds, differentiable)."""
         if not self.training:
             for m in modules:
@@ -214,7 +214,7 @@ def _folded(modules: list[nn.Module], padding: str) -> nn.Sequential:
 
 def inference_decoder(decoder: Decoder) -> nn.Module:
     """The same function as ``decoder`` with every upsample+conv pair folded into an
-    :class:`UpsampleConv2d` (about 25% fewer multiply-adds and no full-size upsampled tensor)."""
+    :class:`UpsampleConv2d` (one transposed conv: fewer multiply-adds, no upsampled tensor)."""
     scale = decoder.input_scale.detach().clone()
     modules = list(decoder.net)
     if isinstance(decoder, SkipDecoder):

@@ -181,3 +181,86 @@ def test_a_skip_lite_network_bakes_and_trains_with_its_skip(lite, data, tmp_path
     trained, config = load_model(str(tmp_path / "run" / "model.safetensors"))
     assert config["skip"] == "relu3_1" and trained.skip == "relu3_1"
     assert trained.decoder_widths == wider
+
+
+def test_narrow_prunes_a_decoder_to_its_strongest_filters(lite):
+    """``narrow`` keeps each pruned conv's filters of largest L1 norm, the next conv's inputs of
+    the same channels; the decoder's own widths load unchanged; a wider target is refused."""
+    from painterly.adain.lite import LiteNetwork, narrow
+
+    state = lite.decoder.state_dict()
+    same = LiteNetwork(lite.widths, lite.encoder_padding, lite.decoder.padding, skip=lite.skip,
+                       decoder_widths=lite.decoder_widths)
+    narrow(same.decoder, state)
+    assert all(torch.equal(v, state[k]) for k, v in same.decoder.state_dict().items())
+    widths = (8, *lite.decoder_widths[1:])
+    small = LiteNetwork(lite.widths, lite.encoder_padding, lite.decoder.padding, skip=lite.skip,
+                        decoder_widths=widths)
+    narrow(small.decoder, state)
+    convs = [i for i, m in enumerate(small.decoder.net) if isinstance(m, torch.nn.Conv2d)]
+    full_res_in, full_res_out = convs[-3], convs[-2]  # (b -> a), then (a -> a)
+    w = state[f"net.{full_res_in}.weight"]
+    top = w.float().abs().sum((1, 2, 3)).topk(8).indices.sort().values
+    got = small.decoder.state_dict()
+    assert torch.equal(got[f"net.{full_res_in}.weight"], w[top])
+    w2 = state[f"net.{full_res_out}.weight"][:, top]  # its inputs: the kept channels
+    top2 = w2.float().abs().sum((1, 2, 3)).topk(8).indices.sort().values
+    assert torch.equal(got[f"net.{full_res_out}.weight"], w2[top2])
+    assert torch.equal(got[f"net.{convs[-1]}.weight"], state[f"net.{convs[-1]}.weight"][:, top2])
+    assert got[f"net.{convs[-1]}.weight"].shape == (3, 8, 3, 3)
+    x = torch.randn(1, lite.encoder.out_channels, 4, 4)
+    assert small.decoder(x).shape == lite.decoder(x).shape
+    wide = LiteNetwork(lite.widths, lite.encoder_padding, lite.decoder.padding, skip=lite.skip,
+                       decoder_widths=(lite.decoder_widths[0] * 2, *lite.decoder_widths[1:]))
+    with pytest.raises(PainterlyError, match="widen"):
+        narrow(wide.decoder, state)
+
+
+def test_the_adain_loss_is_what_eval_scores(lite, tmp_path):
+    """``train fast --loss adain`` optimizes the two figures ``painterly eval`` reports: for one
+    photo and its painting, the objective's content and style losses equal the scorer's."""
+    from painterly.evaluate import Scorer
+    from painterly.image import resize, tensor_to_pil
+    from painterly.training.config import FastConfig, TrainConfig
+    from painterly.training.fast import FastObjective
+
+    STYLE_B.save(tmp_path / "b.png")
+    train = TrainConfig(crop=64, resize=64)
+    obj = FastObjective(FastConfig(styles=[str(tmp_path / "b.png")], network="lite", loss="adain",
+                                   teacher_style_size=64), train)
+    net = obj.build(torch.device("cpu"))
+    x = pil_to_tensor(CONTENT)
+    with torch.no_grad():
+        _, parts, y = obj.loss(net, {"content": x, "content_key": torch.tensor([0])}, 0)
+    out = tensor_to_pil(y.float())
+    c, s = Scorer().score(out, CONTENT, resize(STYLE_B, 64))
+    # The scorer reads the 8-bit picture; the objective the float output.
+    assert float(parts["content"]) == pytest.approx(c, rel=0.05)
+    assert float(parts["style"]) == pytest.approx(s, rel=0.05)
+    assert "laplacian" not in parts
+
+
+def test_train_fast_lite_prunes_to_narrower_decoder_widths(data, tmp_path):
+    """``--lite-decoder-widths`` narrower than the start network's builds the faster network
+    (pruned, then trained with the adain loss and the Laplacian term); ``--init`` from its file
+    keeps them; widths on a transformer run are refused in one line."""
+    out = tmp_path / "narrow"
+    base = ["train", "fast", "--network", "lite", "--style", str(data / "style" / "s1.png"),
+            "--content-dir", str(data / "content"), "--iterations", "2", "--batch-size", "2",
+            "--resize", "40", "--crop", "32", "--workers", "0", "--no-progress", "--no-tensorboard",
+            "--teacher-style-size", "64", "--lite-decoder-widths", "8,32,64,128",
+            "--laplacian-weight", "1"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*base, "--out", str(out)]) == 0
+        net, config = load_model(str(out / "model.safetensors"))
+        assert net.decoder_widths == (8, 32, 64, 128) and config["decoder_widths"] == [8, 32, 64, 128]
+        assert config["training"]["objective"]["loss"] == "auto"
+        with open(out / "losses.csv", newline="") as f:
+            assert {"content", "style", "laplacian"} <= set(next(csv.reader(f)))
+        assert main([*base, "--out", str(tmp_path / "again"), "--init",
+                     str(out / "model.safetensors")]) == 0
+    assert load_model(str(tmp_path / "again" / "model.safetensors"))[0].decoder_widths == (8, 32, 64, 128)
+    assert main(["train", "fast", "--style", str(data / "style" / "s1.png"), "--content-dir",
+                 str(data / "content"), "--lite-decoder-widths", "8,32,64,128", "--out",
+                 str(tmp_path / "t")]) == 2

@@ -82,14 +82,22 @@ def test_a_skip_run_warm_starts_from_a_network_without_one(data, tmp_path, capsy
     assert "--lite-skip is for --network lite" in capsys.readouterr().err
 
 
-def test_a_wider_decoder_run_widens_its_init_and_refuses_a_narrower_run(data, tmp_path, capsys):
+def test_a_wider_decoder_run_widens_its_init_and_a_narrower_run_prunes_it(data, tmp_path, capsys):
     assert main(_args(data, tmp_path / "a", "--iterations", "1", "--checkpoint-every", "1")) == 0
     plain = tmp_path / "a" / "lite.safetensors"
     assert main(_args(data, tmp_path / "b", "--lite-decoder-widths", "24,32,64,128", "--init",
                       str(plain), "--iterations", "1", "--checkpoint-every", "1")) == 0
     wide, config = load_lite(str(tmp_path / "b" / "lite.safetensors"))
     assert wide.decoder_widths == (24, 32, 64, 128) and config["decoder_widths"] == [24, 32, 64, 128]
-    assert main(_args(data, tmp_path / "c", "--init", str(tmp_path / "b" / "lite.safetensors"))) == 2
-    assert "wider than this run's" in capsys.readouterr().err
+    # Back to the encoder's widths: the decoder pruned, the encoder the file's (an lr that
+    # fp16 rounds away).
+    assert main(_args(data, tmp_path / "c", "--init", str(tmp_path / "b" / "lite.safetensors"),
+                      "--iterations", "1", "--checkpoint-every", "1", "--lr", "1e-12")) == 0
+    narrow, config = load_lite(str(tmp_path / "c" / "lite.safetensors"))
+    assert narrow.decoder_widths == narrow.widths and "decoder_widths" not in config
+    assert all(torch.equal(v, wide.encoder.state_dict()[k]) for k, v in narrow.encoder.state_dict().items())
+    assert main(_args(data, tmp_path / "m", "--lite-decoder-widths", "32,16,64,128", "--init",
+                      str(tmp_path / "b" / "lite.safetensors"))) == 2
+    assert "wider in some blocks and narrower in others" in capsys.readouterr().err
     _refused(_args(data, tmp_path / "d", "--lite-decoder-widths", "24,32"), capsys,
              "is not four positive integers")

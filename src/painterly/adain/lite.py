@@ -286,6 +286,49 @@ def widen(target: nn.Module, state: dict[str, torch.Tensor]) -> None:
     target.load_state_dict(own)
 
 
+def narrow(decoder: Decoder, state: dict[str, torch.Tensor]) -> None:
+    """Load the state of a decoder of the same plan, as wide or wider (``state``: its
+    ``state_dict``), into ``decoder``, pruning each conv that has fewer filters here to its filters
+    of largest L1 norm (Li et al. 2017, as Collaborative Distillation starts its student) and the
+    next conv's inputs (and a skip's outputs) to the same channels. Not the same function: a
+    start that a short fine-tune brings back (the way to a faster network from a trained wider
+    one)."""
+    modules = list(decoder.net)
+    convs = [i for i, m in enumerate(modules) if isinstance(m, nn.Conv2d)]
+    pruned = dict(state)
+    kept: torch.Tensor | None = None  # the previous conv's kept filters (None: all of them)
+    kept_at: dict[int, torch.Tensor | None] = {}
+    for i in convs:
+        key = f"net.{i}"
+        if f"{key}.weight" not in state or f"{key}.bias" not in state:
+            raise PainterlyError(f"state does not fit the decoder: no {key}.weight")
+        w, b = state[f"{key}.weight"], state[f"{key}.bias"]
+        if kept is not None:
+            w = w[:, kept]
+        n = modules[i].out_channels
+        if n > w.shape[0]:
+            raise PainterlyError(f"decoder {key}.weight: {w.shape[0]} filters, this decoder has {n} "
+                                 f"(a wider one: widen loads it)")
+        kept = None if n == w.shape[0] else w.float().abs().sum((1, 2, 3)).topk(n).indices.sort().values
+        if kept is not None:
+            w, b = w[kept], b[kept]
+        pruned[f"{key}.weight"], pruned[f"{key}.bias"] = w, b
+        kept_at[i] = kept
+    if isinstance(decoder, SkipDecoder) and "skip.weight" in state:
+        joined = max(i for i in convs if i < decoder.split)  # the conv whose output the skip joins
+        if kept_at[joined] is not None:
+            for name in ("weight", "bias"):
+                pruned[f"skip.{name}"] = state[f"skip.{name}"][kept_at[joined]]
+    own = decoder.state_dict()
+    for key, value in pruned.items():
+        if key not in own or tuple(own[key].shape) != tuple(value.shape):
+            raise PainterlyError(f"state does not fit the decoder: {key} {tuple(value.shape)}")
+    missing = [k for k in own if k not in pruned and not k.startswith("skip.")]
+    if missing:
+        raise PainterlyError(f"state does not fit the decoder: no {missing[0]}")
+    decoder.load_state_dict({**own, **{k: v.to(own[k]) for k, v in pruned.items()}})
+
+
 def save_lite(net: LiteNetwork, path: str, config: dict | None = None, half: bool = True) -> None:
     """Export as ``.safetensors`` (fp16 by default) plus a JSON of its config."""
     save_model_file(net.state_dict(), {**net.config(), **(config or {})}, path,

@@ -23,7 +23,8 @@ ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_r
                  "lite_decoder_widths")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
                 "width", "n_residual", "luminance", "style_size", "warmup_recon", "teacher",
-                "teacher_style_size", "pixel_weight", "grid_weight", "color_weight", "network")
+                "teacher_style_size", "pixel_weight", "grid_weight", "color_weight", "network", "loss",
+                "laplacian_weight", "lite_decoder_widths")
 
 
 def _lite_skip(value: str) -> str:
@@ -168,6 +169,18 @@ def register(subparsers) -> None:
     g.add_argument("--color-weight", type=non_negative_float,
                    help="L1 to the content target's local colors (means of 4x4 pixels): against "
                         "flat patches of a wrong color that a pixel L1 barely sees (0)")
+    g.add_argument("--loss", choices=("auto", "perceptual", "adain"),
+                   help="perceptual: Johnson's (content at --content-layers against the photo or "
+                        "the teacher, Gram style at --style-layers); adain: the AdaIN model's own "
+                        "(relu4_1 against AdaIN of the photo's VGG features with the painting's "
+                        "statistics, mean/std style at relu1_1..relu4_1: what `painterly eval` "
+                        "scores); auto (default): adain for --network lite, else perceptual")
+    g.add_argument("--laplacian-weight", type=non_negative_float,
+                   help="Laplacian structure loss against the photo (0)")
+    g.add_argument("--lite-decoder-widths", type=_widths, metavar="A,B,C,D",
+                   help="lite: the decoder's block widths, full resolution first (default: the "
+                        "start network's); narrower than the start prunes it (the faster network), "
+                        "wider widens it")
     f.set_defaults(func=run)
 
 
@@ -198,6 +211,8 @@ def build_configs(args: argparse.Namespace):
         train = from_dict(TrainConfig, saved.get("train", {}))
         train.method = saved.get("method", method)
         objective = from_dict(OBJECTIVE_CONFIGS[method], saved.get("objective", {}))
+        if method == "fast" and "loss" not in saved.get("objective", {"loss": None}):
+            objective.loss = "perceptual"  # a run from before --loss trained that one
     else:
         kind = _run_kind(Path(args.out)) if args.resume else None
         if kind is not None and kind != method:

@@ -37,6 +37,8 @@ from ..adain.lite import (
     config_widths,
     decoder_widths_for,
     lite_decoder,
+    narrow,
+    widen,
 )
 from ..adain.model import MULTIPLE, inference_decoder
 from ..errors import PainterlyError
@@ -176,25 +178,59 @@ class FrozenLiteFast(nn.Module):
         return self.decoder(t)[..., :h, :w]
 
 
+def _load_decoder(decoder: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a decoder state of the same plan into ``decoder``: as is, widened with the same
+    function, or pruned (:func:`~painterly.adain.lite.narrow`) where ``decoder`` is narrower."""
+    own = decoder.state_dict()
+    if all(k in own and own[k].shape == v.shape for k, v in state.items()):
+        decoder.load_state_dict({**own, **state})
+        return
+    narrower = any(k in own and own[k].dim() == 4 and own[k].shape[0] < v.shape[0]
+                   for k, v in state.items())
+    if narrower:
+        narrow(decoder, state)
+    else:
+        holder = nn.Module()
+        holder.decoder = decoder
+        widen(holder, {f"decoder.{k}": v for k, v in state.items()})
+
+
 @torch.no_grad()
-def bake(lite: LiteNetwork, styles: Sequence[Image.Image], style_size: int = 512) -> LiteFastNet:
+def bake(lite: LiteNetwork, styles: Sequence[Image.Image], style_size: int = 512,
+         decoder_widths: Sequence[int] | None = None) -> LiteFastNet:
     """A :class:`LiteFastNet` with ``lite``'s encoder and decoder and each style's statistics
     (its relu4_1 mean/std through the lite encoder, the style resized to ``style_size`` on its
-    long side, as the AdaIN stylizer resizes styles)."""
+    long side, as the AdaIN stylizer resizes styles). ``decoder_widths``: a narrower decoder
+    (pruned from ``lite``'s: a faster network for a fine-tune to bring back) or a wider one."""
     from ..image import pil_to_tensor, resize
 
     if not styles:
         raise PainterlyError("baking a fast-lite network needs at least one style image")
     net = LiteFastNet(len(styles), lite.widths, lite.encoder_padding, lite.decoder.padding, lite.skip,
-                      lite.decoder_widths)
+                      decoder_widths or lite.decoder_widths)
     net.encoder.load_state_dict(lite.encoder.state_dict())
-    net.decoder.load_state_dict(lite.decoder.state_dict())
+    _load_decoder(net.decoder, lite.decoder.state_dict())
     lite = lite.float().eval()
     for i, img in enumerate(styles):
         m, s = mean_std(lite.encoder(pil_to_tensor(resize(img, style_size))))
         net.style_mean[i] = m.flatten()
         net.style_std[i] = s.flatten()
     return net.eval()
+
+
+@torch.no_grad()
+def refit(net: LiteFastNet, decoder_widths: Sequence[int] | None) -> LiteFastNet:
+    """``net`` with its decoder's block widths changed to ``decoder_widths`` (None or the same:
+    ``net`` itself): pruned where narrower, widened with the same function where wider."""
+    if decoder_widths is None or tuple(decoder_widths) == net.decoder_widths:
+        return net
+    out = LiteFastNet(net.n_styles, net.widths, net.encoder_padding, net.decoder.padding, net.skip,
+                      decoder_widths)
+    out.encoder.load_state_dict(net.encoder.state_dict())
+    out.style_mean.copy_(net.style_mean)
+    out.style_std.copy_(net.style_std)
+    _load_decoder(out.decoder, net.decoder.state_dict())
+    return out.eval()
 
 
 def is_fast_lite_config(config: dict) -> bool:

@@ -202,6 +202,8 @@ class AdaINConfig:
 
 #: The fast networks ``painterly train fast --network`` builds.
 FAST_NETWORKS = ("transformer", "lite")
+#: The losses a fast network trains with ("auto": by network, see FastConfig.loss_kind).
+FAST_LOSSES = ("auto", "perceptual", "adain")
 
 
 @dataclass
@@ -225,12 +227,30 @@ class FastConfig:
     grid_weight: float = 0.0          # lattice penalty (losses.grid_loss): the upsamplings' stripes
     color_weight: float = 0.0         # L1 to the content target's local colors (4x4-pixel means)
     network: str = "transformer"      # or "lite": the lite AdaIN network, styles baked in (fast.lite)
+    loss: str = "auto"                # "perceptual" (Johnson's), "adain" (AdaIN's; eval's), auto: by network
+    laplacian_weight: float = 0.0     # Laplacian structure loss against the photo
+    lite_decoder_widths: list[int] = field(default_factory=list)  # lite: decoder blocks ([]: the start's)
+
+    def loss_kind(self) -> str:
+        """The loss this run trains: ``loss``, or for "auto" adain on the lite network, else
+        perceptual."""
+        if self.loss != "auto":
+            return self.loss
+        return "adain" if self.network == "lite" else "perceptual"
 
     def check(self) -> None:
         """Refuse impossible values."""
         if self.network not in FAST_NETWORKS:
             raise PainterlyError(f"unknown fast network '{self.network}' (choose "
                                  f"{', '.join(FAST_NETWORKS)})")
+        if self.loss not in FAST_LOSSES:
+            raise PainterlyError(f"unknown fast loss '{self.loss}' (choose {', '.join(FAST_LOSSES)})")
+        if self.lite_decoder_widths:
+            if self.network != "lite":
+                raise PainterlyError("--lite-decoder-widths is for --network lite")
+            if len(self.lite_decoder_widths) != 4 or min(self.lite_decoder_widths) < 1:
+                raise PainterlyError(f"lite-decoder-widths must be four positive numbers, got "
+                                     f"{self.lite_decoder_widths}")
         if self.teacher_style_size < 64:
             raise PainterlyError(f"teacher-style-size must be >= 64, got {self.teacher_style_size}")
         if self.style_size < 0 or self.warmup_recon < 0:
@@ -243,7 +263,7 @@ class FastConfig:
         if self.width < 1 or self.n_residual < 0:
             raise PainterlyError("width must be >= 1 and n-residual >= 0")
         if min(self.content_weight, self.style_weight, self.tv_weight, self.pixel_weight,
-               self.grid_weight, self.color_weight) < 0:
+               self.grid_weight, self.color_weight, self.laplacian_weight) < 0:
             raise PainterlyError("loss weights must be >= 0")
 
 

@@ -31,8 +31,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..adain.core import StyleStats
-from ..adain.model import MULTIPLE
+from ..adain.core import StyleStats, adain
+from ..adain.model import CONTENT_LAYER, MULTIPLE, STYLE_LAYERS
 from ..adain.networks import resolve_decoder
 from ..adain.pipeline import AdaINPipeline
 from ..color import rgb_to_yiq
@@ -40,7 +40,18 @@ from ..errors import PainterlyError
 from ..fast.model import TransformerNet, load_model, save_model
 from ..features import build_extractor
 from ..image import load_image, pil_to_tensor, resize, tensor_to_pil
-from ..losses import color_loss, content_loss, gram_matrix, grid_loss, style_loss_gram, tv_loss
+from ..losses import (
+    color_loss,
+    content_loss,
+    gram_matrix,
+    grid_loss,
+    laplacian_loss,
+    mean_std,
+    style_loss_gram,
+    style_loss_mean_std,
+    tv_loss,
+)
+from .adain import per_sample_content_loss
 from .config import FastConfig, TrainConfig
 from .data import resize_short
 
@@ -101,20 +112,14 @@ class FastObjective:
         return to_luminance(x) if self.cfg.luminance else x
 
     def build(self, device: torch.device) -> nn.Module:
-        """The network; also the VGG extractor and the per-style Gram targets on ``device``."""
-        layers = list(self.cfg.content_layers) + list(self.cfg.style_layers)
-        self.extractor = build_extractor("vgg19").to(device)
-        self.extractor.resolve(layers)  # unknown layer names fail here, before training
+        """The network; also the loss network and the per-style targets on ``device`` (Gram
+        matrices for the perceptual loss, VGG19 statistics for the adain loss)."""
         self.targets: dict[str, torch.Tensor] = {}
-        with torch.no_grad():
-            grams = []
-            for src, img in zip(self.cfg.styles, self.style_images):
-                self._style_target_size(img, src, device)
-                s = self._prep(pil_to_tensor(resize_short(img, self.cfg.style_size or self.train.crop),
-                                             device))
-                feats = self.extractor(s, self.cfg.style_layers)
-                grams.append({k: gram_matrix(v) for k, v in feats.items()})
-            self.targets = {k: torch.cat([g[k] for g in grams]) for k in self.cfg.style_layers}
+        self.style_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        if self.cfg.loss_kind() == "adain":
+            self._build_adain_targets(device)
+        else:
+            self._build_perceptual_targets(device)
         self.teacher = self._build_teacher(device) if self.cfg.teacher else None
         n = len(self.style_images)
         if self.cfg.network == "lite":
@@ -124,12 +129,43 @@ class FastObjective:
             return self._lite_start().to(device)
         return TransformerNet(n, self.cfg.width, self.cfg.n_residual).to(device)
 
+    def _build_adain_targets(self, device: torch.device) -> None:
+        """The frozen VGG19 to relu4_1 and each painting's statistics at relu1_1..relu4_1, the
+        painting resized to ``teacher_style_size`` on its long side (as ``painterly eval`` and the
+        AdaIN stylizer see it), stacked per style."""
+        from ..adain.model import Encoder
+
+        self.encoder = Encoder().to(device)
+        per_style = []
+        with torch.no_grad():
+            for src, img in zip(self.cfg.styles, self.style_images):
+                self._style_target_size(img, src, device)
+                s = self._prep(pil_to_tensor(resize(img, self.cfg.teacher_style_size), device))
+                per_style.append({k: mean_std(v.float()) for k, v in self.encoder.layers(s).items()})
+        self.style_stats = {k: (torch.cat([p[k][0] for p in per_style]),
+                                torch.cat([p[k][1] for p in per_style])) for k in STYLE_LAYERS}
+
+    def _build_perceptual_targets(self, device: torch.device) -> None:
+        """The VGG19 extractor and each style's Gram matrices at ``style_layers``."""
+        layers = list(self.cfg.content_layers) + list(self.cfg.style_layers)
+        self.extractor = build_extractor("vgg19").to(device)
+        self.extractor.resolve(layers)  # unknown layer names fail here, before training
+        with torch.no_grad():
+            grams = []
+            for src, img in zip(self.cfg.styles, self.style_images):
+                self._style_target_size(img, src, device)
+                s = self._prep(pil_to_tensor(resize_short(img, self.cfg.style_size or self.train.crop),
+                                             device))
+                feats = self.extractor(s, self.cfg.style_layers)
+                grams.append({k: gram_matrix(v) for k, v in feats.items()})
+            self.targets = {k: torch.cat([g[k] for g in grams]) for k in self.cfg.style_layers}
+
     def _lite_start(self) -> nn.Module:
         """The network a ``--network lite`` run builds: the ``--init`` file's architecture (a
         lite AdaIN file baked with this run's styles, or a fast-lite file's own), else the
         shipped lite network baked."""
         from ..adain.lite import is_lite_config
-        from ..fast.lite import fast_lite_from_state, is_fast_lite_config
+        from ..fast.lite import fast_lite_from_state, is_fast_lite_config, refit
         from ..weights import load_model_file
 
         if self.train.init:
@@ -137,13 +173,14 @@ class FastObjective:
             if is_lite_config(config):
                 return self._bake(self.train.init)
             if is_fast_lite_config(config):
-                return fast_lite_from_state(state, config, self.train.init)
+                return refit(fast_lite_from_state(state, config, self.train.init),
+                             self.cfg.lite_decoder_widths or None)
         return self._bake(None)
 
     def _bake(self, lite_path: str | None) -> nn.Module:
         """A fast-lite network from a lite AdaIN network file (None: the shipped one) and this
         run's styles (their statistics at ``teacher_style_size``, as the AdaIN stylizer sees
-        them)."""
+        them), its decoder pruned or widened to ``lite_decoder_widths`` if given."""
         from ..adain.lite import load_lite
         from ..adain.networks import default_lite_path
         from ..fast.lite import bake
@@ -151,7 +188,7 @@ class FastObjective:
         path = str(lite_path or default_lite_path())
         lite, _ = load_lite(path)
         return bake(lite, [self._prep_image(img) for img in self.style_images],
-                    self.cfg.teacher_style_size)
+                    self.cfg.teacher_style_size, self.cfg.lite_decoder_widths or None)
 
     def _prep_image(self, img: Image.Image) -> Image.Image:
         """A style image as the network sees it (gray for a --luminance run)."""
@@ -184,12 +221,14 @@ class FastObjective:
 
     def loss(self, net: nn.Module, batch: dict, iteration: int
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """Perceptual loss of a batch; each item stylized with its own random style."""
+        """The loss of a batch (perceptual or adain); each item stylized with its own style."""
         x = self._prep(batch["content"])
         n_styles = len(self.style_images)
         idx = (batch["content_key"] % n_styles).to(x.device)
         onehot = torch.nn.functional.one_hot(idx, n_styles).float()
         y = net(x, onehot)
+        if self.cfg.loss_kind() == "adain":
+            return self._adain_loss(x, idx, y, iteration)
         feats_y = self.extractor(self._prep(y) if self.cfg.luminance else y,
                                  list(self.cfg.content_layers) + list(self.cfg.style_layers))
         with torch.no_grad():
@@ -202,6 +241,31 @@ class FastObjective:
             style_loss_gram({k: feats_y[k][i:i + 1].float() for k in self.cfg.style_layers},
                             {k: self.targets[k][int(idx[i]):int(idx[i]) + 1] for k in self.cfg.style_layers})
             for i in range(x.shape[0])]).mean() / len(self.cfg.style_layers)
+        return self._total(x, y, target, lc, ls, iteration)
+
+    def _adain_loss(self, x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, iteration: int
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """The AdaIN model's loss with each item's painting: relu4_1 of the output against AdaIN
+        of the photo's relu4_1 with the painting's statistics, and mean/std distances at
+        relu1_1..relu4_1 to the painting's (the two figures ``painterly eval`` reports)."""
+        stats = {k: (m[idx], sd[idx]) for k, (m, sd) in self.style_stats.items()}
+        with torch.no_grad():
+            target = adain(self.encoder(x).float(), *stats[CONTENT_LAYER])
+            pixel_target = x if self.teacher is None else self._prep(self.teacher_output(x, idx))
+        layers = self.encoder.layers(self._prep(y) if self.cfg.luminance else y)
+        lc = per_sample_content_loss(layers[CONTENT_LAYER].float(), target)
+        ls = torch.stack([
+            style_loss_mean_std({k: layers[k][i:i + 1].float() for k in STYLE_LAYERS},
+                                {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in stats.items()})
+            for i in range(x.shape[0])]).mean()
+        return self._total(x, y, pixel_target, lc, ls, iteration)
+
+    def _total(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, lc: torch.Tensor,
+               ls: torch.Tensor, iteration: int
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Content and style losses weighted, plus total variation and the optional pixel,
+        color, Laplacian and grid terms (pixel and color against ``target``: the teacher's
+        output or the photo)."""
         ltv = tv_loss(y.float())
         style_weight = self.cfg.style_weight * self.style_ramp(iteration)
         total = self.cfg.content_weight * lc + style_weight * ls + self.cfg.tv_weight * ltv
@@ -215,6 +279,10 @@ class FastObjective:
             lcol = color_loss(y_px.float(), target.float())
             total = total + self.cfg.color_weight * lcol
             parts["color"] = lcol.detach()
+        if self.cfg.laplacian_weight > 0:
+            ll = laplacian_loss(y_px.float(), x.float())
+            total = total + self.cfg.laplacian_weight * ll
+            parts["laplacian"] = ll.detach()
         if self.cfg.grid_weight > 0:
             lg = grid_loss(y.float().clamp(0, 1))
             total = total + self.cfg.grid_weight * lg
@@ -247,13 +315,14 @@ class FastObjective:
 
         if self.cfg.network == "lite":
             from ..adain.lite import is_lite_config
-            from ..fast.lite import is_fast_lite_config
+            from ..fast.lite import is_fast_lite_config, refit
 
             _, config = load_model_file(path)
             if is_lite_config(config):
                 init = self._bake(path)
             elif is_fast_lite_config(config):
                 init, _ = load_model(path)
+                init = refit(init, net.decoder_widths)
             else:
                 raise PainterlyError(f"--init {path}: a --network lite run starts from a lite AdaIN "
                                      f"network or a fast-lite network, not kind "

@@ -23,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from ..adain.core import adain
-from ..adain.lite import LiteNetwork, lite_from_teachers, load_lite, save_lite, widen
+from ..adain.lite import LiteNetwork, lite_from_teachers, load_lite, narrow, save_lite, widen
 from ..adain.model import CONTENT_LAYER, Encoder
 from ..errors import PainterlyError
 from ..image import pil_to_tensor, tensor_to_pil
@@ -104,8 +104,9 @@ class LiteObjective(AdaINObjective):
         return cached_batches(content, style, train.batch_size, rank, world_size, start)
 
     def load_init(self, net: nn.Module, path: str) -> None:
-        """Warm start from an exported lite network (same widths; one without a skip also starts
-        a run with one: the skip's conv stays zero, so the pictures are the same at first)."""
+        """Warm start from an exported lite network (same encoder widths; one without a skip also
+        starts a run with one: the skip's conv stays zero, so the pictures are the same at first;
+        a narrower decoder is widened with the same function, a wider one pruned (``narrow``))."""
         init, _ = load_lite(path)
         own = _unwrap(net)
         if init.widths != own.widths:
@@ -114,9 +115,17 @@ class LiteObjective(AdaINObjective):
         if init.skip and init.skip != own.skip:
             raise PainterlyError(f"--init {path}: a lite network with the {init.skip} skip; this run "
                                  f"trains {'none' if not own.skip else own.skip} (--lite-skip)")
-        if any(a < b for a, b in zip(own.decoder_widths, init.decoder_widths)):
-            raise PainterlyError(f"--init {path}: its decoder widths {list(init.decoder_widths)} are "
-                                 f"wider than this run's {list(own.decoder_widths)}")
+        narrower = [a < b for a, b in zip(own.decoder_widths, init.decoder_widths)]
+        if any(narrower):
+            if any(a > b for a, b in zip(own.decoder_widths, init.decoder_widths)):
+                raise PainterlyError(f"--init {path}: its decoder widths {list(init.decoder_widths)} "
+                                     f"are wider in some blocks and narrower in others than this "
+                                     f"run's {list(own.decoder_widths)}")
+            # A faster network from a wider one: the decoder pruned (narrow), the rest copied.
+            narrow(own.decoder, init.decoder.state_dict())
+            rest = {k: v for k, v in init.state_dict().items() if not k.startswith("decoder.")}
+            own.load_state_dict({**own.state_dict(), **rest})
+            return
         widen(own, init.state_dict())
 
     @torch.no_grad()

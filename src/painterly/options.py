@@ -125,9 +125,9 @@ class AdaINOptions(MethodOptions):
     mask: Any = option(None, kind="value", file=True, repeat=True, metavar="MASK",
                        help="one mask image per --style: where that style applies")
     network: str = option("auto", kind="choice", choices=ADAIN_NETWORKS, http=True,
-                          help="auto (default: the VGG decoder; the lite network on a CPU once it "
-                               "is the CPU default, see docs/MODEL_CARD.md); vgg: VGG19 + its "
-                               "decoder (higher fidelity); lite: real time on a CPU")
+                          help="auto (default): the lite network on a CPU, the VGG decoder on a "
+                               "GPU; vgg: VGG19 + its decoder (higher fidelity); lite: real time "
+                               "on a CPU")
     decoder: Any = option(None, kind="value", file=True,
                           help="decoder or lite network weights (.safetensors or .pth)")
     tile: int | None = option(None, kind="int", minimum=1,

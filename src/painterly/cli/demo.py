@@ -16,8 +16,9 @@ DEMO_STYLE = "builtin:woman_with_hat"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="stylize a built-in photo with a built-in style",
                        description="Paint scikit-image's cat photo in the style of a built-in "
-                                   "painting (the shipped AdaIN decoder: seconds on a CPU) and write "
-                                   "the result plus a content | style | result sheet.")
+                                   "painting (the shipped AdaIN model: the lite network on a CPU, "
+                                   "under a second; the VGG decoder on a GPU) and write the result "
+                                   "plus a content | style | result sheet.")
     p.add_argument("-o", "--output", default="painterly-demo.png", help="result image")
     p.add_argument("--content", default=DEMO_CONTENT, help="content image (default: %(default)s)")
     p.add_argument("--style", default=DEMO_STYLE, help="style image (default: %(default)s)")

@@ -138,6 +138,17 @@ class TrainConfig:
                     f"--batch-size or --crop")
 
 
+def check_lite_decoder_widths(widths: list[int], network: str) -> None:
+    """``--lite-decoder-widths`` (empty: not given) only with the lite network, four positive
+    numbers (adain and fast runs alike)."""
+    if not widths:
+        return
+    if network != "lite":
+        raise PainterlyError("--lite-decoder-widths is for --network lite")
+    if len(widths) != 4 or min(widths) < 1:
+        raise PainterlyError(f"lite-decoder-widths must be four positive numbers, got {widths}")
+
+
 @dataclass
 class AdaINConfig:
     """The AdaIN decoder objective (Huang & Belongie 2017)."""
@@ -184,12 +195,7 @@ class AdaINConfig:
             raise PainterlyError(f"lite-skip must be none or relu3_1, got {self.lite_skip}")
         if self.lite_skip and self.network != "lite":
             raise PainterlyError("--lite-skip is for --network lite")
-        if self.lite_decoder_widths:
-            if self.network != "lite":
-                raise PainterlyError("--lite-decoder-widths is for --network lite")
-            if len(self.lite_decoder_widths) != 4 or min(self.lite_decoder_widths) < 1:
-                raise PainterlyError(f"lite-decoder-widths must be four positive numbers, got "
-                                     f"{self.lite_decoder_widths}")
+        check_lite_decoder_widths(self.lite_decoder_widths, self.network)
         if min(self.embed_weight, self.laplacian_weight) < 0:
             raise PainterlyError("embed-weight and laplacian-weight must be >= 0")
         if self.network == "lite" and self.warmup_recon:
@@ -245,12 +251,7 @@ class FastConfig:
                                  f"{', '.join(FAST_NETWORKS)})")
         if self.loss not in FAST_LOSSES:
             raise PainterlyError(f"unknown fast loss '{self.loss}' (choose {', '.join(FAST_LOSSES)})")
-        if self.lite_decoder_widths:
-            if self.network != "lite":
-                raise PainterlyError("--lite-decoder-widths is for --network lite")
-            if len(self.lite_decoder_widths) != 4 or min(self.lite_decoder_widths) < 1:
-                raise PainterlyError(f"lite-decoder-widths must be four positive numbers, got "
-                                     f"{self.lite_decoder_widths}")
+        check_lite_decoder_widths(self.lite_decoder_widths, self.network)
         if self.teacher_style_size < 64:
             raise PainterlyError(f"teacher-style-size must be >= 64, got {self.teacher_style_size}")
         if self.style_size < 0 or self.warmup_recon < 0:

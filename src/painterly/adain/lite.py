@@ -329,6 +329,20 @@ def narrow(decoder: Decoder, state: dict[str, torch.Tensor]) -> None:
     decoder.load_state_dict({**own, **{k: v.to(own[k]) for k, v in pruned.items()}})
 
 
+def fit_decoder(decoder: Decoder, state: dict[str, torch.Tensor]) -> None:
+    """Load a decoder state of the same plan into ``decoder``: as is, widened with the same
+    function (:func:`widen`), or pruned (:func:`narrow`) where ``decoder`` is narrower."""
+    own = decoder.state_dict()
+    if all(k in own and own[k].shape == v.shape for k, v in state.items()):
+        decoder.load_state_dict({**own, **state})
+    elif any(k in own and own[k].dim() == 4 and own[k].shape[0] < v.shape[0] for k, v in state.items()):
+        narrow(decoder, state)
+    else:
+        holder = nn.Module()
+        holder.decoder = decoder
+        widen(holder, {f"decoder.{k}": v for k, v in state.items()})
+
+
 def save_lite(net: LiteNetwork, path: str, config: dict | None = None, half: bool = True) -> None:
     """Export as ``.safetensors`` (fp16 by default) plus a JSON of its config."""
     save_model_file(net.state_dict(), {**net.config(), **(config or {})}, path,

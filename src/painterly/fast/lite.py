@@ -36,9 +36,8 @@ from ..adain.lite import (
     config_skip,
     config_widths,
     decoder_widths_for,
+    fit_decoder,
     lite_decoder,
-    narrow,
-    widen,
 )
 from ..adain.model import MULTIPLE, inference_decoder
 from ..errors import PainterlyError
@@ -178,23 +177,6 @@ class FrozenLiteFast(nn.Module):
         return self.decoder(t)[..., :h, :w]
 
 
-def _load_decoder(decoder: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load a decoder state of the same plan into ``decoder``: as is, widened with the same
-    function, or pruned (:func:`~painterly.adain.lite.narrow`) where ``decoder`` is narrower."""
-    own = decoder.state_dict()
-    if all(k in own and own[k].shape == v.shape for k, v in state.items()):
-        decoder.load_state_dict({**own, **state})
-        return
-    narrower = any(k in own and own[k].dim() == 4 and own[k].shape[0] < v.shape[0]
-                   for k, v in state.items())
-    if narrower:
-        narrow(decoder, state)
-    else:
-        holder = nn.Module()
-        holder.decoder = decoder
-        widen(holder, {f"decoder.{k}": v for k, v in state.items()})
-
-
 @torch.no_grad()
 def bake(lite: LiteNetwork, styles: Sequence[Image.Image], style_size: int = 512,
          decoder_widths: Sequence[int] | None = None) -> LiteFastNet:
@@ -209,7 +191,7 @@ def bake(lite: LiteNetwork, styles: Sequence[Image.Image], style_size: int = 512
     net = LiteFastNet(len(styles), lite.widths, lite.encoder_padding, lite.decoder.padding, lite.skip,
                       decoder_widths or lite.decoder_widths)
     net.encoder.load_state_dict(lite.encoder.state_dict())
-    _load_decoder(net.decoder, lite.decoder.state_dict())
+    fit_decoder(net.decoder, lite.decoder.state_dict())
     lite = lite.float().eval()
     for i, img in enumerate(styles):
         m, s = mean_std(lite.encoder(pil_to_tensor(resize(img, style_size))))
@@ -229,7 +211,7 @@ def refit(net: LiteFastNet, decoder_widths: Sequence[int] | None) -> LiteFastNet
     out.encoder.load_state_dict(net.encoder.state_dict())
     out.style_mean.copy_(net.style_mean)
     out.style_std.copy_(net.style_std)
-    _load_decoder(out.decoder, net.decoder.state_dict())
+    fit_decoder(out.decoder, net.decoder.state_dict())
     return out.eval()
 
 

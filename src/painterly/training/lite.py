@@ -23,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from ..adain.core import adain
-from ..adain.lite import LiteNetwork, lite_from_teachers, load_lite, narrow, save_lite, widen
+from ..adain.lite import LiteNetwork, fit_decoder, lite_from_teachers, load_lite, save_lite
 from ..adain.model import CONTENT_LAYER, Encoder
 from ..errors import PainterlyError
 from ..image import pil_to_tensor, tensor_to_pil
@@ -115,18 +115,15 @@ class LiteObjective(AdaINObjective):
         if init.skip and init.skip != own.skip:
             raise PainterlyError(f"--init {path}: a lite network with the {init.skip} skip; this run "
                                  f"trains {'none' if not own.skip else own.skip} (--lite-skip)")
-        narrower = [a < b for a, b in zip(own.decoder_widths, init.decoder_widths)]
-        if any(narrower):
-            if any(a > b for a, b in zip(own.decoder_widths, init.decoder_widths)):
-                raise PainterlyError(f"--init {path}: its decoder widths {list(init.decoder_widths)} "
-                                     f"are wider in some blocks and narrower in others than this "
-                                     f"run's {list(own.decoder_widths)}")
-            # A faster network from a wider one: the decoder pruned (narrow), the rest copied.
-            narrow(own.decoder, init.decoder.state_dict())
-            rest = {k: v for k, v in init.state_dict().items() if not k.startswith("decoder.")}
-            own.load_state_dict({**own.state_dict(), **rest})
-            return
-        widen(own, init.state_dict())
+        pairs = list(zip(own.decoder_widths, init.decoder_widths))
+        if any(a < b for a, b in pairs) and any(a > b for a, b in pairs):
+            raise PainterlyError(f"--init {path}: its decoder widths {list(init.decoder_widths)} "
+                                 f"are wider in some blocks and narrower in others than this "
+                                 f"run's {list(own.decoder_widths)}")
+        # The decoder as is, widened (same pictures) or pruned (a faster network); the rest copied.
+        fit_decoder(own.decoder, init.decoder.state_dict())
+        rest = {k: v for k, v in init.state_dict().items() if not k.startswith("decoder.")}
+        own.load_state_dict({**own.state_dict(), **rest})
 
     @torch.no_grad()
     def validation_rows(self, net: nn.Module, device: torch.device

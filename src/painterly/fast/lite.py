@@ -201,6 +201,27 @@ def bake(lite: LiteNetwork, styles: Sequence[Image.Image], style_size: int = 512
 
 
 @torch.no_grad()
+def rebake(net: LiteFastNet, styles: Sequence[Image.Image], style_size: int = 512) -> LiteFastNet:
+    """A network with ``net``'s encoder and decoder and the statistics of ``styles`` instead of
+    its own (each through ``net``'s encoder, as :func:`bake`): a trained fast-lite network as the
+    start of a run on other styles (a user's painting fine-tuned from the shipped eight)."""
+    from ..image import pil_to_tensor, resize
+
+    if not styles:
+        raise PainterlyError("baking a fast-lite network needs at least one style image")
+    out = LiteFastNet(len(styles), net.widths, net.encoder_padding, net.decoder.padding, net.skip,
+                      net.decoder_widths)
+    out.encoder.load_state_dict(net.encoder.state_dict())
+    out.decoder.load_state_dict(net.decoder.state_dict())
+    encoder = out.encoder.float().eval()
+    for i, img in enumerate(styles):
+        m, s = mean_std(encoder(_pad(pil_to_tensor(resize(img, style_size)))))
+        out.style_mean[i] = m.flatten()
+        out.style_std[i] = s.flatten()
+    return out.eval()
+
+
+@torch.no_grad()
 def refit(net: LiteFastNet, decoder_widths: Sequence[int] | None) -> LiteFastNet:
     """``net`` with its decoder's block widths changed to ``decoder_widths`` (None or the same:
     ``net`` itself): pruned where narrower, widened with the same function where wider."""

@@ -25,6 +25,7 @@ network learns texture, not color; at inference the content's colors are put bac
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -165,7 +166,7 @@ class FastObjective:
         lite AdaIN file baked with this run's styles, or a fast-lite file's own), else the
         shipped lite network baked."""
         from ..adain.lite import is_lite_config
-        from ..fast.lite import fast_lite_from_state, is_fast_lite_config, refit
+        from ..fast.lite import fast_lite_from_state, is_fast_lite_config
         from ..weights import load_model_file
 
         if self.train.init:
@@ -173,9 +174,22 @@ class FastObjective:
             if is_lite_config(config):
                 return self._bake(self.train.init)
             if is_fast_lite_config(config):
-                return refit(fast_lite_from_state(state, config, self.train.init),
-                             self.cfg.lite_decoder_widths or None)
+                return self._fast_lite_init(fast_lite_from_state(state, config, self.train.init),
+                                            config, self.cfg.lite_decoder_widths or None)
         return self._bake(None)
+
+    def _fast_lite_init(self, net: nn.Module, config: dict,
+                        decoder_widths: Sequence[int] | None) -> nn.Module:
+        """A fast-lite ``--init`` network for this run: as it is for the same styles (a
+        fine-tune or a continuation), else its encoder and decoder with this run's styles baked
+        in (:func:`~painterly.fast.lite.rebake`: a user's painting started from the shipped
+        eight); its decoder refit to ``decoder_widths`` if given."""
+        from ..fast.lite import rebake, refit
+
+        if list(config.get("style_names") or []) != self.style_names:
+            net = rebake(net, [self._prep_image(img) for img in self.style_images],
+                         self.cfg.teacher_style_size)
+        return refit(net, decoder_widths)
 
     def _bake(self, lite_path: str | None) -> nn.Module:
         """A fast-lite network from a lite AdaIN network file (None: the shipped one) and this
@@ -315,14 +329,13 @@ class FastObjective:
 
         if self.cfg.network == "lite":
             from ..adain.lite import is_lite_config
-            from ..fast.lite import is_fast_lite_config, refit
+            from ..fast.lite import is_fast_lite_config
 
             _, config = load_model_file(path)
             if is_lite_config(config):
                 init = self._bake(path)
             elif is_fast_lite_config(config):
-                init, _ = load_model(path)
-                init = refit(init, net.decoder_widths)
+                init = self._fast_lite_init(load_model(path)[0], config, net.decoder_widths)
             else:
                 raise PainterlyError(f"--init {path}: a --network lite run starts from a lite AdaIN "
                                      f"network or a fast-lite network, not kind "

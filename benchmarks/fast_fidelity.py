@@ -1,7 +1,7 @@
 """How closely fast networks follow the AdaIN decoder they were distilled from, side by side.
 
-For every content x style pair, the shipped AdaIN network's stylization is the reference (the VGG19
-decoder unless ``--reference lite``), and
+For every content x style pair, the shipped AdaIN network's stylization is the reference (what
+``--method adain`` runs on this machine unless ``--reference vgg`` or ``lite`` names one), and
 each ``--models`` network (multi-style, with the built-in paintings' names) stylizes the same
 photo at the same size. Per network and style it prints
 
@@ -57,13 +57,20 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=384, help="content long side")
     ap.add_argument("--patch", type=float, default=0.25, help="block color distance that counts as a patch")
     ap.add_argument("--sheet", default=None, help="save teacher | models for the worst pair here")
-    ap.add_argument("--reference", choices=("vgg", "lite"), default="vgg",
-                    help="the AdaIN network the fast ones are compared with (default: the VGG19 "
-                         "decoder, the reference of every earlier figure, whatever the CPU default)")
+    ap.add_argument("--reference", choices=("auto", "vgg", "lite"), default="auto",
+                    help="the AdaIN network the fast ones are compared with: auto (default) is what "
+                         "--method adain runs here (the lite network on a CPU, the VGG19 decoder on "
+                         "CUDA); vgg: the VGG19 decoder, the reference of the figures before the lite "
+                         "network became the CPU default")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
 
     labels = [f"{Path(m).parent.name}/{Path(m).stem}" for m in args.models]
+    if args.reference == "auto":
+        from painterly.adain.networks import auto_network
+        from painterly.device import resolve_device
+
+        args.reference = auto_network(resolve_device("auto"))  # the device make_stylizer picks
     styles = list(load_model(args.models[0])[1]["style_names"])
     photos = [(n, resize(img, args.size)) for n, img in contents(args.content)]
     rows: dict[str, dict[str, list[tuple[float, float, float]]]] = {lab: {} for lab in labels}

@@ -156,7 +156,9 @@ class FastStylizer:
         # bf16 on a CPU: the frozen network itself is cast (weights, activations, residual
         # stream; see device.cast_dtype), on CUDA autocast.
         self._dtype = cast_dtype(torch.bfloat16 if precision == "bf16" else None, self.device)
-        if hasattr(frozen, "prepare"):  # a fast-lite network: as the AdaIN pipeline runs it
+        # a fast-lite network casts its float32 input itself, after padding
+        self._casts_input = hasattr(frozen, "prepare")
+        if self._casts_input:  # a fast-lite network: as the AdaIN pipeline runs it
             from ..adain.networks import CPU_CHANNELS_LAST
 
             frozen = frozen.prepare(self.device, self._dtype,
@@ -171,6 +173,11 @@ class FastStylizer:
 
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` RGB in [0, 1] -> stylized, same size, clamped to [0, 1]."""
+        return self._stylize(x).contiguous()
+
+    def _stylize(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`stylize_tensor` in the network's memory layout (channels-last for the lite
+        network on a CPU: :meth:`__call__` turns that into pixels without a layout copy)."""
         from ..device import autocast, check_memory
         from ..image import check_min_side
 
@@ -195,7 +202,7 @@ class FastStylizer:
                 inp = rgb_to_yiq(x)[:, :1].expand(-1, 3, -1, -1).contiguous(
                     memory_format=torch.channels_last if x.is_contiguous(
                         memory_format=torch.channels_last) else torch.contiguous_format)
-            if self._dtype is not None:
+            if self._dtype is not None and not self._casts_input:
                 inp = inp.to(self._dtype)
             with amp:
                 y = self.net(inp)
@@ -204,7 +211,7 @@ class FastStylizer:
                 from ..color import luminance_transfer
 
                 y = luminance_transfer(y, x)
-            return y.contiguous()
+            return y
 
     def __call__(self, content: Image.Image) -> Image.Image:
         """Stylize one content image (resized to ``size`` on its long side when set)."""
@@ -212,4 +219,4 @@ class FastStylizer:
 
         if self.size is not None:
             content = resize(content, self.size)
-        return tensor_to_pil(self.stylize_tensor(pil_to_tensor(content)).cpu())
+        return tensor_to_pil(self._stylize(pil_to_tensor(content)).cpu())

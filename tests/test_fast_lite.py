@@ -301,3 +301,23 @@ def test_train_fast_lite_from_a_network_of_other_styles(data, baked_file, tmp_pa
         assert main([*base, "--out", str(tmp_path / "again")]) == 0
     again, _ = load_model(str(tmp_path / "again" / "model.safetensors"))
     torch.testing.assert_close(again.style_mean, net.style_mean)
+
+
+def test_train_fast_init_takes_an_installed_models_name(data, tmp_path, capsys):
+    """``--init artworks8`` is the shipped network (its encoder and decoder, this run's style
+    baked in); an unknown name is one line, exit 2."""
+    base = ["train", "fast", "--network", "lite", "--style", str(data / "style" / "s1.png"),
+            "--content-dir", str(data / "content"), "--iterations", "1", "--batch-size", "2",
+            "--resize", "40", "--crop", "32", "--workers", "0", "--no-progress", "--no-tensorboard",
+            "--teacher-style-size", "64"]
+    assert main([*base, "--init", "no_such_model", "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown model 'no_such_model'" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*base, "--init", "artworks8", "--out", str(tmp_path / "user")]) == 0
+    net, config = load_model(str(tmp_path / "user" / "model.safetensors"))
+    assert config["kind"] == KIND and config["style_names"] == ["s1"]
+    # --network lite's own defaults where the command line names none; its own values win
+    objective, train = config["training"]["objective"], config["training"]["train"]
+    assert (objective["teacher"], objective["color_weight"], objective["style_weight"]) == ("lite", 5.0, 2.2)
+    assert (train["lr"], train["crop"]) == (1e-4, 32)

@@ -75,7 +75,8 @@ def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
                    help="with --resume: read a checkpoint without an integrity hash (written before "
                         "hashes, or edited) without checking it; its structure and values still are")
     g.add_argument("--init", metavar="MODEL", help="start from an exported model file (e.g. the shipped "
-                   "one) with a fresh optimizer; crop and batch may differ")
+                   "one; for train fast also an installed model's name, such as artworks8) with a "
+                   "fresh optimizer; crop and batch may differ")
     g.add_argument("--time-limit", type=non_negative_float, metavar="MINUTES",
                    help="stop cleanly after this many minutes (set-up included): checkpoint, export the "
                         "model, exit 0; --resume goes on, with the same limit unless given again "
@@ -146,8 +147,10 @@ def register(subparsers) -> None:
     g.add_argument("--network", choices=("transformer", "lite"),
                    help="transformer: Johnson's network with conditional instance norm (default); "
                         "lite: the lite AdaIN network with each style's statistics baked in, "
-                        "started from the shipped lite network (or --init an adain-lite or "
-                        "fast-lite file) and fine-tuned on the styles")
+                        "started from the shipped lite network (or --init artworks8, an "
+                        "adain-lite or a fast-lite file) and fine-tuned on the styles; its own "
+                        "defaults: --lr 1e-4 --resize 288 --crop 192 --style-weight 2.2 "
+                        "--laplacian-weight 1 --grid-weight 50 --color-weight 5 --teacher lite")
     g.add_argument("--width", type=positive_int, help="first layer channels (32; 16 = slim)")
     g.add_argument("--n-residual", type=non_negative_int, help="residual blocks (5)")
     g.add_argument("--luminance", action="store_true", default=None,
@@ -159,7 +162,8 @@ def register(subparsers) -> None:
                    help="iterations of content loss only before the style loss starts (0)")
     g.add_argument("--teacher", metavar="DECODER",
                    help="distil an AdaIN decoder: its output for each photo and style is the content "
-                        "target ('default' = the shipped decoder)")
+                        "target ('default' = the shipped VGG decoder, 'lite' = the shipped lite "
+                        "network, or a file)")
     g.add_argument("--teacher-style-size", type=positive_int,
                    help="long side of the style images for the teacher's statistics (512)")
     g.add_argument("--pixel-weight", type=non_negative_float,
@@ -220,6 +224,12 @@ def build_configs(args: argparse.Namespace):
                                  f"with `painterly train {kind} --out {args.out} --resume`")
         train = default_train_config(method)
         objective = OBJECTIVE_CONFIGS[method]()
+    if not args.resume and method == "fast" and getattr(args, "network", None) == "lite":
+        from ..training.config import LITE_FAST_DEFAULTS
+
+        for part, config in (("train", train), ("objective", objective)):
+            for name, value in LITE_FAST_DEFAULTS[part].items():
+                setattr(config, name, value)  # the command line's own values follow
     for name in TRAIN_OPTIONS:
         value = getattr(args, name, None)
         if value is not None:
@@ -231,6 +241,10 @@ def build_configs(args: argparse.Namespace):
             if name == "styles":
                 value = [str(Path(v).resolve()) if not v.startswith("builtin:") else v for v in value]
             setattr(objective, name, value)
+    if method == "fast" and train.init:
+        from ..fast.registry import resolve_model
+
+        train.init = str(resolve_model(train.init))  # a file, or an installed model's name
     train.method = method
     return train, objective
 

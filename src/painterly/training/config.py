@@ -299,6 +299,16 @@ METHOD_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: ``train fast --network lite``'s defaults where the command line names none: the settings of the
+#: shipped fast-lite network's last stage (docs/FAST_MODEL_CARD.md), a fine-tune at a tenth of the
+#: transformer's lr, with the lite AdaIN network as color teacher (no wrong-color patches).
+LITE_FAST_DEFAULTS: dict[str, dict[str, Any]] = {
+    "train": {"lr": 1e-4, "resize": 288, "crop": 192},
+    "objective": {"style_weight": 2.2, "laplacian_weight": 1.0, "grid_weight": 50.0,
+                  "color_weight": 5.0, "teacher": "lite"},
+}
+
+
 def default_train_config(method: str, **overrides: Any) -> TrainConfig:
     """``TrainConfig`` with ``method``'s defaults, then ``overrides``."""
     if method not in METHOD_TRAIN_DEFAULTS:

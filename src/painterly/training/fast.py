@@ -214,8 +214,10 @@ class FastObjective:
         if self.train.crop % MULTIPLE:
             raise PainterlyError(f"--teacher needs a crop that is a multiple of {MULTIPLE}, "
                                  f"got {self.train.crop}")
-        decoder = None if self.cfg.teacher == "default" else self.cfg.teacher
-        model, _ = resolve_decoder(decoder, "vgg" if decoder is None else "auto")
+        # "default": the shipped VGG decoder; "lite": the shipped lite network; else a file
+        decoder = None if self.cfg.teacher in ("default", "lite") else self.cfg.teacher
+        model, _ = resolve_decoder(decoder, "auto" if decoder else
+                                   "lite" if self.cfg.teacher == "lite" else "vgg")
         pipeline = AdaINPipeline.load(copy.deepcopy(model), "auto", device, precision="fp32",
                                       channels_last=False)
         one = torch.ones(1, device=device)

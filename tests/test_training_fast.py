@@ -121,6 +121,31 @@ def test_fast_teacher_is_the_content_target(data):
         FastObjective(FastConfig(styles=styles, teacher="x.txt"), cfg).build(torch.device("cpu"))
 
 
+
+
+def test_fast_teacher_runs_in_bf16_under_bf16_amp(data):
+    """An --amp bf16 run's teacher is the bf16 network (its forward was most of an iteration in
+    fp32), and its pictures stay within a few thousandths of the fp32 teacher's in 4x4-block
+    colors, the target a color term compares with."""
+    from painterly.losses import color_loss
+    from painterly.training.fast import FastObjective
+
+    styles = [str(data / "style" / "s1.png"), "builtin:colorwheel"]
+    teachers = {}
+    for amp in ("none", "bf16"):
+        obj = FastObjective(FastConfig(styles=styles, width=8, n_residual=1, style_layers=["relu1_2"],
+                                       teacher="default", teacher_style_size=64),
+                            TrainConfig(method="fast", crop=32, resize=40, amp=amp))
+        obj.build(torch.device("cpu"))
+        teachers[amp] = obj
+    dtypes = {amp: o.teacher[0].nets.dtype for amp, o in teachers.items()}
+    assert dtypes == {"none": torch.float32, "bf16": torch.bfloat16}
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    idx = torch.tensor([0, 1])
+    fp32, bf16 = (teachers[amp].teacher_output(x, idx) for amp in ("none", "bf16"))
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
+    assert not torch.equal(fp32, bf16)  # it did run in another precision
+    assert float(color_loss(bf16, fp32)) < 0.01
 def test_fast_luminance_objective_sees_gray(data, tmp_path):
     from painterly.training.fast import FastObjective, to_luminance
 

@@ -163,7 +163,7 @@ def register(subparsers) -> None:
     g.add_argument("--teacher", metavar="DECODER",
                    help="distil an AdaIN decoder: its output for each photo and style is the content "
                         "target ('default' = the shipped VGG decoder, 'lite' = the shipped lite "
-                        "network, or a file)")
+                        "network, or a file; run in bf16 under --amp bf16)")
     g.add_argument("--teacher-style-size", type=positive_int,
                    help="long side of the style images for the teacher's statistics (512)")
     g.add_argument("--pixel-weight", type=non_negative_float,

@@ -3,7 +3,10 @@
 For every content x style pair, the shipped AdaIN network's stylization is the reference (what
 ``--method adain`` runs on this machine unless ``--reference vgg`` or ``lite`` names one), and
 each ``--models`` network (multi-style, with the built-in paintings' names) stylizes the same
-photo at the same size. Per network and style it prints
+photo at the same size. A ``--models`` entry may also be an AdaIN model file (a VGG decoder or a
+lite network), given each painting as its style image: how far two AdaIN networks, or two
+checkpoints of one training run, are from each other is the scale these figures are read on.
+Per network and style it prints
 
 * ``pixel``: mean L1 to the reference in pixels (texture included),
 * ``color``: mean L1 of 4x4-pixel block means (``losses.color_loss``: local color only),
@@ -13,6 +16,9 @@ photo at the same size. Per network and style it prints
 
     python benchmarks/fast_fidelity.py --models src/painterly/assets/fast/artworks8.safetensors \\
         runs/fast5/model.safetensors --content ../shared/images/dev/content --size 384
+    python benchmarks/fast_fidelity.py --reference vgg --models \\
+        src/painterly/assets/fast/artworks8.safetensors src/painterly/assets/adain_lite.safetensors \\
+        ../shared/runs/adain-crop128/decoder_it11770.safetensors --content ../shared/images/dev/content
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from painterly.api import make_stylizer
-from painterly.fast.model import load_model
+from painterly.fast.registry import read_config
 from painterly.image import BUILTIN_CONTENT, contact_sheet, list_images, load_image, pil_to_tensor, resize
 from painterly.losses import color_loss
 
@@ -42,6 +48,11 @@ def contents(source: str | None) -> list[tuple[str, Image.Image]]:
         chosen = [f for f in files if Path(f).stem in DEV_PHOTOS] or files
         return [(Path(f).stem, load_image(f)) for f in chosen]
     return [(name, load_image(f"builtin:{name}")) for name in list(BUILTIN_CONTENT)[:3]]
+
+
+def adain_network(path: str) -> str | None:
+    """The AdaIN network kind of a model file ("vgg" or "lite"), None for a fast network."""
+    return {"adain-decoder": "vgg", "adain-lite": "lite"}.get(read_config(path).get("kind", ""))
 
 
 def patches(y: torch.Tensor, ref: torch.Tensor, threshold: float) -> float:
@@ -71,14 +82,20 @@ def main() -> int:
         from painterly.device import resolve_device
 
         args.reference = auto_network(resolve_device("auto"))  # the device make_stylizer picks
-    styles = list(load_model(args.models[0])[1]["style_names"])
+    kinds = [adain_network(m) for m in args.models]
+    fast_models = [m for m, k in zip(args.models, kinds) if k is None]
+    if not fast_models:
+        ap.error("--models names no fast network (its style names pick the paintings)")
+    styles = list(read_config(fast_models[0])["style_names"])
     photos = [(n, resize(img, args.size)) for n, img in contents(args.content)]
     rows: dict[str, dict[str, list[tuple[float, float, float]]]] = {lab: {} for lab in labels}
     worst: tuple[float, list[Image.Image]] = (-1.0, [])
     for style in styles:
-        teacher = make_stylizer("adain", [load_image(str(STYLES / f"{style}.jpg"))], precision="fp32",
-                                network=args.reference)
-        nets = [make_stylizer("fast", [style], model=m, precision="fp32") for m in args.models]
+        painting = load_image(str(STYLES / f"{style}.jpg"))
+        teacher = make_stylizer("adain", [painting], precision="fp32", network=args.reference)
+        nets = [make_stylizer("fast", [style], model=m, precision="fp32") if k is None else
+                make_stylizer("adain", [painting], precision="fp32", network=k, decoder=m)
+                for m, k in zip(args.models, kinds)]
         for _, photo in photos:
             ref_img = teacher(photo)
             ref = pil_to_tensor(ref_img)
@@ -87,7 +104,7 @@ def main() -> int:
                 y = pil_to_tensor(out)
                 rows[lab].setdefault(style, []).append(
                     (float((y - ref).abs().mean()), float(color_loss(y, ref)), patches(y, ref, args.patch)))
-            gap = rows[labels[0]][style][-1][2]
+            gap = rows[labels[0]][style][-1][2]  # the sheet shows the first model's worst pair
             if gap > worst[0]:
                 worst = (gap, [photo, ref_img, *outs])
 

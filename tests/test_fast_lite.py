@@ -240,6 +240,44 @@ def test_the_adain_loss_is_what_eval_scores(lite, tmp_path):
     assert "laplacian" not in parts
 
 
+def test_gram_weight_adds_the_paintings_texture_term(tmp_path):
+    """``--gram-weight`` adds a Gram-matrix distance to each item's own painting at
+    relu1_1..relu4_1 to the adain loss: zero for the painting itself, larger for a photo, per
+    style, weighted into the total; the perceptual loss (Gram already) refuses it."""
+    from painterly.training.config import FastConfig, TrainConfig
+    from painterly.training.fast import FastObjective
+
+    STYLE_A.save(tmp_path / "a.png")
+    STYLE_B.save(tmp_path / "b.png")
+    styles = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    train = TrainConfig(crop=64, resize=64)
+    made = {}
+    for w in (0.0, 3.0):
+        obj = FastObjective(FastConfig(styles=styles, network="lite", gram_weight=w,
+                                       teacher_style_size=64), train)
+        made[w] = (obj, obj.build(torch.device("cpu")))
+    obj, net = made[3.0]
+    assert set(obj.style_grams) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1"}
+    assert obj.style_grams["relu1_1"].shape == (2, 64, 64) and not made[0.0][0].style_grams
+    # The term itself: 0 for the painting, > 0 for a photo; a's Gram is not b's.
+    x = torch.cat([pil_to_tensor(CONTENT.resize((64, 64)))] * 2)
+    key = torch.tensor([0, 1])
+    with torch.no_grad():
+        total, parts, _ = obj.loss(net, {"content": x, "content_key": key}, 10**6)
+        plain_total, plain, _ = made[0.0][0].loss(made[0.0][1], {"content": x, "content_key": key},
+                                                  10**6)
+    assert float(parts["gram"]) > 0 and "gram" not in plain
+    assert float(total) == pytest.approx(float(plain_total) + 3.0 * float(parts["gram"]), rel=1e-4)
+    from painterly.losses import style_loss_gram
+
+    feats = obj.encoder.layers(pil_to_tensor(STYLE_A.resize((64, 64))))
+    own = style_loss_gram(feats, {k: g[0:1] for k, g in obj.style_grams.items()})
+    other = style_loss_gram(feats, {k: g[1:2] for k, g in obj.style_grams.items()})
+    assert float(own) < 1e-6 < float(other)
+    with pytest.raises(PainterlyError, match="gram-weight"):
+        FastObjective(FastConfig(styles=styles, loss="perceptual", gram_weight=1.0), train)
+
+
 def test_train_fast_lite_prunes_to_narrower_decoder_widths(data, tmp_path):
     """``--lite-decoder-widths`` narrower than the start network's builds the faster network
     (pruned, then trained with the adain loss and the Laplacian term); ``--init`` from its file

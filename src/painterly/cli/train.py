@@ -24,7 +24,7 @@ ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_r
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
                 "width", "n_residual", "luminance", "style_size", "warmup_recon", "teacher",
                 "teacher_style_size", "pixel_weight", "grid_weight", "color_weight", "network", "loss",
-                "laplacian_weight", "lite_decoder_widths")
+                "laplacian_weight", "gram_weight", "lite_decoder_widths")
 
 
 def _lite_skip(value: str) -> str:
@@ -181,6 +181,10 @@ def register(subparsers) -> None:
                         "scores); auto (default): adain for --network lite, else perceptual")
     g.add_argument("--laplacian-weight", type=non_negative_float,
                    help="Laplacian structure loss against the photo (0)")
+    g.add_argument("--gram-weight", type=non_negative_float,
+                   help="adain loss: Gram-matrix texture loss against each painting at "
+                        "relu1_1..relu4_1, beside its mean/std statistics: the painting's strokes, "
+                        "which channel statistics alone do not fix (0)")
     g.add_argument("--lite-decoder-widths", type=_widths, metavar="A,B,C,D",
                    help="lite: the decoder's block widths, full resolution first (default: the "
                         "start network's); narrower than the start prunes it (the faster network), "

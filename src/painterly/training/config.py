@@ -235,6 +235,7 @@ class FastConfig:
     network: str = "transformer"      # or "lite": the lite AdaIN network, styles baked in (fast.lite)
     loss: str = "auto"                # "perceptual" (Johnson's), "adain" (AdaIN's; eval's), auto: by network
     laplacian_weight: float = 0.0     # Laplacian structure loss against the photo
+    gram_weight: float = 0.0          # adain loss: Gram texture loss against the painting (its strokes)
     lite_decoder_widths: list[int] = field(default_factory=list)  # lite: decoder blocks ([]: the start's)
 
     def loss_kind(self) -> str:
@@ -264,8 +265,11 @@ class FastConfig:
         if self.width < 1 or self.n_residual < 0:
             raise PainterlyError("width must be >= 1 and n-residual >= 0")
         if min(self.content_weight, self.style_weight, self.tv_weight, self.pixel_weight,
-               self.grid_weight, self.color_weight, self.laplacian_weight) < 0:
+               self.grid_weight, self.color_weight, self.laplacian_weight, self.gram_weight) < 0:
             raise PainterlyError("loss weights must be >= 0")
+        if self.gram_weight > 0 and self.loss_kind() != "adain":
+            raise PainterlyError("--gram-weight adds a Gram texture term to the adain loss; the "
+                                 "perceptual loss is Gram already (--style-weight)")
 
 
 OBJECTIVE_CONFIGS: dict[str, type] = {"adain": AdaINConfig, "fast": FastConfig}

@@ -131,20 +131,24 @@ class FastObjective:
         return TransformerNet(n, self.cfg.width, self.cfg.n_residual).to(device)
 
     def _build_adain_targets(self, device: torch.device) -> None:
-        """The frozen VGG19 to relu4_1 and each painting's statistics at relu1_1..relu4_1, the
-        painting resized to ``teacher_style_size`` on its long side (as ``painterly eval`` and the
-        AdaIN stylizer see it), stacked per style."""
+        """The frozen VGG19 to relu4_1 and each painting's statistics at relu1_1..relu4_1 (and
+        their Gram matrices for ``gram_weight``), the painting resized to ``teacher_style_size``
+        on its long side (as ``painterly eval`` and the AdaIN stylizer see it), stacked per style."""
         from ..adain.model import Encoder
 
         self.encoder = Encoder().to(device)
-        per_style = []
+        per_style, grams = [], []
         with torch.no_grad():
             for src, img in zip(self.cfg.styles, self.style_images):
                 self._style_target_size(img, src, device)
                 s = self._prep(pil_to_tensor(resize(img, self.cfg.teacher_style_size), device))
-                per_style.append({k: mean_std(v.float()) for k, v in self.encoder.layers(s).items()})
+                feats = self.encoder.layers(s)
+                per_style.append({k: mean_std(v.float()) for k, v in feats.items()})
+                if self.cfg.gram_weight > 0:
+                    grams.append({k: gram_matrix(v.float()) for k, v in feats.items()})
         self.style_stats = {k: (torch.cat([p[k][0] for p in per_style]),
                                 torch.cat([p[k][1] for p in per_style])) for k in STYLE_LAYERS}
+        self.style_grams = {k: torch.cat([g[k] for g in grams]) for k in STYLE_LAYERS} if grams else {}
 
     def _build_perceptual_targets(self, device: torch.device) -> None:
         """The VGG19 extractor and each style's Gram matrices at ``style_layers``."""
@@ -268,7 +272,9 @@ class FastObjective:
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """The AdaIN model's loss with each item's painting: relu4_1 of the output against AdaIN
         of the photo's relu4_1 with the painting's statistics, and mean/std distances at
-        relu1_1..relu4_1 to the painting's (the two figures ``painterly eval`` reports)."""
+        relu1_1..relu4_1 to the painting's (the two figures ``painterly eval`` reports); with
+        ``gram_weight``, Gram-matrix distances at the same layers too (channel statistics fix a
+        palette and a contrast per channel, not which features occur together: the strokes)."""
         stats = {k: (m[idx], sd[idx]) for k, (m, sd) in self.style_stats.items()}
         with torch.no_grad():
             target = adain(self.encoder(x).float(), *stats[CONTENT_LAYER])
@@ -279,18 +285,29 @@ class FastObjective:
             style_loss_mean_std({k: layers[k][i:i + 1].float() for k in STYLE_LAYERS},
                                 {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in stats.items()})
             for i in range(x.shape[0])]).mean()
-        return self._total(x, y, pixel_target, lc, ls, iteration)
+        extra = {}
+        if self.cfg.gram_weight > 0:
+            lg = torch.stack([
+                style_loss_gram({k: layers[k][i:i + 1].float() for k in STYLE_LAYERS},
+                                {k: g[int(idx[i]):int(idx[i]) + 1] for k, g in self.style_grams.items()})
+                for i in range(x.shape[0])]).mean() / len(STYLE_LAYERS)
+            extra["gram"] = (self.cfg.gram_weight * self.style_ramp(iteration), lg)
+        return self._total(x, y, pixel_target, lc, ls, iteration, extra)
 
     def _total(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, lc: torch.Tensor,
-               ls: torch.Tensor, iteration: int
+               ls: torch.Tensor, iteration: int,
+               extra: dict[str, tuple[float, torch.Tensor]] | None = None
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """Content and style losses weighted, plus total variation and the optional pixel,
-        color, Laplacian and grid terms (pixel and color against ``target``: the teacher's
-        output or the photo)."""
+        """Content and style losses weighted, plus total variation, the optional pixel, color,
+        Laplacian and grid terms (pixel and color against ``target``: the teacher's output or
+        the photo) and ``extra`` terms (name: (weight, loss))."""
         ltv = tv_loss(y.float())
         style_weight = self.cfg.style_weight * self.style_ramp(iteration)
         total = self.cfg.content_weight * lc + style_weight * ls + self.cfg.tv_weight * ltv
         parts = {}
+        for name, (weight, term) in (extra or {}).items():
+            total = total + weight * term
+            parts[name] = term.detach()
         y_px = self._prep(y) if self.cfg.luminance else y  # compared with the target in pixels
         if self.cfg.pixel_weight > 0:
             lpix = torch.nn.functional.l1_loss(y_px.float(), target.float())

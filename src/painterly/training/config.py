@@ -303,9 +303,10 @@ METHOD_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-#: ``train fast --network lite``'s defaults where the command line names none: the settings of the
-#: shipped fast-lite network's last stage (docs/FAST_MODEL_CARD.md), a fine-tune at a tenth of the
-#: transformer's lr, with the lite AdaIN network as color teacher (no wrong-color patches).
+#: ``train fast --network lite``'s defaults where the command line names none: the settings of
+#: stage 3 of the shipped fast-lite network (docs/FAST_MODEL_CARD.md; the start of the measured
+#: run for a user's painting, docs/TRAINING.md), a fine-tune at a tenth of the transformer's lr,
+#: with the lite AdaIN network as color teacher (no wrong-color patches).
 LITE_FAST_DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"lr": 1e-4, "resize": 288, "crop": 192},
     "objective": {"style_weight": 2.2, "laplacian_weight": 1.0, "grid_weight": 50.0,

@@ -281,16 +281,17 @@ class FastObjective:
             pixel_target = x if self.teacher is None else self._prep(self.teacher_output(x, idx))
         layers = self.encoder.layers(self._prep(y) if self.cfg.luminance else y)
         lc = per_sample_content_loss(layers[CONTENT_LAYER].float(), target)
+        # Each item against its own painting: the style losses are per sample, then averaged.
+        items = [{k: layers[k][i:i + 1].float() for k in STYLE_LAYERS} for i in range(x.shape[0])]
         ls = torch.stack([
-            style_loss_mean_std({k: layers[k][i:i + 1].float() for k in STYLE_LAYERS},
-                                {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in stats.items()})
-            for i in range(x.shape[0])]).mean()
+            style_loss_mean_std(feats, {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in stats.items()})
+            for i, feats in enumerate(items)]).mean()
         extra = {}
         if self.cfg.gram_weight > 0:
+            grams = {k: g[idx] for k, g in self.style_grams.items()}
             lg = torch.stack([
-                style_loss_gram({k: layers[k][i:i + 1].float() for k in STYLE_LAYERS},
-                                {k: g[int(idx[i]):int(idx[i]) + 1] for k, g in self.style_grams.items()})
-                for i in range(x.shape[0])]).mean() / len(STYLE_LAYERS)
+                style_loss_gram(feats, {k: g[i:i + 1] for k, g in grams.items()})
+                for i, feats in enumerate(items)]).mean() / len(STYLE_LAYERS)
             extra["gram"] = (self.cfg.gram_weight * self.style_ramp(iteration), lg)
         return self._total(x, y, pixel_target, lc, ls, iteration, extra)
 

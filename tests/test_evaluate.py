@@ -18,6 +18,20 @@ def test_collapse_flags():
     assert "clipped" in collapse_flags(clipped)
     ok = Image.fromarray(rng.integers(30, 220, (32, 32, 3)).astype(np.uint8))
     assert collapse_flags(ok) == []
+    assert collapse_flags(ok, grid=0.1, hatch=0.95) == ["hatch"]
+    assert collapse_flags(ok, grid=0.1, hatch=0.85) == []
+
+
+def test_hatch_score_of_a_hatched_picture_and_of_a_photo():
+    from painterly.evaluate import image_hatch_score
+    from painterly.image import load_image
+
+    photo = load_image("builtin:astronaut").resize((256, 256))
+    arr = np.asarray(photo, np.int16)
+    yy, xx = np.mgrid[0:256, 0:256]
+    hatched = np.clip(arr + (((xx + yy) % 2) * 2 - 1)[..., None] * 12, 0, 255).astype(np.uint8)
+    assert 0.3 < image_hatch_score(photo) < 0.9
+    assert image_hatch_score(Image.fromarray(hatched)) > 0.9
 
 
 def test_ssim_identity_and_difference(content_image):
@@ -59,5 +73,7 @@ def test_summarize_means():
 
     rows = [PairScore("a", "c", "s", 1.0, 2.0, 0.5, 1.0),
             PairScore("a", "c", "t", 3.0, 4.0, 0.7, 1.0, ["blank"])]
+    rows[0].hatch, rows[1].hatch = 0.5, 1.1
     s = summarize(rows)["a"]
     assert s["content_loss"] == 2.0 and s["style_loss"] == 3.0 and s["flagged"] == 1
+    assert s["hatch"] == pytest.approx(0.8) and s["hatch_max"] == pytest.approx(1.1)

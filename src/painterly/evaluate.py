@@ -9,6 +9,8 @@ For every pair, each method's output is scored with the same frozen VGG19 encode
 * SSIM of the output vs the content, in grayscale (structure kept);
 * grid score: how strongly the output shows an 8-pixel lattice (:func:`painterly.losses.grid_score`;
   photographs about 0.03-0.14); over ``GRID_FLAG`` the output is flagged "grid";
+* hatch score: how much of its detail is a 2-pixel diagonal hatch (:func:`painterly.losses.hatch_score`;
+  photographs about 0.8, the VGG decoder 0.5); over ``HATCH_FLAG`` the output is flagged "hatch";
 * collapse checks: blank, constant or clipped outputs are flagged.
 
 Methods: painterly's ``adain`` (the VGG decoder under test), ``adain-lite`` (the lite network),
@@ -30,7 +32,7 @@ from PIL import Image
 
 from .errors import PainterlyError
 from .image import contact_sheet, list_images, load_image, pil_to_tensor, resize, save_image
-from .losses import content_loss, grid_score, mean_std, style_loss_mean_std
+from .losses import content_loss, grid_score, hatch_score, mean_std, style_loss_mean_std
 
 EVAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
@@ -48,11 +50,15 @@ class PairScore:
     seconds: float
     flags: list[str] = field(default_factory=list)
     grid: float = 0.0
+    hatch: float = 0.0
 
 
 #: Grid score above which an output is flagged: the head-start decoder's visible grid scored
 #: 0.35-0.55 at 384 px, dev photographs 0.03-0.14.
 GRID_FLAG = 0.3
+#: Hatch score above which an output is flagged: dev photographs score about 0.8 and paintings
+#: 0.9; a decoder's 2-pixel cross-hatch over flat areas 1.0 and more.
+HATCH_FLAG = 0.9
 
 
 def image_grid_score(img: Image.Image) -> float:
@@ -60,12 +66,20 @@ def image_grid_score(img: Image.Image) -> float:
     return float(grid_score(pil_to_tensor(img))[0])
 
 
-def collapse_flags(img: Image.Image, grid: float | None = None) -> list[str]:
-    """Names of the failure modes an output shows: blank, constant, clipped, grid."""
+def image_hatch_score(img: Image.Image) -> float:
+    """:func:`painterly.losses.hatch_score` of a PIL image."""
+    return float(hatch_score(pil_to_tensor(img))[0])
+
+
+def collapse_flags(img: Image.Image, grid: float | None = None,
+                   hatch: float | None = None) -> list[str]:
+    """Names of the failure modes an output shows: blank, constant, clipped, grid, hatch."""
     arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     flags = []
     if grid is not None and grid > GRID_FLAG:
         flags.append("grid")
+    if hatch is not None and hatch > HATCH_FLAG:
+        flags.append("hatch")
     if arr.std() < 0.02:
         flags.append("constant")
     if arr.mean() < 0.03 or arr.mean() > 0.97:
@@ -214,14 +228,15 @@ def evaluate(contents: Sequence[Path | str], styles: Sequence[Path | str], out_d
                 if result.size != cimg.size:
                     result = result.resize(cimg.size, Image.Resampling.LANCZOS)
                 c_loss, s_loss = scorer.score(result, cimg, simg)
-                grid = image_grid_score(result)
+                grid, hatch = image_grid_score(result), image_hatch_score(result)
                 score = PairScore(m, cname, sname, c_loss, s_loss, ssim_gray(cimg, result), dt,
-                                  collapse_flags(result, grid), grid)
+                                  collapse_flags(result, grid, hatch), grid, hatch)
                 scores.append(score)
                 grids[m].append(result)
                 if progress:
                     progress(f"{m:6s} {cname} x {sname}: content {c_loss:.3f} style {s_loss:.3f} "
-                             f"ssim {score.ssim:.3f} grid {grid:.2f} {dt:.1f}s {' '.join(score.flags)}")
+                             f"ssim {score.ssim:.3f} grid {grid:.2f} hatch {hatch:.2f} {dt:.1f}s "
+                             f"{' '.join(score.flags)}")
     _write_tables(scores, out)
     thumbs_s = list(s_imgs.values())
     for m, images in grids.items():
@@ -248,6 +263,8 @@ def summarize(scores: Sequence[PairScore]) -> dict[str, dict[str, float]]:
             "style_loss": float(np.mean([r.style_loss for r in rows])),
             "ssim": float(np.mean([r.ssim for r in rows])),
             "grid": float(np.mean([r.grid for r in rows])),
+            "hatch": float(np.mean([r.hatch for r in rows])),
+            "hatch_max": float(np.max([r.hatch for r in rows])),
             "seconds": float(np.mean([r.seconds for r in rows])),
             "flagged": float(sum(bool(r.flags) for r in rows)),
             "pairs": float(len(rows)),
@@ -263,17 +280,18 @@ def _write_tables(scores: Sequence[PairScore], out: Path) -> None:
     rows = [{**asdict(s), "flags": " ".join(s.flags)} for s in scores]
     summary = summarize(scores)
     lines = markdown_table(
-        ["method", "pairs", "content loss", "style loss", "SSIM vs content", "grid score", "s / image",
-         "flagged"],
+        ["method", "pairs", "content loss", "style loss", "SSIM vs content", "grid score",
+         "hatch score", "hatch max", "s / image", "flagged"],
         ([m, int(v["pairs"]), f"{v['content_loss']:.3f}", f"{v['style_loss']:.3f}", f"{v['ssim']:.3f}",
-          f"{v['grid']:.3f}", f"{v['seconds']:.2f}", int(v["flagged"])] for m, v in summary.items()),
-        right=[False, True, True, True, True, True, True, True])
+          f"{v['grid']:.3f}", f"{v['hatch']:.3f}", f"{v['hatch_max']:.3f}", f"{v['seconds']:.2f}",
+          int(v["flagged"])] for m, v in summary.items()),
+        right=[False, True, True, True, True, True, True, True, True, True])
     lines += ["", "Per pair:", ""]
     lines += markdown_table(
-        ["method", "content", "style", "content loss", "style loss", "SSIM", "grid", "flags"],
+        ["method", "content", "style", "content loss", "style loss", "SSIM", "grid", "hatch", "flags"],
         ([s.method, s.content, s.style, f"{s.content_loss:.3f}", f"{s.style_loss:.3f}", f"{s.ssim:.3f}",
-          f"{s.grid:.3f}", " ".join(s.flags)] for s in scores),
-        right=[False, False, False, True, True, True, True, False])
+          f"{s.grid:.3f}", f"{s.hatch:.3f}", " ".join(s.flags)] for s in scores),
+        right=[False, False, False, True, True, True, True, True, False])
     write_results(out, rows, list(asdict(scores[0])), lines)
 
 

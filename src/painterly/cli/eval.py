@@ -46,13 +46,17 @@ def run(args: argparse.Namespace) -> int:
                       lite_model=args.lite_model)
     for method, v in summarize(scores).items():
         print(f"{method:10s} content {v['content_loss']:.3f}  style {v['style_loss']:.3f}  "
-              f"ssim {v['ssim']:.3f}  grid {v['grid']:.3f}  {v['seconds']:.2f} s/image  "
+              f"ssim {v['ssim']:.3f}  grid {v['grid']:.3f}  hatch {v['hatch']:.3f} "
+              f"(max {v['hatch_max']:.2f})  {v['seconds']:.2f} s/image  "
               f"flagged {int(v['flagged'])}/{int(v['pairs'])}")
     print(f"wrote {args.output}/results.md")
     collapsed = False
     for s in scores:
         if s.flags:
-            kind = "grid" if s.flags == ["grid"] else "collapse"
+            # a lattice or a hatch is a flaw of the picture, not a collapsed network
+            kind = ("collapse" if set(s.flags) - {"grid", "hatch"}
+                    else "grid" if s.flags == ["grid"] else "hatch" if s.flags == ["hatch"]
+                    else "grid, hatch")
             collapsed |= kind == "collapse"
             print(f"{kind}: {s.method} {s.content} x {s.style}: {', '.join(s.flags)}", file=sys.stderr)
     return 1 if collapsed else 0

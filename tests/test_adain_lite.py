@@ -356,3 +356,47 @@ def test_stylizers_of_one_file_share_their_prepared_networks(lite_file, tmp_path
     # A module passed in is the caller's: never shared.
     net, _ = load_lite(str(lite_file))
     assert AdaINStylizer([style], decoder=net, **opts).nets is not a.nets
+
+
+def test_bilinear_upsampling_is_kept_in_the_file_and_runs_the_same_everywhere(tmp_path):
+    """``upsample="bilinear"``: the file says so, the pipeline's inference form and the training
+    pass compute the training function, a file without the key upsamples nearest, an unknown
+    name is one line; and it is steadier under a sub-stride shift than nearest."""
+    from painterly.losses import shift_consistency_loss
+    from painterly.weights import load_model_file, save_model_file
+
+    nearest = _spread_lite(skip="relu3_1")
+    net = LiteNetwork(skip="relu3_1", upsample="bilinear")
+    net.load_state_dict(nearest.state_dict())
+    net.eval()
+    path = tmp_path / "bilinear.safetensors"
+    save_lite(net, str(path), half=False)
+    loaded, config = load_lite(str(path))
+    assert config["upsample"] == "bilinear" and loaded.upsample == "bilinear"
+    torch.manual_seed(0)
+    c, s = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ref, _ = net(c, s)
+        pipe = AdaINPipeline.load(str(path), "lite", "cpu", precision="fp32")
+        y = pipe.run(c, pipe.style_set([s], [1.0]))
+        net.train()
+        trained, _ = net(c, s)
+        net.eval()
+    assert torch.allclose(y, ref, atol=1e-4) and torch.allclose(trained, ref, atol=1e-4)
+    # Without the key: nearest (every file before the option); unknown: one line.
+    state, cfg = load_model_file(str(path))
+    save_model_file(state, {k: v for k, v in cfg.items() if k != "upsample"}, tmp_path / "n.safetensors")
+    assert load_lite(str(tmp_path / "n.safetensors"))[0].upsample == "nearest"
+    save_model_file(state, {**cfg, "upsample": "cubic"}, tmp_path / "bad.safetensors")
+    with pytest.raises(PainterlyError, match="unknown upsampling 'cubic'"):
+        load_lite(str(tmp_path / "bad.safetensors"))
+    # Equivariance: the photo moved 3 px gives the picture moved 3 px, closer than nearest's.
+    photo = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 14), size=(104, 120), mode="bicubic")
+    photo = photo.clamp(0, 1)
+    err = {}
+    with torch.no_grad():
+        for name, model in (("nearest", nearest), ("bilinear", net)):
+            a, _ = model(photo[..., :96, :112], s)
+            b, _ = model(photo[..., 3:99, 3:115], s)
+            err[name] = shift_consistency_loss(b, a, 3, 3).item()
+    assert err["bilinear"] < 0.5 * err["nearest"], err

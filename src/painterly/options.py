@@ -47,6 +47,11 @@ SEED_RANGE = (-(2**63), 2**64 - 1)
 
 #: AdaIN networks (adain.networks.NETWORKS_CHOICES): auto (lite on a CPU, vgg on a GPU), vgg, lite.
 ADAIN_NETWORKS = ("auto", "vgg", "lite")
+#: How a decoder upsamples 2x: "nearest" (the paper's, and every file before this option) or
+#: "bilinear". A nearest upsampling followed by a 3x3 conv paints with a kernel that depends on
+#: the output pixel's phase on the 2x grid: the lite decoder's 2-pixel hatch and most of its
+#: swimming under sub-stride motion (docs/MODEL_CARD.md measures each upsampling's share).
+UPSAMPLINGS = ("nearest", "bilinear")
 #: AdaIN: long side the style image is resized to before encoding (the paper's test setting).
 DEFAULT_STYLE_SIZE = 512
 #: Gatys: long side of the output, and the content/style/total-variation loss weights.

@@ -34,8 +34,16 @@ from torch import nn
 
 from ..errors import PainterlyError
 from ..features import VGG, build_extractor
+from ..options import UPSAMPLINGS
 from ..weights import Preprocess, load_model_file, save_model_file
-from .model import CONTENT_LAYER, DEFAULT_INPUT_SCALE, STYLE_LAYERS, Decoder, SkipDecoder, mirror_plan
+from .model import (
+    CONTENT_LAYER,
+    DEFAULT_INPUT_SCALE,
+    STYLE_LAYERS,
+    Decoder,
+    SkipDecoder,
+    mirror_plan,
+)
 
 #: Channels of the lite network's four blocks (VGG19's are 64, 128, 256, 512).
 LITE_WIDTHS = (16, 32, 64, 128)
@@ -105,13 +113,29 @@ def decoder_widths_for(widths: Sequence[int], decoder_widths: Sequence[int] | No
 
 
 def lite_decoder(widths: Sequence[int], padding: str = "reflect", skip: str = "",
-                 decoder_widths: Sequence[int] | None = None) -> Decoder:
+                 decoder_widths: Sequence[int] | None = None, upsample: str = "nearest") -> Decoder:
     """The mirror decoder of a lite encoder of ``widths`` (blocks of ``decoder_widths`` if given;
-    with the skip's input if any)."""
+    with the skip's input if any; ``upsample``: :data:`~painterly.adain.model.UPSAMPLINGS`)."""
     plan = mirror_plan(decoder_widths_for(widths, decoder_widths))
     if skip:
-        return SkipDecoder(padding, DEFAULT_INPUT_SCALE, plan, 4 * int(widths[2]))
-    return Decoder(padding, DEFAULT_INPUT_SCALE, plan)
+        return SkipDecoder(padding, DEFAULT_INPUT_SCALE, plan, 4 * int(widths[2]), upsample)
+    return Decoder(padding, DEFAULT_INPUT_SCALE, plan, upsample)
+
+
+def config_upsample(config: dict, path: str) -> str:
+    """The upsampling a model file's config names ("nearest" when it names none: every file
+    written before the option)."""
+    upsample = config.get("upsample", "nearest")
+    if upsample not in UPSAMPLINGS:
+        raise PainterlyError(f"{path}: the config names an unknown upsampling '{upsample}'")
+    return upsample
+
+
+def check_upsample(upsample: str) -> str:
+    """``upsample`` if it is one of :data:`~painterly.adain.model.UPSAMPLINGS` (one line else)."""
+    if upsample not in UPSAMPLINGS:
+        raise PainterlyError(f"unknown upsampling '{upsample}' (choose {', '.join(UPSAMPLINGS)})")
+    return upsample
 
 
 class LiteEncoder(nn.Module):
@@ -153,13 +177,15 @@ class LiteNetwork(nn.Module):
 
     def __init__(self, widths: Sequence[int] = LITE_WIDTHS, encoder_padding: str = "zeros",
                  decoder_padding: str = "reflect", vgg_channels: int = 512, skip: str = "",
-                 decoder_widths: Sequence[int] | None = None) -> None:
+                 decoder_widths: Sequence[int] | None = None, upsample: str = "nearest") -> None:
         super().__init__()
         self.widths = check_widths(widths)
         self.decoder_widths = decoder_widths_for(self.widths, decoder_widths)
         self.skip = check_skip(skip)
+        self.upsample = check_upsample(upsample)
         self.encoder = LiteEncoder(self.widths, encoder_padding, skip=self.skip)
-        self.decoder = lite_decoder(self.widths, decoder_padding, self.skip, self.decoder_widths)
+        self.decoder = lite_decoder(self.widths, decoder_padding, self.skip, self.decoder_widths,
+                                    self.upsample)
         self.embed = nn.Conv2d(self.widths[-1], vgg_channels, 1)
         self.encoder_padding = encoder_padding
 
@@ -170,6 +196,8 @@ class LiteNetwork(nn.Module):
             config["skip"] = self.skip
         if self.decoder_widths != self.widths:
             config["decoder_widths"] = list(self.decoder_widths)
+        if self.upsample != "nearest":  # files without the key upsample nearest
+            config["upsample"] = self.upsample
         return config
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,11 +271,12 @@ def prune_decoder(teacher: Decoder, encoder_keep: torch.Tensor,
 
 def lite_from_teachers(teacher: Decoder, widths: Sequence[int] = LITE_WIDTHS,
                        encoder_padding: str = "zeros", skip: str = "",
-                       decoder_widths: Sequence[int] | None = None) -> LiteNetwork:
+                       decoder_widths: Sequence[int] | None = None,
+                       upsample: str = "nearest") -> LiteNetwork:
     """A lite network initialised from VGG19 and ``teacher`` by L1 pruning (see the module doc);
     a skip's 1x1 conv starts at zero."""
     net = LiteNetwork(widths, encoder_padding, teacher.padding, skip=skip,
-                      decoder_widths=decoder_widths)
+                      decoder_widths=decoder_widths, upsample=upsample)
     layers, keep = prune_vgg(widths)
     with torch.no_grad():
         convs = [m for m in net.encoder.vgg.features if isinstance(m, nn.Conv2d)]
@@ -363,7 +392,7 @@ def load_lite(path: str) -> tuple[LiteNetwork, dict]:
     widths, decoder_widths = config_widths(config, path)
     net = LiteNetwork(widths, str(config.get("encoder_padding", "zeros")),
                       str(config.get("padding", "reflect")), skip=config_skip(config, path),
-                      decoder_widths=decoder_widths)
+                      decoder_widths=decoder_widths, upsample=config_upsample(config, path))
     own = net.state_dict()
     missing = [k for k in own if k not in state and not k.startswith("embed.")]
     wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..features import FeatureExtractor, build_extractor
+from ..options import UPSAMPLINGS
 from ..upsample import UpsampleConv2d, fold_weight, upsample_conv
 from ..weights import load_checked, load_model_file, save_model_file
 
@@ -51,14 +52,18 @@ class Decoder(nn.Module):
     PLAN = mirror_plan()
 
     def __init__(self, padding: str = "reflect", input_scale: float = DEFAULT_INPUT_SCALE,
-                 plan: tuple | None = None) -> None:
+                 plan: tuple | None = None, upsample: str = "nearest") -> None:
         super().__init__()
+        if upsample not in UPSAMPLINGS:
+            raise ValueError(f"unknown upsampling '{upsample}' (choose {', '.join(UPSAMPLINGS)})")
         self.plan = tuple(plan) if plan is not None else self.PLAN
+        self.upsample = upsample
         layers: list[nn.Module] = []
         convs = [p for p in self.plan if p != "up"]
         for item in self.plan:
             if item == "up":
-                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest") if upsample == "nearest"
+                              else nn.Upsample(scale_factor=2, mode=upsample, align_corners=False))
                 continue
             cin, cout = item
             layers.append(nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding))
@@ -73,10 +78,10 @@ class Decoder(nn.Module):
         return self._run(list(self.net), x)
 
     def _run(self, modules: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-        """``modules`` (a slice of ``self.net``) on ``x``. Training: each upsample+conv pair as
-        one stride-2 transposed conv on the folded kernel (painterly.upsample; the same
+        """``modules`` (a slice of ``self.net``) on ``x``. Training: each nearest upsample+conv
+        pair as one stride-2 transposed conv on the folded kernel (painterly.upsample; the same
         function, 4/9 of its multiply-adds, differentiable)."""
-        if not self.training:
+        if not self.training or self.upsample != "nearest":
             for m in modules:
                 x = m(x)
             return x
@@ -105,8 +110,9 @@ class SkipDecoder(Decoder):
     """
 
     def __init__(self, padding: str = "reflect", input_scale: float = DEFAULT_INPUT_SCALE,
-                 plan: tuple | None = None, skip_channels: int = 256) -> None:
-        super().__init__(padding, input_scale, plan)
+                 plan: tuple | None = None, skip_channels: int = 256,
+                 upsample: str = "nearest") -> None:
+        super().__init__(padding, input_scale, plan, upsample)
         self.main_channels = int(self.plan[0][0])
         modules = list(self.net)
         up = next(i for i, m in enumerate(modules) if isinstance(m, nn.Upsample))
@@ -198,12 +204,13 @@ def _from_reference_keys(state: dict, decoder: Decoder) -> dict:
 
 
 def _folded(modules: list[nn.Module], padding: str) -> nn.Sequential:
-    """``modules`` with every upsample+conv pair as one :class:`UpsampleConv2d`."""
+    """``modules`` with every nearest upsample+conv pair as one :class:`UpsampleConv2d`."""
     layers: list[nn.Module] = []
     i = 0
     while i < len(modules):
         m = modules[i]
-        if isinstance(m, nn.Upsample) and i + 1 < len(modules) and isinstance(modules[i + 1], nn.Conv2d):
+        if (isinstance(m, nn.Upsample) and m.mode == "nearest" and i + 1 < len(modules)
+                and isinstance(modules[i + 1], nn.Conv2d)):
             layers.append(UpsampleConv2d(modules[i + 1], padding))
             i += 2
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..options import UPSAMPLINGS
 from . import name_list, non_negative_float, non_negative_int, positive_float, positive_int
 
 #: Options of TrainConfig set from the command line (dest names equal field names).
@@ -20,11 +21,12 @@ TRAIN_OPTIONS = ("content_dir", "style_dir", "out", "iterations", "batch_size", 
 ADAIN_OPTIONS = ("style_weight", "content_weight", "warmup_recon", "style_loss_reduce", "style_distance",
                  "encoder_padding", "decoder_padding", "grid_weight", "style_bank", "content_cache_mb",
                  "network", "embed_weight", "laplacian_weight", "teacher", "lite_skip",
-                 "lite_decoder_widths")
+                 "lite_decoder_widths", "hatch_weight", "shift_weight", "upsample")
 FAST_OPTIONS = ("styles", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
                 "width", "n_residual", "luminance", "style_size", "warmup_recon", "teacher",
                 "teacher_style_size", "pixel_weight", "grid_weight", "color_weight", "network", "loss",
-                "laplacian_weight", "gram_weight", "lite_decoder_widths")
+                "laplacian_weight", "gram_weight", "lite_decoder_widths", "hatch_weight", "shift_weight",
+                "upsample")
 
 
 def _lite_skip(value: str) -> str:
@@ -94,6 +96,16 @@ def _common(p: argparse.ArgumentParser, style_dir_required: bool) -> None:
     g.add_argument("--stall-window", type=non_negative_int, help="style-loss stall window (2000; 0: off)")
 
 
+def _stability_flags(g: argparse._ArgumentGroup) -> None:
+    """--hatch-weight and --shift-weight (training.stability), for the lite and fast networks."""
+    g.add_argument("--hatch-weight", type=non_negative_float,
+                   help="penalty on a 2-pixel diagonal hatch in the output, above the VGG "
+                        "decoder's level (lite and fast; 0)")
+    g.add_argument("--shift-weight", type=non_negative_float,
+                   help="shift consistency: the photo moved 1-7 px, with sensor noise, must give "
+                        "the output moved as much (steady video; lite and fast; 0)")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train an AdaIN decoder or a fast network",
                               description="Train an AdaIN decoder or a fast feed-forward network.")
@@ -132,6 +144,11 @@ def register(subparsers) -> None:
                    help="lite: the decoder's block widths, full resolution first (default: the "
                         "encoder's 16,32,64,128); --init from a narrower network widens it with "
                         "the same pictures at first")
+    _stability_flags(g)
+    g.add_argument("--upsample", choices=UPSAMPLINGS,
+                   help="the decoder's 2x upsampling: nearest (default, the paper's) or bilinear "
+                        "(no 2-pixel hatch, steadier under motion; --init from a nearest network "
+                        "keeps its weights)")
     a.set_defaults(func=run)
 
     f = sub.add_parser("fast", help="train a fast feed-forward network for one or more styles")
@@ -189,6 +206,10 @@ def register(subparsers) -> None:
                    help="lite: the decoder's block widths, full resolution first (default: the "
                         "start network's); narrower than the start prunes it (the faster network), "
                         "wider widens it")
+    _stability_flags(g)
+    g.add_argument("--upsample", choices=UPSAMPLINGS,
+                   help="lite: the decoder's 2x upsampling, nearest or bilinear (default: the "
+                        "start network's)")
     f.set_defaults(func=run)
 
 

@@ -33,7 +33,9 @@ from ..adain.lite import (
     LITE_WIDTHS,
     LiteEncoder,
     LiteNetwork,
+    check_upsample,
     config_skip,
+    config_upsample,
     config_widths,
     decoder_widths_for,
     fit_decoder,
@@ -97,7 +99,8 @@ class LiteFastNet(nn.Module):
 
     def __init__(self, n_styles: int, widths: Sequence[int] = LITE_WIDTHS,
                  encoder_padding: str = "zeros", decoder_padding: str = "reflect",
-                 skip: str = "", decoder_widths: Sequence[int] | None = None) -> None:
+                 skip: str = "", decoder_widths: Sequence[int] | None = None,
+                 upsample: str = "nearest") -> None:
         super().__init__()
         if n_styles < 1:
             raise PainterlyError("a fast-lite network needs at least one style")
@@ -108,7 +111,9 @@ class LiteFastNet(nn.Module):
         self.encoder = LiteEncoder(self.widths, encoder_padding, skip=skip)
         self.skip = self.encoder.skip
         self.decoder_widths = decoder_widths_for(self.widths, decoder_widths)
-        self.decoder = lite_decoder(self.widths, decoder_padding, self.skip, self.decoder_widths)
+        self.upsample = check_upsample(upsample)
+        self.decoder = lite_decoder(self.widths, decoder_padding, self.skip, self.decoder_widths,
+                                    self.upsample)
         channels = self.encoder.out_channels
         self.style_mean = nn.Parameter(torch.zeros(n_styles, channels))
         self.style_std = nn.Parameter(torch.ones(n_styles, channels))
@@ -121,6 +126,8 @@ class LiteFastNet(nn.Module):
             config["skip"] = self.skip
         if self.decoder_widths != self.widths:
             config["decoder_widths"] = list(self.decoder_widths)
+        if self.upsample != "nearest":
+            config["upsample"] = self.upsample
         return config
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | int | None = None) -> torch.Tensor:
@@ -179,17 +186,18 @@ class FrozenLiteFast(nn.Module):
 
 @torch.no_grad()
 def bake(lite: LiteNetwork, styles: Sequence[Image.Image], style_size: int = 512,
-         decoder_widths: Sequence[int] | None = None) -> LiteFastNet:
+         decoder_widths: Sequence[int] | None = None, upsample: str | None = None) -> LiteFastNet:
     """A :class:`LiteFastNet` with ``lite``'s encoder and decoder and each style's statistics
     (its relu4_1 mean/std through the lite encoder, the style resized to ``style_size`` on its
     long side, as the AdaIN stylizer resizes styles). ``decoder_widths``: a narrower decoder
-    (pruned from ``lite``'s: a faster network for a fine-tune to bring back) or a wider one."""
+    (pruned from ``lite``'s: a faster network for a fine-tune to bring back) or a wider one;
+    ``upsample``: the decoder's upsampling (None: ``lite``'s)."""
     from ..image import pil_to_tensor, resize
 
     if not styles:
         raise PainterlyError("baking a fast-lite network needs at least one style image")
     net = LiteFastNet(len(styles), lite.widths, lite.encoder_padding, lite.decoder.padding, lite.skip,
-                      decoder_widths or lite.decoder_widths)
+                      decoder_widths or lite.decoder_widths, upsample or lite.upsample)
     net.encoder.load_state_dict(lite.encoder.state_dict())
     fit_decoder(net.decoder, lite.decoder.state_dict())
     lite = lite.float().eval()
@@ -201,16 +209,18 @@ def bake(lite: LiteNetwork, styles: Sequence[Image.Image], style_size: int = 512
 
 
 @torch.no_grad()
-def rebake(net: LiteFastNet, styles: Sequence[Image.Image], style_size: int = 512) -> LiteFastNet:
+def rebake(net: LiteFastNet, styles: Sequence[Image.Image], style_size: int = 512,
+           upsample: str | None = None) -> LiteFastNet:
     """A network with ``net``'s encoder and decoder and the statistics of ``styles`` instead of
     its own (each through ``net``'s encoder, as :func:`bake`): a trained fast-lite network as the
-    start of a run on other styles (a user's painting fine-tuned from the shipped eight)."""
+    start of a run on other styles (a user's painting fine-tuned from the shipped eight);
+    ``upsample``: the decoder's upsampling (None: ``net``'s)."""
     from ..image import pil_to_tensor, resize
 
     if not styles:
         raise PainterlyError("baking a fast-lite network needs at least one style image")
     out = LiteFastNet(len(styles), net.widths, net.encoder_padding, net.decoder.padding, net.skip,
-                      net.decoder_widths)
+                      net.decoder_widths, upsample or net.upsample)
     out.encoder.load_state_dict(net.encoder.state_dict())
     out.decoder.load_state_dict(net.decoder.state_dict())
     encoder = out.encoder.float().eval()
@@ -222,13 +232,17 @@ def rebake(net: LiteFastNet, styles: Sequence[Image.Image], style_size: int = 51
 
 
 @torch.no_grad()
-def refit(net: LiteFastNet, decoder_widths: Sequence[int] | None) -> LiteFastNet:
+def refit(net: LiteFastNet, decoder_widths: Sequence[int] | None,
+          upsample: str | None = None) -> LiteFastNet:
     """``net`` with its decoder's block widths changed to ``decoder_widths`` (None or the same:
-    ``net`` itself): pruned where narrower, widened with the same function where wider."""
-    if decoder_widths is None or tuple(decoder_widths) == net.decoder_widths:
+    ``net``'s) and its upsampling to ``upsample`` (None: ``net``'s): pruned where narrower,
+    widened with the same function where wider; ``net`` itself when nothing changes."""
+    widths = tuple(decoder_widths) if decoder_widths is not None else net.decoder_widths
+    upsample = upsample or net.upsample
+    if widths == net.decoder_widths and upsample == net.upsample:
         return net
     out = LiteFastNet(net.n_styles, net.widths, net.encoder_padding, net.decoder.padding, net.skip,
-                      decoder_widths)
+                      widths, upsample)
     out.encoder.load_state_dict(net.encoder.state_dict())
     out.style_mean.copy_(net.style_mean)
     out.style_std.copy_(net.style_std)
@@ -257,7 +271,8 @@ def fast_lite_from_state(state: dict[str, torch.Tensor], config: dict, path: str
         raise PainterlyError(f"{path}: a fast-lite config needs a positive integer n_styles")
     widths, decoder_widths = config_widths(config, path)
     net = LiteFastNet(n, widths, str(config.get("encoder_padding", "zeros")),
-                      str(config.get("padding", "reflect")), config_skip(config, path), decoder_widths)
+                      str(config.get("padding", "reflect")), config_skip(config, path), decoder_widths,
+                      config_upsample(config, path))
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]

@@ -57,7 +57,8 @@ class AdaINObjective:
         if self.encoder is None:
             self.encoder = Encoder(padding=self.cfg.encoder_padding)
         self.encoder = self.encoder.to(device)
-        decoder = self._decoder if self._decoder is not None else Decoder(padding=self.cfg.decoder_padding)
+        decoder = self._decoder if self._decoder is not None else Decoder(padding=self.cfg.decoder_padding,
+                                                                         upsample=self.cfg.upsample)
         return decoder.to(device)
 
     def in_warmup(self, iteration: int) -> bool:

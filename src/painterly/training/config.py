@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PainterlyError
+from ..options import UPSAMPLINGS
 
 AMP_MODES = ("none", "bf16", "fp16")
 
@@ -169,11 +170,15 @@ class AdaINConfig:
     teacher: str = ""                 # lite: the AdaIN decoder it is cut from ("": the shipped one)
     lite_skip: str = ""               # lite: encoder layer also fed to the decoder ("relu3_1")
     lite_decoder_widths: list[int] = field(default_factory=list)  # lite: decoder blocks ([]: mirror)
+    hatch_weight: float = 0.0         # lite: 2-px hatch penalty on the output (training.stability)
+    shift_weight: float = 0.0         # lite: shifted input -> shifted output (training.stability)
+    upsample: str = "nearest"         # the decoder's 2x upsampling: nearest (the paper's) or bilinear
 
     #: Values that runs saved before these options existed had (so they resume exactly).
     LEGACY = {"grid_weight": 0.0, "style_bank": 0, "content_cache_mb": 0.0, "network": "vgg",
               "embed_weight": 1.0, "laplacian_weight": 0.0, "teacher": "", "lite_skip": "",
-              "lite_decoder_widths": []}
+              "lite_decoder_widths": [], "hatch_weight": 0.0, "shift_weight": 0.0,
+              "upsample": "nearest"}
 
     def check(self) -> None:
         """Refuse impossible values."""
@@ -196,8 +201,14 @@ class AdaINConfig:
         if self.lite_skip and self.network != "lite":
             raise PainterlyError("--lite-skip is for --network lite")
         check_lite_decoder_widths(self.lite_decoder_widths, self.network)
-        if min(self.embed_weight, self.laplacian_weight) < 0:
-            raise PainterlyError("embed-weight and laplacian-weight must be >= 0")
+        if self.upsample not in UPSAMPLINGS:
+            raise PainterlyError(f"upsample must be {' or '.join(UPSAMPLINGS)}, got {self.upsample}")
+        if min(self.embed_weight, self.laplacian_weight, self.hatch_weight, self.shift_weight) < 0:
+            raise PainterlyError("embed-weight, laplacian-weight, hatch-weight and shift-weight "
+                                 "must be >= 0")
+        if (self.hatch_weight or self.shift_weight) and self.network != "lite":
+            raise PainterlyError("--hatch-weight and --shift-weight are for --network lite (the "
+                                 "VGG decoder trains on fixed features)")
         if self.network == "lite" and self.warmup_recon:
             raise PainterlyError("--warmup-recon is for the VGG decoder; the lite network starts "
                                  "from the pruned full model")
@@ -237,6 +248,9 @@ class FastConfig:
     laplacian_weight: float = 0.0     # Laplacian structure loss against the photo
     gram_weight: float = 0.0          # adain loss: Gram texture loss against the painting (its strokes)
     lite_decoder_widths: list[int] = field(default_factory=list)  # lite: decoder blocks ([]: the start's)
+    hatch_weight: float = 0.0         # 2-px hatch penalty on the output (training.stability)
+    shift_weight: float = 0.0         # shifted input -> shifted output (training.stability)
+    upsample: str = ""                # lite: the decoder's upsampling ("": the start network's)
 
     def loss_kind(self) -> str:
         """The loss this run trains: ``loss``, or for "auto" adain on the lite network, else
@@ -253,6 +267,11 @@ class FastConfig:
         if self.loss not in FAST_LOSSES:
             raise PainterlyError(f"unknown fast loss '{self.loss}' (choose {', '.join(FAST_LOSSES)})")
         check_lite_decoder_widths(self.lite_decoder_widths, self.network)
+        if self.upsample and self.upsample not in UPSAMPLINGS:
+            raise PainterlyError(f"upsample must be {' or '.join(UPSAMPLINGS)}, got {self.upsample}")
+        if self.upsample and self.network != "lite":
+            raise PainterlyError("--upsample is for --network lite (the transformer network "
+                                 "upsamples its own way)")
         if self.teacher_style_size < 64:
             raise PainterlyError(f"teacher-style-size must be >= 64, got {self.teacher_style_size}")
         if self.style_size < 0 or self.warmup_recon < 0:
@@ -265,7 +284,8 @@ class FastConfig:
         if self.width < 1 or self.n_residual < 0:
             raise PainterlyError("width must be >= 1 and n-residual >= 0")
         if min(self.content_weight, self.style_weight, self.tv_weight, self.pixel_weight,
-               self.grid_weight, self.color_weight, self.laplacian_weight, self.gram_weight) < 0:
+               self.grid_weight, self.color_weight, self.laplacian_weight, self.gram_weight,
+               self.hatch_weight, self.shift_weight) < 0:
             raise PainterlyError("loss weights must be >= 0")
         if self.gram_weight > 0 and self.loss_kind() != "adain":
             raise PainterlyError("--gram-weight adds a Gram texture term to the adain loss; the "

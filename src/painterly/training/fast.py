@@ -55,6 +55,7 @@ from ..losses import (
 from .adain import per_sample_content_loss
 from .config import FastConfig, TrainConfig
 from .data import resize_short
+from .stability import stability_terms
 
 #: Memory per pixel of a style image's VGG19 forward for its Gram targets (as gatys's targets).
 STYLE_BYTES_PER_PIXEL = 1500
@@ -193,7 +194,7 @@ class FastObjective:
         if list(config.get("style_names") or []) != self.style_names:
             net = rebake(net, [self._prep_image(img) for img in self.style_images],
                          self.cfg.teacher_style_size)
-        return refit(net, decoder_widths)
+        return refit(net, decoder_widths, self.cfg.upsample or None)
 
     def _bake(self, lite_path: str | None) -> nn.Module:
         """A fast-lite network from a lite AdaIN network file (None: the shipped one) and this
@@ -206,7 +207,8 @@ class FastObjective:
         path = str(lite_path or default_lite_path())
         lite, _ = load_lite(path)
         return bake(lite, [self._prep_image(img) for img in self.style_images],
-                    self.cfg.teacher_style_size, self.cfg.lite_decoder_widths or None)
+                    self.cfg.teacher_style_size, self.cfg.lite_decoder_widths or None,
+                    self.cfg.upsample or None)
 
     def _prep_image(self, img: Image.Image) -> Image.Image:
         """A style image as the network sees it (gray for a --luminance run)."""
@@ -252,8 +254,10 @@ class FastObjective:
         idx = (batch["content_key"] % n_styles).to(x.device)
         onehot = torch.nn.functional.one_hot(idx, n_styles).float()
         y = net(x, onehot)
+        stable = stability_terms(lambda view: net(view, onehot), x, y, iteration,
+                                 self.train.seed, self.cfg.hatch_weight, self.cfg.shift_weight)
         if self.cfg.loss_kind() == "adain":
-            return self._adain_loss(x, idx, y, iteration)
+            return self._adain_loss(x, idx, y, iteration, stable)
         feats_y = self.extractor(self._prep(y) if self.cfg.luminance else y,
                                  list(self.cfg.content_layers) + list(self.cfg.style_layers))
         with torch.no_grad():
@@ -266,9 +270,10 @@ class FastObjective:
             style_loss_gram({k: feats_y[k][i:i + 1].float() for k in self.cfg.style_layers},
                             {k: self.targets[k][int(idx[i]):int(idx[i]) + 1] for k in self.cfg.style_layers})
             for i in range(x.shape[0])]).mean() / len(self.cfg.style_layers)
-        return self._total(x, y, target, lc, ls, iteration)
+        return self._total(x, y, target, lc, ls, iteration, stable)
 
-    def _adain_loss(self, x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, iteration: int
+    def _adain_loss(self, x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, iteration: int,
+                    stable: dict[str, tuple[float, torch.Tensor]]
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """The AdaIN model's loss with each item's painting: relu4_1 of the output against AdaIN
         of the photo's relu4_1 with the painting's statistics, and mean/std distances at
@@ -286,7 +291,7 @@ class FastObjective:
         ls = torch.stack([
             style_loss_mean_std(feats, {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in stats.items()})
             for i, feats in enumerate(items)]).mean()
-        extra = {}
+        extra = dict(stable)  # the hatch and shift terms (training.stability)
         if self.cfg.gram_weight > 0:
             grams = {k: g[idx] for k, g in self.style_grams.items()}
             lg = torch.stack([

@@ -30,6 +30,7 @@ from ..image import pil_to_tensor, tensor_to_pil
 from ..losses import content_loss, grid_loss, laplacian_loss, mean_std
 from .adain import AdaINObjective
 from .cache import ContentFeatureCache, StyleStatsBank, cached_batches
+from .stability import stability_terms
 
 
 def _unwrap(net: nn.Module) -> LiteNetwork:
@@ -55,7 +56,7 @@ class LiteObjective(AdaINObjective):
         self.teacher = teacher.to(device).eval().requires_grad_(False)
         net = self._decoder if self._decoder is not None else lite_from_teachers(
             self.teacher, encoder_padding=self.cfg.encoder_padding, skip=self.cfg.lite_skip,
-            decoder_widths=self.cfg.lite_decoder_widths or None)
+            decoder_widths=self.cfg.lite_decoder_widths or None, upsample=self.cfg.upsample)
         return net.to(device)
 
     def in_warmup(self, iteration: int) -> bool:
@@ -87,6 +88,11 @@ class LiteObjective(AdaINObjective):
             lg = grid_loss(g)
             total = total + self.cfg.grid_weight * lg
             parts["grid"] = lg.detach()
+        terms = stability_terms(lambda view: net(view, s)[0], c, g, iteration, self.train.seed,
+                                self.cfg.hatch_weight, self.cfg.shift_weight)
+        for name, (weight, term) in terms.items():
+            total = total + weight * term
+            parts[name] = term.detach()
         return total, {"loss": total.detach(), **parts}, g
 
     def uses_cache(self, iteration: int) -> bool:

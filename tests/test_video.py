@@ -408,3 +408,51 @@ def test_a_4k_frame_is_stylized_within_the_stated_memory_bound(tmp_path):
     """, tmp_path, timeout=600)
     assert probe(out).size == (3840, 2160)
     assert peak < 2000, f"peak {peak} MB"
+
+
+def test_the_video_default_blends_along_the_flow_and_zero_turns_it_off(decoder_file):
+    pytest.importorskip("cv2")
+    from painterly.temporal import DEFAULT_WEIGHT
+    from painterly.video import Temporal, make_frame_stylizer
+
+    default = make_frame_stylizer("adain", [STYLE], decoder=decoder_file, style_size=64)
+    assert isinstance(default, Temporal) and default.blend.weight == DEFAULT_WEIGHT
+    assert isinstance(make_frame_stylizer("adain", [STYLE], decoder=decoder_file, temporal=0.0),
+                      AdaINVideo)
+    with pytest.raises(PainterlyError, match="temporal weight"):
+        make_frame_stylizer("adain", [STYLE], decoder=decoder_file, temporal=1.5)
+
+
+def test_a_hard_cut_in_a_clip_leaves_no_ghost_of_the_shot_before(decoder_file, tmp_path):
+    """Frames after a cut are what the network paints of them alone: nothing of the old shot
+    is carried over by the flow blend or the smoothed statistics."""
+    pytest.importorskip("cv2")
+    from painterly.video import make_frame_stylizer
+
+    a = synthetic_clip(tmp_path / "a.mp4", frames=5, size=(64, 48), audio=False, pan=2.0)
+    b = synthetic_clip(tmp_path / "b.mp4", frames=5, size=(64, 48), audio=False, pan=2.0,
+                       source="builtin:astronaut")
+    joined = tmp_path / "cut.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(a),
+                    "-i", str(b), "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]",
+                    str(joined)], check=True)
+    video = make_frame_stylizer("adain", [STYLE], decoder=decoder_file, style_size=64)
+    alone = make_frame_stylizer("adain", [STYLE], decoder=decoder_file, style_size=64,
+                                smooth=0.0, temporal=0.0)
+    ours = stylize_video(joined, None, video, progress=False, keep_frames=True).frames_out
+    ref = stylize_video(joined, None, alone, progress=False, keep_frames=True).frames_out
+    assert video.cuts == 1
+    assert np.abs(ours[5].astype(int) - ref[5]).max() <= 1  # the first frame of the new shot
+    assert np.abs(ours[2].astype(int) - ref[2]).mean() > 0.5  # before it, the blend did work
+
+
+def test_cli_temporal_and_warping_error(clip, decoder_file, tmp_path, capsys):
+    pytest.importorskip("cv2")
+    out = tmp_path / "t.mp4"
+    assert main(["video", str(clip), "--style", STYLE, "--decoder", decoder_file, "--style-size",
+                 "64", "-o", str(out), "--quiet", "--temporal", "0.6", "--warping-error"]) == 0
+    printed = capsys.readouterr().out
+    assert "warping error" in printed and "frame pairs" in printed
+    assert main(["video", str(clip), "--style", STYLE, "--decoder", decoder_file, "-o",
+                 str(tmp_path / "u.mp4"), "--quiet", "--temporal", "1"]) == 2
+    assert "temporal weight must be in [0, 1)" in capsys.readouterr().err

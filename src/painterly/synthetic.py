@@ -19,7 +19,7 @@ from .image import ImageLike, load_image
 def synthetic_clip(path: str | os.PathLike, *, frames: int = 12, size: tuple[int, int] = (64, 48),
                    fps: float = 12.0, source: ImageLike = "builtin:chelsea", pan: float = 2.0,
                    noise: float = 0.0, sprite: float = 0.0, audio: bool = True,
-                   seed: int = 0) -> Path:
+                   seed: int = 0, crf: int | None = None) -> Path:
     """Write a short panning clip over ``source`` (for tests and benchmarks).
 
     The window slides ``pan`` px per frame across the image; ``noise`` adds Gaussian sensor noise
@@ -27,7 +27,8 @@ def synthetic_clip(path: str | os.PathLike, *, frames: int = 12, size: tuple[int
     that shows up in every other frame at a random place (an object entering and leaving: a local
     change that moves the frame's global statistics, what makes per-frame AdaIN repaint the
     whole frame); ``audio`` adds a 440 Hz sine track (AAC)
-    as long as the clip.
+    as long as the clip; ``crf``: encode with libx264 at that constant rate factor (18: as a
+    camera or phone would keep it) instead of imageio's near-lossless quality 9.
     """
     import imageio_ffmpeg  # optional dependency: imported only when a clip is written
 
@@ -40,7 +41,9 @@ def synthetic_clip(path: str | os.PathLike, *, frames: int = 12, size: tuple[int
                                 Image.Resampling.LANCZOS), np.float32)
     rng = np.random.default_rng(seed)
     tmp = path.with_name(f".{path.stem}.v{os.getpid()}{path.suffix}") if audio else path
-    writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, quality=9,
+    quality = dict(quality=9) if crf is None else dict(quality=None, codec="libx264",
+                                                       output_params=["-crf", str(int(crf))])
+    writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, **quality,
                                          pix_fmt_out="yuv420p" if w % 2 == 0 and h % 2 == 0
                                          else "yuv444p",
                                          macro_block_size=1, ffmpeg_log_level="error")

@@ -41,11 +41,11 @@ from .atomic import atomic_path, temp_path
 from .errors import PainterlyError
 from .image import ImageLike, load_image
 from .options import AdaINOptions, check_style_weights, option_names, require_styles
+from .temporal import DEFAULT_SMOOTH
 
 #: Containers the output may use (H.264 in all of them).
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi")
 VIDEO_METHODS = ("adain", "fast")
-DEFAULT_SMOOTH = 0.5
 #: Mean absolute change (8-bit levels) between consecutive frames above which a frame is taken
 #: as a hard cut and the smoothed statistics restart (a fast pan of a detailed scene stays well
 #: under this; a cut between unrelated shots is typically 40-80).
@@ -82,6 +82,8 @@ class VideoResult:
     input_change: float = 0.0
     output_change: float = 0.0
     frames_out: list[np.ndarray] = field(default_factory=list, repr=False)
+    #: the warping error with the flow estimated on the input (``measure_warping``), else None.
+    warping: Any = None
 
 
 def _ffmpeg() -> str:
@@ -206,6 +208,42 @@ class AdaINVideo:
         return y[0].permute(1, 2, 0).mul(255).add_(0.5).to(torch.uint8).cpu().numpy()
 
 
+class Temporal:
+    """A frame stylizer followed by flow-guided blending (:class:`painterly.temporal.FlowBlend`):
+    the previous output carried along the input's optical flow, blended in where the flow is
+    trusted. Both video methods (and the live loop) run their frames through it."""
+
+    def __init__(self, stylizer: Callable[[np.ndarray], np.ndarray], weight: float,
+                 cut_threshold: float | None = CUT_THRESHOLD) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .temporal import FlowBlend
+
+        self.stylizer = stylizer
+        self.blend = FlowBlend(weight, cut_threshold)
+        # The flow needs only the input frames: it runs in a thread while the network paints
+        # (OpenCV and torch both release the GIL), so the step costs little more than a still.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="painterly-flow")
+
+    @property
+    def cuts(self) -> int:
+        return self.blend.cuts
+
+    def reset(self) -> None:
+        """Start a new clip."""
+        self.blend.reset()
+        if hasattr(self.stylizer, "reset"):
+            self.stylizer.reset()
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        motion = self._pool.submit(self.blend.motion, frame)
+        try:
+            styled = self.stylizer(frame)
+        finally:
+            moved = motion.result()  # never leave the thread writing behind an error
+        return self.blend.apply(moved, styled)
+
+
 class PerFrame:
     """Any painterly stylizer (PIL -> PIL) applied to each frame independently."""
 
@@ -223,14 +261,29 @@ class PerFrame:
 
 def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | None, *,
                         style_weights: Sequence[float] | None = None,
-                        smooth: float = DEFAULT_SMOOTH,
+                        smooth: float = DEFAULT_SMOOTH, temporal: float | None = None,
                         **options: Any) -> Callable[[np.ndarray], np.ndarray]:
     """A callable ``HxWx3 uint8 -> HxWx3 uint8`` for ``method`` ("adain" or "fast").
 
     ``options`` are the method's own (:mod:`painterly.options`), all of them, as for
     :func:`painterly.make_stylizer`; None means not set. AdaIN smooths its content statistics
-    over frames (``smooth``); fast networks run per frame.
+    over frames (``smooth``); both methods then blend each output with the previous one carried
+    along the optical flow (``temporal``: its weight, 0 = off, None = the default
+    :data:`painterly.temporal.DEFAULT_WEIGHT`).
     """
+    from .temporal import DEFAULT_WEIGHT
+
+    weight = DEFAULT_WEIGHT if temporal is None else float(temporal)
+    if not 0.0 <= weight < 1.0:
+        raise PainterlyError(f"temporal weight must be in [0, 1) (0 = off), got {weight}")
+    frames = _frame_stylizer(method, style, style_weights, smooth, options)
+    return Temporal(frames, weight) if weight > 0 else frames
+
+
+def _frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | None,
+                    style_weights: Sequence[float] | None, smooth: float,
+                    options: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """The method's stylizer of single frames (AdaIN: with smoothed content statistics)."""
     if method not in VIDEO_METHODS:
         raise PainterlyError(f"video supports method adain or fast, not '{method}'")
     given = {k: v for k, v in options.items() if v is not None}
@@ -352,11 +405,14 @@ def _close_quietly(writer: Any) -> None:
 def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
                   frame_stylizer: Callable[[np.ndarray], np.ndarray], *, size: int | None = None,
                   overwrite: bool = False, progress: bool = True, quality: float = 8.0,
-                  max_frames: int | None = None, keep_frames: bool = False) -> VideoResult:
+                  max_frames: int | None = None, keep_frames: bool = False,
+                  measure_warping: bool = False) -> VideoResult:
     """Stylize every frame of ``source`` into ``output`` (``None``: measure only, write nothing).
 
     Keeps the frame rate and (unless ``size``) the frame size, copies the audio track, shows a
-    tqdm bar with frames/s, and measures flicker. ``keep_frames`` returns the output frames.
+    tqdm bar with frames/s, and measures flicker. ``keep_frames`` returns the output frames;
+    ``measure_warping`` the warping error of the output with the flow estimated on the input
+    (:class:`painterly.temporal.WarpMeter`, Lai et al. 2018), frame by frame.
     ``output`` is written atomically (:func:`painterly.atomic.atomic_path`): a failed run leaves
     no partial file, and an existing one is replaced only with ``overwrite`` (also one that
     appears while the frames are being stylized).
@@ -382,6 +438,11 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
     d_in = d_out = 0.0
     prev_in = prev_out = None
     kept: list[np.ndarray] = []
+    meter = None
+    if measure_warping:
+        from .temporal import WarpMeter
+
+        meter = WarpMeter()
     total = info.frames_estimate
     if max_frames is not None and total is not None:
         total = min(total, max_frames)
@@ -412,6 +473,8 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
                 prev_in, prev_out = frame.astype(np.int16), styled.astype(np.int16)
                 if keep_frames:
                     kept.append(styled)
+                if meter is not None:
+                    meter.update(frame, styled)
                 n += 1
                 bar.update(1)
                 if max_frames is not None and n >= max_frames:
@@ -444,4 +507,5 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
     return VideoResult(output=out, frames=n, fps=float(fps), size=(w, h),
                        seconds=time.perf_counter() - t0, has_audio=bool(info.audio_codec),
                        flicker=flicker_ratio(d_in, d_out) if n > 1 else float("nan"),
-                       input_change=d_in / pairs, output_change=d_out / pairs, frames_out=kept)
+                       input_change=d_in / pairs, output_change=d_out / pairs, frames_out=kept,
+                       warping=meter.result() if meter is not None else None)

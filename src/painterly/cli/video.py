@@ -22,10 +22,13 @@ def video_options() -> tuple[Option, ...]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..temporal import DEFAULT_SMOOTH, DEFAULT_WEIGHT
+
     p = sub.add_parser("video", help="stylize a video (frame rate, size and audio kept)",
-                       description="Stylize every frame of INPUT. AdaIN smooths the content "
-                                   "statistics over frames (--smooth) against flicker; fast "
-                                   "networks run per frame.")
+                       description="Stylize every frame of INPUT. Each output is blended with "
+                                   "the previous one carried along the optical flow of the "
+                                   "input (--temporal) against flicker and swimming texture; "
+                                   "AdaIN can also smooth its content statistics (--smooth).")
     p.add_argument("input", help="input video (anything ffmpeg reads)")
     p.add_argument("--style", action="append", default=None, metavar="STYLE",
                    help="style image or builtin:NAME (adain); repeat to blend")
@@ -38,7 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     for opt in video_options():
         add_option_flag(p, opt)
     p.add_argument("--smooth", type=non_negative_float, default=None,
-                   help="adain: EMA factor for the content statistics, 0 = off (default 0.5)")
+                   help=f"adain: EMA factor for the content statistics, 0 = off (default "
+                        f"{DEFAULT_SMOOTH:g})")
+    p.add_argument("--temporal", type=non_negative_float, default=None, metavar="WEIGHT",
+                   help=f"flow-guided blending: the share of the previous output, carried along "
+                        f"the input's optical flow, kept where the flow is trusted (0 = off, "
+                        f"each frame alone; default {DEFAULT_WEIGHT:g})")
+    p.add_argument("--warping-error", action="store_true",
+                   help="also print the output's warping error, with the flow estimated on the "
+                        "input (Lai et al. 2018; lower is steadier)")
     p.add_argument("--max-frames", type=positive_int, default=None,
                    help="stop after this many frames (previews)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -58,13 +69,18 @@ def run(args: argparse.Namespace) -> int:
     options = {o.name: getattr(args, o.name) for o in video_options() if o.name != "size"}
     stylizer = make_frame_stylizer(
         args.method, args.style, style_weights=args.style_weights,
-        smooth=DEFAULT_SMOOTH if args.smooth is None else args.smooth, **options)
+        smooth=DEFAULT_SMOOTH if args.smooth is None else args.smooth, temporal=args.temporal,
+        **options)
     result = stylize_video(args.input, args.output, stylizer, size=args.size,
                            overwrite=args.overwrite, progress=not args.quiet,
-                           max_frames=args.max_frames)
+                           max_frames=args.max_frames, measure_warping=args.warping_error)
     rate = result.frames / result.seconds if result.seconds > 0 else float("inf")
     flicker = "n/a" if math.isnan(result.flicker) else f"{result.flicker:.3f}"
     print(f"wrote {result.output} ({result.frames} frames, {result.size[0]}x{result.size[1]}, "
           f"{result.fps:.3g} fps{', audio' if result.has_audio else ''}) in {result.seconds:.1f} s "
           f"({rate:.1f} frames/s); flicker ratio {flicker}")
+    if result.warping is not None:
+        w = result.warping
+        print(f"warping error {w.error:.3f} (x1000, over the {100 * w.coverage:.0f}% of pixels "
+              f"the input's flow trusts, {w.pairs} frame pairs)")
     return 0

@@ -25,12 +25,12 @@ from painterly.errors import PainterlyError
 from painterly.features import build_extractor
 
 
-def _spread_lite(seed: int = 0, skip: str = "") -> LiteNetwork:
+def _spread_lite(seed: int = 0, skip: str = "", upsample: str = "nearest") -> LiteNetwork:
     """A random lite network whose output spreads over [0, 1] (std about 0.2 around 0.5, so
     clamping hides little): the encoder pruned from VGG19 as a trained one starts. With a skip,
     its conv is random too (a trained one is not zero), so the skip shows in every output."""
     torch.manual_seed(seed)
-    net = lite_from_teachers(Decoder(), skip=skip).eval()
+    net = lite_from_teachers(Decoder(), skip=skip, upsample=upsample).eval()
     if skip:
         torch.nn.init.normal_(net.decoder.skip.weight, std=0.5)
     last = [m for m in net.decoder.net if isinstance(m, torch.nn.Conv2d)][-1]
@@ -41,11 +41,14 @@ def _spread_lite(seed: int = 0, skip: str = "") -> LiteNetwork:
     return net
 
 
-@pytest.fixture(scope="module", params=["", "relu3_1"], ids=["plain", "skip"])
+@pytest.fixture(scope="module", params=[("", "nearest"), ("relu3_1", "nearest"),
+                                        ("relu3_1", "bilinear")], ids=["plain", "skip", "bilinear"])
 def lite_file(tmp_path_factory, request):
-    """A lite network file, without and with the relu3_1 skip: every front end takes both."""
+    """A lite network file, without and with the relu3_1 skip, and with bilinear upsampling:
+    every front end takes each."""
     path = tmp_path_factory.mktemp("lite") / "lite.safetensors"
-    save_lite(_spread_lite(skip=request.param), str(path), half=False)
+    skip, upsample = request.param
+    save_lite(_spread_lite(skip=skip, upsample=upsample), str(path), half=False)
     return path
 
 
@@ -165,7 +168,7 @@ def test_file_round_trip_and_refusals(lite_file, tmp_path):
     net, config = load_lite(str(lite_file))
     assert config["kind"] == "adain-lite" and tuple(config["widths"]) == LITE_WIDTHS
     assert torch.equal(net.state_dict()["decoder.net.0.weight"],
-                       _spread_lite(skip=net.skip).state_dict()["decoder.net.0.weight"])
+                       _spread_lite(skip=net.skip, upsample=net.upsample).state_dict()["decoder.net.0.weight"])
     save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
     with pytest.raises(PainterlyError, match="not a lite AdaIN network"):
         load_lite(str(tmp_path / "dec.safetensors"))

@@ -43,3 +43,20 @@ def test_the_training_form_has_the_gradients_of_the_conv():
     (upsample_conv(x, fold_weight(conv.weight), conv.bias, "reflect") * g).sum().backward()
     assert torch.allclose(x.grad, ref_x, atol=1e-4)
     assert torch.allclose(conv.weight.grad, ref_w, atol=1e-4)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+def test_the_smoothed_fold_is_bilinear_upsampling_then_the_conv_away_from_the_borders(padding):
+    from painterly.upsample import smooth_2x
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(5, 4, 3, padding=1, padding_mode=padding)
+    x = torch.randn(2, 5, 9, 11)
+    ref = conv(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+    ours = upsample_conv(x, fold_weight(conv.weight), conv.bias, padding, smooth=True)
+    assert ours.shape == ref.shape
+    assert torch.allclose(ours[..., 2:-2, 2:-2], ref[..., 2:-2, 2:-2], atol=1e-5)
+    # The blur alone is the bilinear upsampling of a nearest one, borders included.
+    near = F.interpolate(x, scale_factor=2, mode="nearest")
+    bil = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(smooth_2x(near), bil, atol=1e-6)

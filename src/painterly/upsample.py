@@ -12,6 +12,13 @@ writes the output in the input's layout (the earlier form, four phase convs inte
 512x512 in bf16 channels-last). Reflection padding of the upsampled image equals replicate
 padding of the low-resolution one (zeros stays zeros), so the result is the same up to float
 rounding.
+
+Bilinear 2x upsampling (``align_corners=False``) is nearest 2x followed by the separable blur
+``[1, 2, 1] / 4`` with replicated borders, and a blur commutes with the conv after it, so
+``conv3x3(upsample_bilinear_2x(x))`` is the same folded transposed conv followed by that blur,
+depthwise on the conv's output (``smooth=True``): the same multiply-adds as nearest plus 9 per
+output channel and pixel, instead of 9/4 of them for the conv on the bilinear image. Exact away
+from the borders; at the borders this form is the definition (training runs it too).
 """
 
 from __future__ import annotations
@@ -31,27 +38,43 @@ def fold_weight(weight: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ya,oiab,xb->ioyx", taps, weight, taps)
 
 
+_BLUR = torch.tensor([1.0, 2.0, 1.0]) / 4.0
+
+
+def smooth_2x(y: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+    """The ``[1, 2, 1] / 4`` blur (both axes, replicated borders, depthwise) that turns a
+    nearest 2x upsampling into a bilinear one (``channels``: ``y``'s, given as a plain number
+    where ``y``'s shape is symbolic, as in an ONNX trace)."""
+    c = int(channels) if channels is not None else y.shape[1]
+    k = (_BLUR[:, None] * _BLUR[None, :]).to(y.device, y.dtype).expand(c, 1, 3, 3)
+    return F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), k, groups=c)
+
+
 def upsample_conv(x: torch.Tensor, folded_weight: torch.Tensor, bias: torch.Tensor | None,
-                  padding: str) -> torch.Tensor:
+                  padding: str, smooth: bool = False) -> torch.Tensor:
     """``conv3x3(upsample_nearest_2x(x))`` from the kernel of :func:`fold_weight`; ``padding``
-    is the 3x3 conv's ("reflect" or "zeros"). Differentiable, so training uses it too."""
+    is the 3x3 conv's ("reflect" or "zeros"); ``smooth``: the bilinear upsampling instead (the
+    blur after the conv, see the module doc). Differentiable, so training uses it too."""
     if padding == "reflect":
-        return F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), folded_weight, bias,
-                                  stride=2, padding=3)
-    return F.conv_transpose2d(x, folded_weight, bias, stride=2, padding=1)
+        y = F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), folded_weight, bias,
+                               stride=2, padding=3)
+    else:
+        y = F.conv_transpose2d(x, folded_weight, bias, stride=2, padding=1)
+    return smooth_2x(y, folded_weight.shape[1]) if smooth else y
 
 
 class UpsampleConv2d(nn.Module):
-    """``conv3x3(upsample_nearest_2x(x))`` as one transposed conv (inference only; see the
-    module doc), built from the 3x3 conv it replaces."""
+    """``conv3x3(upsample_2x(x))`` as one transposed conv (and, for a bilinear upsampling, the
+    blur after it; inference only; see the module doc), built from the 3x3 conv it replaces."""
 
-    def __init__(self, conv: nn.Conv2d, padding: str) -> None:
+    def __init__(self, conv: nn.Conv2d, padding: str, smooth: bool = False) -> None:
         super().__init__()
         w = conv.weight.detach().float()
         self.out_channels = w.shape[0]
         self.weight = nn.Parameter(fold_weight(w).contiguous(), requires_grad=False)
         self.bias = nn.Parameter(conv.bias.detach().float().clone(), requires_grad=False)
         self.padding = padding
+        self.smooth = smooth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upsample_conv(x, self.weight, self.bias, self.padding)
+        return upsample_conv(x, self.weight, self.bias, self.padding, self.smooth)

@@ -78,10 +78,12 @@ class Decoder(nn.Module):
         return self._run(list(self.net), x)
 
     def _run(self, modules: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-        """``modules`` (a slice of ``self.net``) on ``x``. Training: each nearest upsample+conv
-        pair as one stride-2 transposed conv on the folded kernel (painterly.upsample; the same
-        function, 4/9 of its multiply-adds, differentiable)."""
-        if not self.training or self.upsample != "nearest":
+        """``modules`` (a slice of ``self.net``) on ``x``. Training: each upsample+conv pair as
+        one stride-2 transposed conv on the folded kernel (painterly.upsample; the same
+        function, 4/9 of its multiply-adds, differentiable). A bilinear upsampling always runs
+        that way (its blur after the conv, which defines it at the borders), so training and
+        inference compute one function."""
+        if not self.training and self.upsample == "nearest":
             for m in modules:
                 x = m(x)
             return x
@@ -90,7 +92,8 @@ class Decoder(nn.Module):
             m = modules[i]
             if isinstance(m, nn.Upsample):
                 conv = modules[i + 1]
-                x = upsample_conv(x, fold_weight(conv.weight), conv.bias, self.padding)
+                x = upsample_conv(x, fold_weight(conv.weight), conv.bias, self.padding,
+                                  smooth=self.upsample == "bilinear")
                 i += 2
                 continue
             x = m(x)
@@ -204,14 +207,15 @@ def _from_reference_keys(state: dict, decoder: Decoder) -> dict:
 
 
 def _folded(modules: list[nn.Module], padding: str) -> nn.Sequential:
-    """``modules`` with every nearest upsample+conv pair as one :class:`UpsampleConv2d`."""
+    """``modules`` with every upsample+conv pair as one :class:`UpsampleConv2d` (a bilinear
+    one with its blur)."""
     layers: list[nn.Module] = []
     i = 0
     while i < len(modules):
         m = modules[i]
-        if (isinstance(m, nn.Upsample) and m.mode == "nearest" and i + 1 < len(modules)
+        if (isinstance(m, nn.Upsample) and i + 1 < len(modules)
                 and isinstance(modules[i + 1], nn.Conv2d)):
-            layers.append(UpsampleConv2d(modules[i + 1], padding))
+            layers.append(UpsampleConv2d(modules[i + 1], padding, smooth=m.mode == "bilinear"))
             i += 2
             continue
         layers.append(m)

@@ -167,8 +167,9 @@ def test_widening_the_decoder_keeps_the_pictures_and_its_file_says_so(tmp_path):
 def test_file_round_trip_and_refusals(lite_file, tmp_path):
     net, config = load_lite(str(lite_file))
     assert config["kind"] == "adain-lite" and tuple(config["widths"]) == LITE_WIDTHS
+    same = _spread_lite(skip=net.skip, upsample=net.upsample)
     assert torch.equal(net.state_dict()["decoder.net.0.weight"],
-                       _spread_lite(skip=net.skip, upsample=net.upsample).state_dict()["decoder.net.0.weight"])
+                       same.state_dict()["decoder.net.0.weight"])
     save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
     with pytest.raises(PainterlyError, match="not a lite AdaIN network"):
         load_lite(str(tmp_path / "dec.safetensors"))

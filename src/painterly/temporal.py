@@ -76,67 +76,63 @@ class Flow:
         self._dis = cv2.DISOpticalFlow_create(presets[preset])
         self._cv2 = cv2
         self.scale = scale
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+        self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def _grid_of(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._grid is None or self._grid[0].shape != (h, w):
-            self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        return self._grid
-
-    def _flows(self, gray: np.ndarray, prev_gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Backward (t -> t-1) and forward (t-1 -> t) flow, at the working scale."""
-        cv2 = self._cv2
-        h, w = gray.shape
-        scale = self.scale if self.scale is not None else (0.5 if max(h, w) > 320 else 1.0)
-        if scale < 1.0:
-            size = (max(8, round(w * scale)), max(8, round(h * scale)))
-            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-            prev_gray = cv2.resize(prev_gray, size, interpolation=cv2.INTER_AREA)
-        back = self._dis.calc(gray, prev_gray, None)
-        fwd = self._dis.calc(prev_gray, gray, None)
-        self.working_scale = scale
-        return back, fwd
+        """Pixel coordinates of an ``h x w`` image (kept for the two sizes a stream uses)."""
+        if (h, w) not in self._grids:
+            if len(self._grids) > 4:
+                self._grids.clear()
+            self._grids[(h, w)] = tuple(np.meshgrid(np.arange(w, dtype=np.float32),
+                                                    np.arange(h, dtype=np.float32)))
+        return self._grids[(h, w)]
 
     def backward(self, gray: np.ndarray, prev_gray: np.ndarray, frame: np.ndarray | None = None,
                  prev_frame: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(map_x, map_y, trusted)``: where each pixel of ``gray`` was in ``prev_gray`` (remap
         maps, float32, full size) and a float32 mask in {0, 1} of the pixels whose flow passes
-        the forward-backward check (at the working scale) and the brightness check (on every
-        channel of ``frame`` against ``prev_frame`` when given: an object of another colour but
-        the same grey is an occlusion too)."""
+        the forward-backward check and the brightness check (on every channel of ``frame``
+        against ``prev_frame`` when given: an object of another colour but the same grey is an
+        occlusion too). Both checks run at the working scale, the mask is then enlarged."""
         cv2 = self._cv2
         h, w = gray.shape
-        back, fwd = self._flows(gray, prev_gray)
-        # Forward-backward: following the backward flow, then the forward flow there, returns home.
+        scale = self.scale if self.scale is not None else (0.5 if max(h, w) > 320 else 1.0)
+        color = frame is not None and prev_frame is not None
+        a, b = (frame, prev_frame) if color else (gray, prev_gray)
+        if scale < 1.0:
+            size = (max(8, round(w * scale)), max(8, round(h * scale)))
+            gray, prev_gray = (cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+                               for g in (gray, prev_gray))
+            a, b = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (a, b))
+        back = self._dis.calc(gray, prev_gray, None)        # t -> t-1
+        fwd = self._dis.calc(prev_gray, gray, None)         # t-1 -> t
         sh, sw = back.shape[:2]
-        xs, ys = np.meshgrid(np.arange(sw, dtype=np.float32), np.arange(sh, dtype=np.float32))
-        fwd_at = cv2.remap(fwd, xs + back[..., 0], ys + back[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
+        xs, ys = self._grid_of(sh, sw)
+        map_x, map_y = xs + back[..., 0], ys + back[..., 1]
+        # Forward-backward: following the backward flow, then the forward flow there, returns home.
+        fwd_at = cv2.remap(fwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         fb = np.hypot(back[..., 0] + fwd_at[..., 0], back[..., 1] + fwd_at[..., 1])
-        consistent = (fb <= (FB_TOLERANCE + 0.05 * np.hypot(back[..., 0], back[..., 1]))
-                      * self.working_scale).astype(np.uint8)
+        speed = np.hypot(back[..., 0], back[..., 1])
+        inside = (map_x >= 0) & (map_x <= sw - 1) & (map_y >= 0) & (map_y <= sh - 1)
+        photo = cv2.absdiff(cv2.remap(b, map_x, map_y, cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REPLICATE), a)
+        if photo.ndim == 3:
+            photo = photo.max(axis=2)
+        trusted = (inside & (fb <= (FB_TOLERANCE + 0.05 * speed) * scale)
+                   & (photo <= PHOTO_TOLERANCE)).astype(np.float32)
         if (sh, sw) != (h, w):
-            back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) / self.working_scale
-            consistent = cv2.resize(consistent, (w, h), interpolation=cv2.INTER_NEAREST)
-        gx, gy = self._grid_of(h, w)
-        map_x, map_y = gx + back[..., 0], gy + back[..., 1]
-        inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-        if frame is not None and prev_frame is not None:
-            warped = cv2.remap(prev_frame, map_x, map_y, cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-            photo = cv2.absdiff(warped, frame).max(axis=2)
-        else:
-            warped = cv2.remap(prev_gray, map_x, map_y, cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-            photo = cv2.absdiff(warped, gray)
-        trusted = inside & (consistent > 0) & (photo <= PHOTO_TOLERANCE)
-        return map_x, map_y, trusted.astype(np.float32)
+            back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) * (1.0 / scale)
+            trusted = cv2.resize(trusted, (w, h), interpolation=cv2.INTER_NEAREST)
+            xs, ys = self._grid_of(h, w)
+            map_x, map_y = xs + back[..., 0], ys + back[..., 1]
+        return map_x, map_y, trusted
 
     def warp(self, image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-        """``image`` (H x W x C, any dtype) sampled at the maps (bicubic, float32 out)."""
+        """``image`` (H x W x C, uint8 or float32) sampled at the maps (bicubic, same dtype;
+        uint8 saturates)."""
         cv2 = self._cv2
-        return cv2.remap(np.ascontiguousarray(image, np.float32), map_x, map_y, cv2.INTER_CUBIC,
+        return cv2.remap(np.ascontiguousarray(image), map_x, map_y, cv2.INTER_CUBIC,
                          borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -203,7 +199,7 @@ class FlowBlend:
             cv2 = _cv2()
             new = styled.astype(np.float32)
             keep = motion.trusted * self.weight
-            blend = cv2.add(new, cv2.multiply(cv2.subtract(motion.warped, new),
+            blend = cv2.add(new, cv2.multiply(cv2.subtract(motion.warped.astype(np.float32), new),
                                               cv2.merge([keep] * 3)))
             if self.restore:
                 blend = restore_detail(blend, new)
@@ -282,7 +278,7 @@ class WarpMeter:
         if self._prev is not None and self._prev[0].shape == gray.shape:
             prev_gray, prev_frame, prev_out = self._prev
             map_x, map_y, trusted = self.flow.backward(gray, prev_gray, frame, prev_frame)
-            warped = self.flow.warp(prev_out, map_x, map_y) / 255.0
+            warped = self.flow.warp(prev_out, map_x, map_y).astype(np.float32) / 255.0
             diff = ((output.astype(np.float32) / 255.0 - warped) ** 2).mean(axis=2)
             n = float(trusted.sum())
             if n > 0:

@@ -194,6 +194,19 @@ def test_style_weights_are_one_rule_too(capsys):
         _server_parsers()["style_weights"]("1,x")
 
 
+def test_style_weights_near_the_float_limit_blend_instead_of_vanishing():
+    """1e308 twice sums to inf in float64: normalized naively, every weight became 0 and the
+    AdaIN and fast paths painted a near-flat image with exit 0."""
+    from painterly.options import check_style_weights
+
+    assert check_style_weights([1e308, 1e308], 2) == [0.5, 0.5]
+    assert check_style_weights([1e308, 0.0, 3e307], 3) == pytest.approx([1 / 1.3, 0.0, 0.3 / 1.3])
+    with pytest.raises(PainterlyError, match="must not all be zero"):
+        check_style_weights([0.0, 0.0], 2)
+    with pytest.raises(PainterlyError, match="finite"):
+        check_style_weights([float("inf"), 1.0], 2)
+
+
 def test_server_limits_are_tighter_and_declared():
     parsers = _server_parsers()
     assert parse("gatys", {"style_scale": 5}).style_scale == 5.0

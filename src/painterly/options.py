@@ -330,10 +330,14 @@ def check_style_weights(weights: Sequence[float] | None, n_styles: int,
         raise PainterlyError(f"{len(weights)} style weight(s) given for {n_styles} {what}(s)")
     if any(not math.isfinite(w) or w < 0 for w in weights):
         raise PainterlyError("style weights must be finite and non-negative")
-    total = sum(weights)
-    if total <= 0:
+    top = max(weights)
+    if top <= 0:
         raise PainterlyError("style weights must not all be zero")
-    return [w / total for w in weights]
+    # Divided by the largest first: weights near the float64 limit (1e308 twice) sum to inf,
+    # which would divide every weight to 0 and paint a flat image.
+    scaled = [w / top for w in weights]
+    total = sum(scaled)
+    return [w / total for w in scaled]
 
 
 def require_styles(method: str, styles: Sequence[Image.Image]) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 from .image import ImageLike, list_images, load_image, pil_to_tensor, resize, tensor_to_pil
 
 __all__ = ["DEFAULT_AUGMENT_STYLE_SIZE", "RandomStyle"]
@@ -144,7 +144,8 @@ class RandomStyle:
         from .adain.networks import NETWORKS_CHOICES, PRECISIONS
 
         if network not in NETWORKS_CHOICES:
-            raise PainterlyError(f"unknown network '{network}' (choose from {', '.join(NETWORKS_CHOICES)})")
+            raise PainterlyError(f"unknown network {echo(network)} "
+                                 f"(choose from {', '.join(NETWORKS_CHOICES)})")
         self.network = network
 
         if precision not in PRECISIONS:

@@ -11,6 +11,16 @@ class PainterlyError(Exception):
     """
 
 
+#: Longest piece of a user's value an error message repeats (a 16 MB field must not come back).
+ECHO_LIMIT = 64
+
+
+def echo(value: object) -> str:
+    """``repr(value)`` for an error message, cut to :data:`ECHO_LIMIT` characters."""
+    text = repr(value)
+    return text if len(text) <= ECHO_LIMIT else f"{text[: ECHO_LIMIT - 3]}..."
+
+
 def check(condition: bool, message: str) -> None:
     """Raise :class:`PainterlyError` with ``message`` unless ``condition`` holds."""
     if not condition:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from typing import Any, ClassVar
 
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 
 #: What an option's value is: a whole number, a finite number, one of ``choices``, a list of
 #: numbers or of names (a list or comma-separated text), free text, a yes/no flag, or any object
@@ -145,7 +145,7 @@ def _show(x: float) -> str:
 
 def _whole(opt: Option, v: Any) -> int:
     if isinstance(v, bool):
-        raise opt.fail(f"must be a whole number, got {v!r}")
+        raise opt.fail(f"must be a whole number, got {echo(v)}")
     if isinstance(v, int):
         x = v
     else:
@@ -158,9 +158,9 @@ def _whole(opt: Option, v: Any) -> int:
             try:
                 f = float(text)
             except (TypeError, ValueError):
-                raise opt.fail(f"must be a whole number, got {v!r}") from None
+                raise opt.fail(f"must be a whole number, got {echo(v)}") from None
             if not math.isfinite(f) or f != int(f):
-                raise opt.fail(f"must be a whole number, got {v!r}") from None
+                raise opt.fail(f"must be a whole number, got {echo(v)}") from None
             x = int(f)
     lo, hi = opt.minimum, opt.maximum
     if lo is not None and hi is not None and not lo <= x <= hi:
@@ -182,11 +182,11 @@ def _range_words(lo: float | None, hi: float | None, positive: bool) -> str:
 
 def _number(opt: Option, v: Any) -> float:
     if isinstance(v, bool):
-        raise opt.fail(f"must be a number, got {v!r}")
+        raise opt.fail(f"must be a number, got {echo(v)}")
     try:
         x = float(v)
     except (TypeError, ValueError, OverflowError):
-        raise opt.fail(f"must be a number, got {v!r}") from None
+        raise opt.fail(f"must be a number, got {echo(v)}") from None
     lo, hi = opt.minimum, opt.maximum
     floor = 0.0 if lo is None and opt.positive else lo
     low = floor is not None and (x <= floor if opt.positive else x < floor)
@@ -202,7 +202,7 @@ def _choice(opt: Option, v: Any) -> str | None:
     if s not in opt.choices:
         what = opt.label or opt.name
         where = f"{opt.name}: " if opt.label else ""
-        raise opt.fail(f"invalid choice: {str(v)!r} (choose from {', '.join(opt.choices)})",
+        raise opt.fail(f"invalid choice: {echo(str(v))} (choose from {', '.join(opt.choices)})",
                        f"unknown {what} '{v}' ({where}choose from {', '.join(opt.choices)})")
     return s
 
@@ -219,9 +219,9 @@ def _numbers(opt: Option, v: Any) -> list[float]:
         try:
             x = float(t) if not isinstance(t, bool) else math.nan
         except (TypeError, ValueError):
-            raise opt.fail(f"must be comma-separated numbers, got {v!r}") from None
+            raise opt.fail(f"must be comma-separated numbers, got {echo(v)}") from None
         if not math.isfinite(x) or (opt.minimum is not None and x < opt.minimum):
-            raise opt.fail(f"must be finite numbers{_range_words(opt.minimum, None, False)}, got {t!r}")
+            raise opt.fail(f"must be finite numbers{_range_words(opt.minimum, None, False)}, got {echo(t)}")
         out.append(x)
     return out
 
@@ -229,7 +229,7 @@ def _numbers(opt: Option, v: Any) -> list[float]:
 def _names(opt: Option, v: Any) -> list[str]:
     out = [str(t).strip() for t in _items(v)]
     if not out or any(not _NAME.fullmatch(t) for t in out):
-        raise opt.fail(f"must be one or more comma-separated names (letters, digits, _), got {v!r}")
+        raise opt.fail(f"must be one or more comma-separated names (letters, digits, _), got {echo(v)}")
     return out
 
 
@@ -238,7 +238,7 @@ def _flag(opt: Option, v: Any) -> bool:
         return bool(v)
     if v.lower() in _TRUE + _FALSE:
         return v.lower() in _TRUE
-    raise opt.fail(f"must be true or false, got {v!r}")
+    raise opt.fail(f"must be true or false, got {echo(v)}")
 
 
 _CHECKS = {
@@ -258,6 +258,6 @@ def _check_limit(opt: Option, limit: Limit, value: Any) -> None:
             words = f"at least {_show(lo)}" if lo is not None else f"at most {_show(hi)}"
         raise opt.fail(f"must be {words} on this server, got {_show(value)}")
     if limit.choices is not None and value not in limit.choices:
-        raise opt.fail(f"must be one of {', '.join(limit.choices)} on this server, got {value!r}")
+        raise opt.fail(f"must be one of {', '.join(limit.choices)} on this server, got {echo(value)}")
     if limit.pattern is not None and not re.fullmatch(limit.pattern, str(value)):
-        raise opt.fail(f"is not allowed on this server: {value!r}", limit.message or None)
+        raise opt.fail(f"is not allowed on this server: {echo(value)}", limit.message or None)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..device import auto_bf16, cast_dtype
-from ..errors import PainterlyError
+from ..errors import PainterlyError, echo
 from .core import Stats, mean_std
 from .lite import LiteNetwork, is_lite_config, load_lite
 from .model import MULTIPLE, Decoder, Encoder, inference_decoder, load_decoder, pad_to_multiple
@@ -179,7 +179,7 @@ def resolve_decoder(decoder: str | os.PathLike | AdaINModel | None, network: str
     kind decides what it is; a file that is not the ``network`` named ("auto" takes either) is
     an error."""
     if network not in NETWORKS_CHOICES:
-        raise PainterlyError(f"unknown network '{network}' (choose from {', '.join(NETWORKS_CHOICES)})")
+        raise PainterlyError(f"unknown network {echo(network)} (choose from {', '.join(NETWORKS_CHOICES)})")
     if isinstance(decoder, LiteNetwork):
         model, config = decoder, decoder.config()
     elif isinstance(decoder, Decoder):

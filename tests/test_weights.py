@@ -93,3 +93,52 @@ def test_random_style_refuses_them(bad_files, content_image):
                       style_size=64, seed=0)
     with pytest.raises(PainterlyError, match="dec_nan.safetensors is damaged"):
         aug(content_image)
+
+
+@pytest.fixture(scope="module")
+def zero_files(tmp_path_factory) -> dict[str, Path]:
+    """The shipped lite network with every weight zeroed, and a fast network likewise: finite,
+    so they load, but each paints one flat colour."""
+    from painterly.adain.lite import load_lite, save_lite
+    from painterly.adain.networks import default_lite_path
+
+    root = tmp_path_factory.mktemp("zero_weights")
+    lite, config = load_lite(str(default_lite_path()))
+    with torch.no_grad():
+        for p in lite.parameters():
+            p.zero_()
+    save_lite(lite, str(root / "lite_zero.safetensors"), config)
+    net = TransformerNet(2, 8, 1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+    save_model(net, str(root / "fast_zero.safetensors"), ["a", "b"])
+    return {"lite": root / "lite_zero.safetensors", "fast": root / "fast_zero.safetensors"}
+
+
+def test_a_model_that_paints_a_flat_image_is_refused(zero_files, tmp_path, content_image, capsys):
+    from painterly.augment import RandomStyle
+
+    content_image.save(tmp_path / "c.png")
+    out = tmp_path / "o.png"
+    for args, path in ((["--network", "lite", "--decoder", str(zero_files["lite"])], zero_files["lite"]),
+                       (["--method", "fast", "--model", str(zero_files["fast"])], zero_files["fast"])):
+        style = [] if "fast" in args else ["--style", "builtin:udnie"]
+        assert main(["stylize", str(tmp_path / "c.png"), *style, *args, "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert f"model file {path} paints a constant image" in lines[0], lines[0]
+    assert not out.exists()
+    aug = RandomStyle("builtin:udnie", p=1.0, decoder=str(zero_files["lite"]), network="lite",
+                      style_size=64, seed=0)
+    with pytest.raises(PainterlyError, match="lite_zero.safetensors paints a constant image"):
+        aug(content_image)
+
+
+def test_the_shipped_models_pass_the_probe():
+    from painterly.adain.networks import default_lite_path, networks_for
+    from painterly.fast.stylize import _load_network
+
+    networks_for(str(default_lite_path()), "lite", torch.device("cpu"))  # no error
+    _load_network("artworks8")

@@ -152,6 +152,34 @@ def check_finite_state(state: dict[str, torch.Tensor], source: str) -> None:
                                      f"(NaN or infinite weights would paint every result black)")
 
 
+#: Side of the test picture a model paints when it is loaded (:func:`check_paints`).
+PROBE_SIDE = 64
+
+
+def probe_image(side: int = PROBE_SIDE) -> torch.Tensor:
+    """A fixed ``(1, 3, side, side)`` RGB test picture in [0, 1]: colour ramps under soft noise
+    (the same every call), for the load-time probe of a model file."""
+    g = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0.0, 1.0, side)
+    yy, xx = torch.meshgrid(ramp, ramp, indexing="ij")
+    base = torch.stack([xx, yy, 1.0 - xx * yy])[None]
+    noise = torch.nn.functional.avg_pool2d(torch.rand(1, 3, side, side, generator=g), 5, 1, 2)
+    return (0.7 * base + 0.3 * noise).clamp(0.0, 1.0)
+
+
+def check_paints(output: torch.Tensor, source: str) -> None:
+    """Refuse a model whose painting of :func:`probe_image` is flat or not finite: an all-zero
+    or otherwise dead file would give every user a black (or one-colour) image with exit 0.
+    A picture is flat when no channel's spatial standard deviation reaches one 8-bit level."""
+    y = output.detach().float()
+    if not bool(torch.isfinite(y).all()):
+        raise PainterlyError(f"model file {source} is damaged: it paints NaN or infinite values")
+    spread = float(y.clamp(0.0, 1.0).flatten(2).std(dim=2).max())
+    if spread < 1.0 / 255:
+        raise PainterlyError(f"model file {source} paints a constant image (a test picture came "
+                             f"out flat: all-zero or damaged weights)")
+
+
 def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
                  what: str) -> None:
     """Load ``state`` into ``module`` after checking that every key is there with its shape.

@@ -227,7 +227,10 @@ def networks_for(decoder: str | os.PathLike | AdaINModel | None, network: str, d
     """
     def build() -> AdaINNetworks:
         model, config = resolve_decoder(decoder, network, device)
-        return AdaINNetworks(model, config, device, precision, channels_last, compile)
+        nets = AdaINNetworks(model, config, device, precision, channels_last, compile)
+        if path is not None:
+            nets.check_paints(str(path))
+        return nets
 
     path = _model_file(decoder, network, device) if network in NETWORKS_CHOICES else None
     try:
@@ -309,6 +312,15 @@ class AdaINNetworks:
         t = t.contiguous(memory_format=self.memory_format)
         with self._autocast():
             return self._dec(t).float()
+
+    @torch.inference_mode()
+    def check_paints(self, source: str) -> None:
+        """Refuse a model file that reconstructs a test picture as a flat image
+        (:func:`painterly.weights.check_paints`): one 64 px pass, once per loaded file."""
+        from ..weights import check_paints, probe_image
+        from .tiling import encode_transform_decode
+
+        check_paints(encode_transform_decode(self, probe_image(), lambda f: f, None), source)
 
     @torch.inference_mode()
     def style_stats(self, style: torch.Tensor) -> Stats:

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..errors import PainterlyError
 from ..options import FastOptions, check_style_weights, options_from
+from ..weights import check_paints, probe_image
 from .model import TransformerNet, load_model
 from .registry import default_model, resolve_model
 
@@ -74,6 +75,8 @@ def _load_network(model: str | os.PathLike | TransformerNet) -> tuple[Transforme
         return model.eval(), {"style_names": [f"style{i}" for i in range(n)]}, "in-memory network"
     path = resolve_model(model)
     net, config = load_model(str(path))
+    with torch.inference_mode():
+        check_paints(net.eval()(probe_image()), str(path))
     return net, config, Path(path).stem
 
 

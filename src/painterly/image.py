@@ -452,6 +452,12 @@ def encode_image(img: Image.Image, fmt: str = "PNG", quality: int = 95) -> bytes
     return buf.getvalue()
 
 
+#: The smallest content side every feed-forward method (AdaIN, fast) paints: the image is padded
+#: to a multiple of 8 and its 1/8 feature grid must be at least 2 px for reflection padding.
+#: One rule, so a 1x1 image is refused by every method, not painted as one grey pixel by one.
+MIN_CONTENT_SIDE = 9
+
+
 def check_min_side(width: int, height: int, minimum: int, what: str, hint: str = "") -> None:
     """Refuse an image whose short side is under ``minimum`` pixels (an extreme aspect ratio or a
     tiny image) with one line naming its size, instead of a crash deep inside a network."""

@@ -27,7 +27,7 @@ from PIL import Image
 
 from ..color import luminance_transfer, match_histogram
 from ..errors import PainterlyError
-from ..image import ImageLike, load_image, pil_to_tensor, resize, tensor_to_pil
+from ..image import MIN_CONTENT_SIDE, ImageLike, load_image, pil_to_tensor, resize, tensor_to_pil
 from ..options import DEFAULT_STYLE_SIZE, AdaINOptions, check_style_weights, options_from, require_styles
 from .core import StyleStats
 from .model import MULTIPLE, pad_to_multiple
@@ -37,9 +37,8 @@ from .tiling import MIN_TILE
 __all__ = ["DEFAULT_STYLE_SIZE", "MIN_SIDE", "AdaINStylizer", "check_content_size", "feature_masks",
            "finish_colors", "recolor_styles", "style_tensors"]
 
-#: Smallest content side: padded to a multiple of 8, relu4_1 (1/8 of that) must be at least 2 px
-#: for the decoder's reflection padding.
-MIN_SIDE = 9
+#: Smallest content side (:data:`painterly.image.MIN_CONTENT_SIDE`, the rule of every method).
+MIN_SIDE = MIN_CONTENT_SIDE
 
 
 # --------------------------------------------------------------------------------------------

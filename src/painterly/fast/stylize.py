@@ -24,11 +24,6 @@ from .registry import default_model, resolve_model
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
-#: A content strip whose short side is under MIN_STRIP_SIDE px (the ONNX fast graphs' minimum)
-#: and more than STRIP_ASPECT times longer is refused: a 1x20000 photo would give a 1-pixel-wide
-#: result. Small images keep their size (the network pads to its stride), a 1x9 one too.
-MIN_STRIP_SIDE = 8
-STRIP_ASPECT = 16.0
 
 
 def _is_style_image(name: str) -> bool:
@@ -182,13 +177,11 @@ class FastStylizer:
         """:meth:`stylize_tensor` in the network's memory layout (channels-last for the lite
         network on a CPU: :meth:`__call__` turns that into pixels without a layout copy)."""
         from ..device import autocast, check_memory
-        from ..image import check_min_side
+        from ..image import MIN_CONTENT_SIDE, check_min_side
 
         h, w = int(x.shape[-2]), int(x.shape[-1])
-        if min(h, w) < MIN_STRIP_SIDE and max(h, w) > STRIP_ASPECT * min(h, w):
-            check_min_side(w, h, MIN_STRIP_SIDE, "content image",
-                           f"a strip over {STRIP_ASPECT:g}:1 would give a result {min(h, w)} px wide; "
-                           f"crop it to a less extreme shape")
+        check_min_side(w, h, MIN_CONTENT_SIDE, "content image",
+                       "the same rule as AdaIN's; enlarge or crop it to a less extreme shape")
 
         # Peak of one pass: about four full-resolution fp32 maps of `width` channels.
         check_memory(x.shape[0] * x.shape[-2] * x.shape[-1], 16 * self.width, self.device,

@@ -33,7 +33,9 @@ def make_decoder(path) -> str:
     with torch.no_grad():
         dec.net[-1].weight.mul_(20.0)
         dec.net[-1].bias.fill_(0.5)
-    save_decoder(dec, str(path), half=False)
+    # a training config as a real run writes one: it names the trainer's folders
+    save_decoder(dec, str(path), {"training": {"out": "/home/trainer/runs/dec",
+                                               "content_dir": "/data/photos"}}, half=False)
     return str(path)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import threading
 import time
 
@@ -59,6 +60,10 @@ def test_methods_lists_methods_models_and_builtin_styles(client, decoder_file):
         assert isinstance(m["reason"], str)
     assert data["models"]["adain_decoder"]["file"] == "decoder.safetensors"
     assert decoder_file not in str(data)  # no server paths
+    # nor the training run's (a shipped file's config names the trainer's folders)
+    assert "training" not in data["models"]["adain_decoder"] and "/" not in json.dumps(
+        {k: v for k, v in data["models"]["adain_decoder"].items() if k != "card"})
+    assert data["models"]["adain_decoder"]["card"].endswith("MODEL_CARD.md")
     names = [s["name"] for s in data["builtin_styles"]]
     assert "retina" in names
     thumb = client.get(data["builtin_styles"][0]["thumbnail"])

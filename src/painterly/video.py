@@ -1,22 +1,23 @@
-"""Stylize a video frame by frame, with temporally smoothed AdaIN statistics.
+"""Stylize a video frame by frame, steadied by flow-guided temporal blending.
 
 Decoding and encoding use imageio-ffmpeg's bundled ffmpeg: frames are read as RGB, stylized,
 written as H.264 (yuv420p; yuv444p when a side is odd) at the input's frame rate and size (or
 ``size`` on the long side), and the input's audio track is then copied over in a second ffmpeg
 pass (``-map 0:v -map 1:a? -c copy``; re-encoded to AAC if the container refuses the codec).
 
-Temporal stability (AdaIN): the style statistics are computed once; the *content* statistics
-(per-channel mean/std of the relu4_1 features) are smoothed over frames with an exponential
-moving average ``m_t = smooth * m_{t-1} + (1 - smooth) * m(frame_t)``, so that a local change
-(an object entering) does not re-normalize and repaint the whole frame. The price: per-frame
-normalization also cancels *global* feature changes (pans, exposure), and smoothing gives part of
-that up — measured in docs/DEPLOY.md, hence the moderate default 0.5. ``smooth=0`` is plain
-per-frame AdaIN. The fast method runs per frame (feed-forward, nothing to smooth; its flicker is
-reported the same way).
+Temporal stability, both methods: each frame's output is blended with the previous output
+carried along the optical flow of the input frames where that flow is trusted
+(:class:`painterly.temporal.FlowBlend`; ``temporal`` is its weight, 0 = off); occlusions and
+cuts take the new frame's output alone. The flow runs in a thread beside the network. AdaIN can
+also smooth its *content* statistics (per-channel mean/std of relu4_1) over frames with an
+exponential moving average ``m_t = smooth * m_{t-1} + (1 - smooth) * m(frame_t)``, so that a
+local change (an object entering) does not re-normalize the whole frame; ``smooth=0`` is plain
+per-frame AdaIN. Measured in docs/DEPLOY.md.
 
 Flicker figure: mean absolute change between consecutive output frames divided by the same for
 the (resized) input frames, :attr:`VideoResult.flicker`. 1.0 means the output changes as much as
-the input does; lower is steadier.
+the input does; lower is steadier. With ``measure_warping`` also the warping error
+(:class:`painterly.temporal.WarpMeter`, Lai et al. 2018, flow estimated on the input).
 """
 
 from __future__ import annotations

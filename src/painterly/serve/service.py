@@ -36,6 +36,14 @@ from .parsing import ADAIN_OPTIONS, ParsedRequest, builtin_style_image, decode_u
 log = logging.getLogger("painterly.serve")
 
 
+
+#: What ``/v1/methods`` says of the AdaIN model: its kind and architecture, nothing of its
+#: training run (whose config names the trainer's folders).
+MODEL_INFO_KEYS = ("kind", "widths", "decoder_widths", "skip", "upsample", "padding",
+                   "encoder_padding")
+#: Where a client reads what the shipped models are and how they were measured.
+MODEL_CARD = "docs/MODEL_CARD.md"
+
 class MemoryBudget:
     """Bytes reserved by the requests in progress, against a ``total``.
 
@@ -172,9 +180,11 @@ class Service:
         from ..adain.networks import default_model_path
 
         name = Path(path).name if path is not None else default_model_path(self.adain.network).name
-        # The file name only: clients need not learn the server's paths.
+        # The file name and its architecture only: clients need not learn the server's paths
+        # (a file's training config names the folders of the machine that trained it).
         self.model_info["adain_decoder"] = {"file": name, "network": self.adain.network, **{
-            k: v for k, v in self.adain.config.items() if _jsonable(v) and k != "path"}}
+            k: v for k, v in self.adain.config.items() if k in MODEL_INFO_KEYS and _jsonable(v)},
+            "card": MODEL_CARD}
 
     def _load_fast(self) -> None:
         try:

@@ -126,7 +126,22 @@ def test_every_adain_option_the_server_takes_changes_the_answer(client):
     assert base.status_code == 200
     assert stylize(client, seed=7).content == base.content
     for name, value in ADAIN_CHANGES.items():
+        if name == "network":
+            continue  # this server serves its own --decoder file only: the next test
         r = stylize(client, **{name: value})
         assert r.status_code == 200, (name, r.text)
         assert r.content != base.content, f"option {name} was accepted and ignored"
-    assert stylize(client, network="lite").headers["X-Painterly-Network"] == "lite"
+
+
+def test_network_picks_a_shipped_network_and_never_replaces_a_users_model(client):
+    with TestClient(create_app(config(None))) as shipped:  # no --decoder: the shipped networks
+        base = stylize(shipped)
+        other = "vgg" if base.headers["X-Painterly-Network"] == "lite" else "lite"
+        r = stylize(shipped, network=other)
+        assert r.status_code == 200 and r.headers["X-Painterly-Network"] == other
+        assert r.content != base.content
+    # A server started with a user's model answers with it, or refuses: never a shipped one.
+    assert stylize(client, network="vgg").headers["X-Painterly-Network"] == "vgg"
+    r = stylize(client, network=ADAIN_CHANGES["network"])
+    assert r.status_code == 400, r.text
+    assert "not served here" in r.json()["error"] and "vgg" in r.json()["error"]

@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -35,6 +36,7 @@ from ..adain.stylize import (
     style_tensors,
 )
 from ..device import resolve_device
+from ..errors import PainterlyError, echo
 from ..image import pil_to_tensor, tensor_to_pil
 from ..options import AdaINOptions
 from .config import MIN_SIDE
@@ -93,8 +95,16 @@ class AdaINEngine:
             return self._pipelines.setdefault(network, loaded)
 
     def resolve_network(self, network: str | None) -> str:
-        """The concrete network ("vgg" or "lite") a request's option means."""
-        return self.network if network in (None, "auto") else network
+        """The concrete network ("vgg" or "lite") a request's option means. A server started
+        with a user's model file serves that model only: another network is refused, never
+        answered with a shipped model the user did not choose."""
+        if network in (None, "auto", self.network):
+            return self.network
+        if self.decoder_path is not None:
+            raise PainterlyError(f"network {echo(str(network))} is not served here: this server serves "
+                                 f"its {self.network} model ({Path(self.decoder_path).name}); use "
+                                 f"network {self.network} or auto")
+        return network
 
     @staticmethod
     def cache_key(data: bytes, *extra: object) -> str:

@@ -47,7 +47,8 @@ def test_every_server_setting_is_a_flag_with_its_default():
 @pytest.mark.parametrize("argv, words", [(["--max-upload-mb", "0"], "--max-upload-mb must be positive"),
                                          (["--workers", "two"], "--workers"),
                                          (["--memory-wait", "-1"], "--memory-wait"),
-                                         (["--style-cache", "-1"], "--style-cache")])
+                                         (["--style-cache", "-1"], "--style-cache"),
+                                         (["--token", "short"], "--token must be at least 8")])
 def test_bad_server_settings_are_one_line(capsys, argv, words):
     from painterly.cli import main
 
@@ -57,3 +58,17 @@ def test_bad_server_settings_are_one_line(capsys, argv, words):
         rc = exc.code
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and words in err[0], err
+
+
+def test_token_from_the_environment_and_loopback(monkeypatch):
+    import argparse
+
+    from painterly.cli.serve import add_config_flags, config_from_args, is_loopback
+
+    p = argparse.ArgumentParser()
+    add_config_flags(p)
+    monkeypatch.setenv("PAINTERLY_TOKEN", "from-the-env-1")
+    assert config_from_args(p.parse_args([])).token == "from-the-env-1"
+    assert config_from_args(p.parse_args(["--token", "given-flag-22"])).token == "given-flag-22"
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.20")

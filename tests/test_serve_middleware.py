@@ -126,3 +126,23 @@ def test_body_guards_answer_json_only_before_a_response_started(guard, receive, 
         body = sent[-1]["body"]
         assert needle in json.loads(body)["error"]
         assert (b"content-length", str(len(body)).encode()) in starts[0]["headers"]
+
+
+def test_a_token_guards_the_api_and_leaves_ping_and_the_page_open(decoder_file):
+    token = "s3cret-token-for-tests"
+    with TestClient(create_app(config(decoder_file, token=token))) as c:
+        assert c.get("/ping").status_code == 200  # SageMaker's health check
+        assert c.get("/").status_code == 200
+        r = c.get("/v1/methods")
+        assert r.status_code == 401 and "token" in r.json()["error"]
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        assert c.get("/v1/methods", headers={"Authorization": "Bearer wrong-token-xx"}).status_code == 401
+        assert c.get("/v1/methods", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert c.get(f"/v1/methods?token={token}").status_code == 200  # what an <img> can send
+        assert stylize(c).status_code == 401
+        assert stylize(c, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        # /invocations is left to SageMaker's own authentication
+        files = {"content": ("c.png", b"not an image", "image/png")}
+        assert c.post("/invocations", files=files).status_code != 401
+    with TestClient(create_app(config(decoder_file))) as c:  # no token: all open, as before
+        assert c.get("/v1/methods").status_code == 200

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from dataclasses import Field, fields
 
 from . import positive_int
@@ -26,6 +28,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", default="info",
                    choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=run)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (a name that resolves to loopback counts)."""
+    import ipaddress
+    import socket
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False  # bind_sockets says what is wrong with it
+    return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
 
 
 def config_flags() -> list[Field]:
@@ -58,8 +76,11 @@ def config_from_args(args: argparse.Namespace):  # -> ServeConfig
     checked."""
     from ..serve.config import ServeConfig
 
-    cfg = ServeConfig(**{f.name: getattr(args, f.name) for f in config_flags()
-                         if getattr(args, f.name, None) is not None})
+    given = {f.name: getattr(args, f.name) for f in config_flags()
+             if getattr(args, f.name, None) is not None}
+    if "token" not in given and os.environ.get("PAINTERLY_TOKEN"):
+        given["token"] = os.environ["PAINTERLY_TOKEN"]  # kept out of the process list
+    cfg = ServeConfig(**given)
     cfg.check()
     return cfg
 
@@ -92,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     from ..serve.protocol import uvicorn_options
     from ..serve.runner import bind_sockets
 
+    if not cfg.token and not is_loopback(args.host):
+        print(f"warning: serving on {args.host} without --token: anyone who can reach this "
+              f"address can use the server (set --token or PAINTERLY_TOKEN)", file=sys.stderr)
     sockets = bind_sockets(args.host, args.port)  # a taken port, a host that does not resolve
     try:
         app = create_app(cfg)

@@ -46,7 +46,7 @@ from ..image import BUILTIN_STYLES, encode_image
 from .batching import CancelToken
 from .config import ServeConfig
 from .errors import BODY_GUARD_SIGNALS, BodyTimeout, BodyTooLarge, HTTPError, error_response
-from .middleware import BodyLimitMiddleware, BodyTimeoutMiddleware
+from .middleware import BodyLimitMiddleware, BodyTimeoutMiddleware, TokenMiddleware
 from .openapi import STYLIZE_DOC, STYLIZE_OPENAPI
 from .parsing import (
     builtin_thumbnail,
@@ -239,7 +239,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                   description="Neural style transfer over HTTP (AdaIN, Gatys, fast networks).")
     app.state.service = Service(config)
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(config.max_upload_mb * 1e6))
-    app.add_middleware(BodyTimeoutMiddleware, seconds=config.body_timeout)  # outermost: times all
+    app.add_middleware(BodyTimeoutMiddleware, seconds=config.body_timeout)  # times all
+    if config.token:
+        app.add_middleware(TokenMiddleware, token=config.token)  # outermost: before any body
 
     app.add_exception_handler(StarletteHTTPException, http_exception)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -79,6 +79,9 @@ class ServeConfig:
     workers: int = setting(1, "threads for gatys/fast requests")
     preload_gatys: bool = setting(True, "load VGG19 for gatys at start-up")
     style_cache: int = setting(32, "adain: style statistics kept (LRU; 0: none)")
+    token: str | None = setting(None, "require 'Authorization: Bearer TOKEN' on /v1/* and the live "
+                                      "socket (or env PAINTERLY_TOKEN); /ping and /invocations "
+                                      "stay open", "none")
     allowed_formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
     eager_load: bool = False  # load models before serving (tests); else in a background thread
 
@@ -97,6 +100,9 @@ class ServeConfig:
             raise PainterlyError("--batch-wait-ms must be >= 0")
         if not 0 <= self.memory_wait < float("inf"):
             raise PainterlyError("--memory-wait must be >= 0 and finite")
+        if self.token is not None and (len(self.token) < 8 or not self.token.isprintable()
+                                       or " " in self.token):
+            raise PainterlyError("--token must be at least 8 printable characters without spaces")
         if self.max_request_mb > self.memory_budget_mb:
             raise PainterlyError(f"--max-request-mb ({self.max_request_mb:g}) must not be over "
                                  f"--memory-budget-mb ({self.memory_budget_mb:g}): such a request "

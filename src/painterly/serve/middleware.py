@@ -129,3 +129,47 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if not tracker.started:
                 await self._reject(send)
+
+
+#: Paths a token guards: the API and the live socket. ``/ping`` and ``/invocations`` stay open,
+#: as SageMaker expects (its endpoint does the authentication); ``/`` and ``/static`` are the
+#: page itself, which holds no data.
+GUARDED_PREFIXES = ("/v1/", "/live")
+
+
+class TokenMiddleware:
+    """``--token``: a request to a guarded path must carry ``Authorization: Bearer TOKEN`` (or
+    ``?token=TOKEN``, for what a browser cannot give a header: image tags, WebSockets), compared
+    in constant time; else ``401`` (HTTP) or a close with code 1008 (WebSocket)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    def _given(self, scope: dict) -> bytes:
+        for key, value in scope.get("headers", []):
+            if key == b"authorization" and value[:7].lower() == b"bearer ":
+                return value[7:].strip()
+        from urllib.parse import parse_qs
+
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        return query.get("token", [""])[0].encode("latin-1", "replace")
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        import hmac
+
+        if scope["type"] not in ("http", "websocket") or \
+                not scope.get("path", "").startswith(GUARDED_PREFIXES) or \
+                hmac.compare_digest(self._given(scope), self.token):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = json.dumps({"error": "missing or wrong token: send 'Authorization: Bearer TOKEN' "
+                                    "(the token the server was started with)"}).encode()
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"www-authenticate", b'Bearer realm="painterly"')]})
+        await send({"type": "http.response.body", "body": body})

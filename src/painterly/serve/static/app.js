@@ -1,3 +1,9 @@
+// A server started with --token: open the page as /?token=TOKEN; fetches send it as a header,
+// images (which cannot) as a query parameter.
+const TOKEN = new URLSearchParams(location.search).get("token") || "";
+const AUTH = TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
+const withToken = (url) => (TOKEN ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(TOKEN)}` : url);
+
 // painterly web page: plain JS, no external resources. Talks to /v1/methods and /v1/stylize.
 "use strict";
 
@@ -53,7 +59,7 @@ function selectBuiltin(name) {
     state.style = null;
     $("style-file").value = "";
     const preview = $("style-preview");
-    preview.src = `/v1/styles/${name}`;
+    preview.src = withToken(`/v1/styles/${name}`);
     preview.hidden = false;
     $("style-drop").classList.add("filled");
     $("style-drop").querySelector(".drop-hint").textContent = name.replace(/_/g, " ");
@@ -76,7 +82,7 @@ function updateMethodUi() {
 
 async function loadMethods() {
   try {
-    const r = await fetch("/v1/methods");
+    const r = await fetch("/v1/methods", { headers: AUTH });
     const data = await r.json();
     state.methods = data.methods;
     const select = $("method");
@@ -98,7 +104,7 @@ async function loadMethods() {
       b.setAttribute("role", "radio");
       b.setAttribute("aria-checked", "false");
       const img = document.createElement("img");
-      img.src = s.thumbnail;
+      img.src = withToken(s.thumbnail);
       img.alt = b.title;
       b.appendChild(img);
       b.addEventListener("click", () => selectBuiltin(s.name));
@@ -142,7 +148,7 @@ async function stylize(event) {
   $("result-box").classList.add("busy");
   const t0 = performance.now();
   try {
-    const r = await fetch("/v1/stylize", { method: "POST", body: form, headers: { Accept: "image/png" } });
+    const r = await fetch("/v1/stylize", { method: "POST", body: form, headers: { Accept: "image/png", ...AUTH } });
     if (!r.ok) {
       let msg = `${r.status} ${r.statusText}`;
       try { msg = (await r.json()).error || msg; } catch (_) { /* not JSON */ }

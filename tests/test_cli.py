@@ -93,3 +93,35 @@ def test_other_commands_check_their_output_paths(tmp_path, monkeypatch, capsys, 
     assert code == 2 and err.startswith("error: ") and words in err and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.parametrize("flag", ["--preserve-color", "--network", "--device"])
+def test_a_huge_value_is_not_echoed_back(flag, capsys, tmp_path):
+    """A 20,000-character value comes back cut to a few dozen characters (errors.echo)."""
+    from painterly.cli import main
+
+    try:
+        rc = main(["stylize", "builtin:chelsea", "--style", "builtin:udnie", flag, "y" * 20000,
+                   "-o", str(tmp_path / "o.png")])
+    except SystemExit as exc:
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err) < 400 and "yyyy" in err, err[:400]
+
+
+def test_torch_running_out_of_memory_is_one_line(monkeypatch, capsys, tmp_path):
+    """torch's CPU allocator raises a RuntimeError, not a MemoryError: still one line, exit 2."""
+    import painterly.cli.stylize as cli_stylize
+    from painterly.cli import main
+    from painterly.errors import is_out_of_memory
+
+    def boom(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate "
+                           "memory: you tried to allocate 5120000000 bytes")
+
+    monkeypatch.setattr(cli_stylize, "run", boom)
+    assert main(["stylize", "builtin:chelsea", "--style", "builtin:udnie",
+                 "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: out of memory"), err
+    assert not is_out_of_memory(RuntimeError("shapes do not match"))

@@ -139,3 +139,14 @@ def test_huge_seed_is_400(client):
     assert r.status_code == 400 and "seed" in r.json()["error"]
     r = stylize(client, seed="9" * 5000)  # a digit string too long to be any option's value
     assert r.status_code == 400 and "seed" in r.json()["error"]
+
+
+@pytest.mark.parametrize("field, extra", [
+    ("network", {}), ("method", {}), ("preserve_color", {}), ("builtin_style", {}),
+    ("optimizer", {"method": "gatys"}), ("pooling", {"method": "gatys"}),
+    ("style_loss", {"method": "gatys"}), ("init", {"method": "gatys"})])
+def test_error_bodies_do_not_echo_a_huge_value(client, field, extra):
+    """A 1 MB option value comes back cut (errors.echo), in a body of at most a few hundred bytes."""
+    r = stylize(client, **{field: "x" * 1_000_000, **extra})
+    assert r.status_code == 400, r.text[:200]
+    assert len(r.content) < 400 and "xxxx" in r.json()["error"], r.text[:400]

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Protocol
 
 from PIL import Image
 
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 from .image import ImageLike, load_image
 from .options import check_style_weights, parse, reject_unknown, require_styles
 
@@ -76,7 +76,7 @@ METHODS: dict[str, Method] = {
 def _method_module(method: str) -> ModuleType:
     """The imported package of ``method``; a clear error for an unknown or left-out method."""
     if method not in METHODS:
-        raise PainterlyError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
+        raise PainterlyError(f"unknown method {echo(method)} (choose from {', '.join(METHODS)})")
     entry = METHODS[method]
     try:
         return entry.load()

@@ -149,7 +149,7 @@ class RandomStyle:
         self.network = network
 
         if precision not in PRECISIONS:
-            raise PainterlyError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+            raise PainterlyError(f"unknown precision {echo(precision)} (choose from {', '.join(PRECISIONS)})")
         self.precision = precision
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise PainterlyError(f"seed must be a whole number, got {seed!r}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 
 PRESERVE_COLOR_MODES = ("luminance", "histogram")
 
@@ -70,6 +70,6 @@ def check_mode(mode: str | None) -> str | None:
     if mode in (None, "", "none"):
         return None
     if mode not in PRESERVE_COLOR_MODES:
-        raise PainterlyError(f"unknown color preservation mode '{mode}' "
+        raise PainterlyError(f"unknown color preservation mode {echo(mode)} "
                              f"(choose from {', '.join(PRESERVE_COLOR_MODES)})")
     return mode

@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -30,11 +30,11 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
                               and torch.backends.mps.is_available()):
         raise PainterlyError("device 'mps' asked for, but Apple MPS is not available")
     if base not in ("cpu", "cuda", "mps"):
-        raise PainterlyError(f"unknown device '{name}' (choose from {', '.join(DEVICES)})")
+        raise PainterlyError(f"unknown device {echo(name)} (choose from {', '.join(DEVICES)})")
     try:
         return torch.device(name)
     except RuntimeError:
-        raise PainterlyError(f"unknown device '{name}'") from None
+        raise PainterlyError(f"unknown device {echo(name)}") from None
 
 
 def autocast(device: torch.device, enabled: bool = True, dtype: torch.dtype | None = None):

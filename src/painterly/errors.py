@@ -21,6 +21,28 @@ def echo(value: object) -> str:
     return text if len(text) <= ECHO_LIMIT else f"{text[: ECHO_LIMIT - 3]}..."
 
 
+#: Longest error message the CLI prints or the server sends (a net under :func:`echo`: a message
+#: that repeats a value some check forgot to cut still cannot come back a megabyte long).
+MESSAGE_LIMIT = 1000
+
+
+def brief(message: str) -> str:
+    """``message`` cut to :data:`MESSAGE_LIMIT` characters."""
+    return message if len(message) <= MESSAGE_LIMIT else f"{message[: MESSAGE_LIMIT - 3]}..."
+
+
+#: What torch's allocators say when memory runs out (a RuntimeError, not a MemoryError).
+OUT_OF_MEMORY_WORDS = ("can't allocate memory", "out of memory", "not enough memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is running out of memory: a MemoryError, or torch's allocator error."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(w in text for w in OUT_OF_MEMORY_WORDS)
+
+
 def check(condition: bool, message: str) -> None:
     """Raise :class:`PainterlyError` with ``message`` unless ``condition`` holds."""
     if not condition:

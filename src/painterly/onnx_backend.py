@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .batch import stylize_folder
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 from .image import check_output, load_image, resize, save_image
 from .options import AdaINOptions, check_style_weights, onnx_options
 
@@ -125,7 +125,7 @@ def _providers(device: str | None) -> list[str]:
     wanted = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
               "mps": "CoreMLExecutionProvider"}.get(device)
     if wanted is None:
-        raise PainterlyError(f"unknown device '{device}' (choose auto, cpu, cuda, mps)")
+        raise PainterlyError(f"unknown device {echo(device)} (choose auto, cpu, cuda, mps)")
     if wanted not in available:
         raise PainterlyError(f"device '{device}' is not available to onnxruntime "
                              f"(it has {', '.join(available)})")

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 from .schema import Limit, MethodOptions, Option, option, options_of
 
 # ----------------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ METHOD_OPTIONS: dict[str, type[MethodOptions]] = {
 def options_class(method: str) -> type[MethodOptions]:
     """The options class of ``method``; a clear error for an unknown one."""
     if method not in METHOD_OPTIONS:
-        raise PainterlyError(f"unknown method '{method}' (choose from {', '.join(METHOD_OPTIONS)})")
+        raise PainterlyError(f"unknown method {echo(method)} (choose from {', '.join(METHOD_OPTIONS)})")
     return METHOD_OPTIONS[method]
 
 

@@ -203,7 +203,7 @@ def _choice(opt: Option, v: Any) -> str | None:
         what = opt.label or opt.name
         where = f"{opt.name}: " if opt.label else ""
         raise opt.fail(f"invalid choice: {echo(str(v))} (choose from {', '.join(opt.choices)})",
-                       f"unknown {what} '{v}' ({where}choose from {', '.join(opt.choices)})")
+                       f"unknown {what} {echo(v)} ({where}choose from {', '.join(opt.choices)})")
     return s
 
 

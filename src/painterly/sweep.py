@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_atomic
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 from .options import STYLE_WEIGHTS, GatysOptions, option_names
 from .schema import OptionError, options_of
 
@@ -149,7 +149,8 @@ def spec_from_dict(data: dict[str, Any], source: str = "sweep") -> SweepSpec:
             raise PainterlyError(f"{source}: '{key}' cannot be set in a sweep (the sweep writes "
                                  f"its own run records)")
         if key not in allowed:
-            raise PainterlyError(f"{source}: unknown setting '{key}' (Gatys options: {', '.join(allowed)})")
+            raise PainterlyError(f"{source}: unknown setting {echo(key)} "
+                                 f"(Gatys options: {', '.join(allowed)})")
     for key, values in grid.items():
         values = _as_list(values)
         if key in _LIST_OPTIONS:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import PainterlyError
+from .errors import PainterlyError, echo
 
 #: AdaIN's default EMA factor for the content statistics of a video (painterly.video.AdaINVideo).
 DEFAULT_SMOOTH = 0.5
@@ -70,7 +70,7 @@ class Flow:
                    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
         if preset not in presets:
-            raise PainterlyError(f"unknown flow preset '{preset}' (choose {', '.join(presets)})")
+            raise PainterlyError(f"unknown flow preset {echo(preset)} (choose {', '.join(presets)})")
         if scale is not None and not 0.1 <= scale <= 1.0:
             raise PainterlyError(f"flow scale must be in [0.1, 1], got {scale}")
         self._dis = cv2.DISOpticalFlow_create(presets[preset])

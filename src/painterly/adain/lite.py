@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PainterlyError
+from ..errors import PainterlyError, echo
 from ..features import VGG, build_extractor
 from ..options import UPSAMPLINGS
 from ..weights import Preprocess, load_model_file, save_model_file
@@ -56,7 +56,7 @@ SKIPS = ("", "relu3_1")
 def check_skip(skip: str) -> str:
     """``skip`` if it is one of :data:`SKIPS` (one-line error otherwise)."""
     if skip not in SKIPS:
-        raise PainterlyError(f"unknown lite skip '{skip}' (choose from none, relu3_1)")
+        raise PainterlyError(f"unknown lite skip {echo(skip)} (choose from none, relu3_1)")
     return skip
 
 
@@ -83,7 +83,7 @@ def config_skip(config: dict, path: str) -> str:
     """The skip a model file's config names ("" when it names none: the first lite networks)."""
     skip = config.get("skip", "")
     if skip not in SKIPS:
-        raise PainterlyError(f"{path}: the config names an unknown skip '{skip}'")
+        raise PainterlyError(f"{path}: the config names an unknown skip {echo(skip)}")
     return skip
 
 
@@ -127,14 +127,14 @@ def config_upsample(config: dict, path: str) -> str:
     written before the option)."""
     upsample = config.get("upsample", "nearest")
     if upsample not in UPSAMPLINGS:
-        raise PainterlyError(f"{path}: the config names an unknown upsampling '{upsample}'")
+        raise PainterlyError(f"{path}: the config names an unknown upsampling {echo(upsample)}")
     return upsample
 
 
 def check_upsample(upsample: str) -> str:
     """``upsample`` if it is one of :data:`~painterly.adain.model.UPSAMPLINGS` (one line else)."""
     if upsample not in UPSAMPLINGS:
-        raise PainterlyError(f"unknown upsampling '{upsample}' (choose {', '.join(UPSAMPLINGS)})")
+        raise PainterlyError(f"unknown upsampling {echo(upsample)} (choose {', '.join(UPSAMPLINGS)})")
     return upsample
 
 

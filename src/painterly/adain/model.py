@@ -55,7 +55,7 @@ class Decoder(nn.Module):
                  plan: tuple | None = None, upsample: str = "nearest") -> None:
         super().__init__()
         if upsample not in UPSAMPLINGS:
-            raise ValueError(f"unknown upsampling '{upsample}' (choose {', '.join(UPSAMPLINGS)})")
+            raise ValueError(f"unknown upsampling {upsample!r} (choose {', '.join(UPSAMPLINGS)})")
         self.plan = tuple(plan) if plan is not None else self.PLAN
         self.upsample = upsample
         layers: list[nn.Module] = []

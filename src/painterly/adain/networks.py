@@ -248,7 +248,7 @@ def encoder_padding(config: dict) -> str:
     """The encoder padding a decoder was trained with (its config's ``encoder_padding``)."""
     padding = str(config.get("encoder_padding", "zeros"))
     if padding not in ENCODER_PADDINGS:
-        raise PainterlyError(f"decoder config names an unknown encoder padding '{padding}'")
+        raise PainterlyError(f"decoder config names an unknown encoder padding {echo(padding)}")
     return padding
 
 
@@ -263,7 +263,7 @@ class AdaINNetworks:
         self.network = network_kind(decoder)
         self.encoder_padding = encoder_padding(config)
         if precision not in PRECISIONS:
-            raise PainterlyError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+            raise PainterlyError(f"unknown precision {echo(precision)} (choose from {', '.join(PRECISIONS)})")
         if precision == "auto":
             precision = "fp32"
             if device.type == "cuda":

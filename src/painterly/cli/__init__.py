@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ..errors import PainterlyError, printable
+from ..errors import PainterlyError, brief, is_out_of_memory, printable
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMANDS = ("stylize", "demo", "sweep", "train", "models", "eval", "export", "serve", "video")
@@ -60,13 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PainterlyError as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
+        print(f"error: {printable(brief(str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # a training run says where its checkpoint is (exit 130/143)
         print(printable(str(exc) or "interrupted"), file=sys.stderr)
         return int(getattr(exc, "exit_code", 130))
-    except MemoryError:
-        print("error: out of memory (try a smaller --size)", file=sys.stderr)
+    except (MemoryError, RuntimeError) as exc:  # torch's allocator raises a RuntimeError
+        if not is_out_of_memory(exc):
+            raise
+        print("error: out of memory (make --size or --style-size smaller, or free memory)",
+              file=sys.stderr)
         return 2
     except OSError as exc:  # a full or read-only disk under a write: one line naming both
         line = _disk_error(exc)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from ..errors import PainterlyError
+from ..errors import PainterlyError, echo
 
 HOME_ENV = "PAINTERLY_HOME"
 TRAIN_HINT = ("train one with `painterly train fast --style S.jpg --content-dir DIR --out RUN`, then "
@@ -165,7 +165,7 @@ def resolve_model(model: str | os.PathLike) -> Path:
             if info.error:
                 raise PainterlyError(f"installed model '{text}' is unusable: {info.error} ({info.path})")
             return info.path
-    raise PainterlyError(f"unknown model '{text}' ({_installed_summary()})")
+    raise PainterlyError(f"unknown model {echo(text)} ({_installed_summary()})")
 
 
 def default_model() -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from .. import losses
-from ..errors import PainterlyError
+from ..errors import PainterlyError, echo
 from ..features import DEFAULT_LAYERS, canonical_layer, vgg_layer_names
 from ..options import (
     DEFAULT_CONTENT_WEIGHT,
@@ -77,7 +77,7 @@ def resolve(options: GatysOptions) -> GatysConfig:
     known = _known_layers(o.backbone)
     for layer in content_layers + style_layers:
         if canonical_layer(layer) not in known:
-            raise PainterlyError(f"unknown layer '{layer}' for {o.backbone} (known: "
+            raise PainterlyError(f"unknown layer {echo(layer)} for {o.backbone} (known: "
                                  f"{', '.join(n for n in known if not n.startswith('pool'))})")
     lw = o.style_layer_weights
     if lw is not None:

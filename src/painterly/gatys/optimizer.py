@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import PainterlyError
+from ..errors import PainterlyError, echo
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd", "adagrad", "adadelta", "rmsprop")
 
@@ -61,7 +61,7 @@ class PixelOptimizer:
     def __init__(self, name: str, x: torch.Tensor, lr: float | None = None,
                  history_size: int = 50) -> None:
         if name not in OPTIMIZERS:
-            raise PainterlyError(f"unknown optimizer '{name}' (choose from {', '.join(OPTIMIZERS)})")
+            raise PainterlyError(f"unknown optimizer {echo(name)} (choose from {', '.join(OPTIMIZERS)})")
         self.name, self.x = name, x
         self.lr = DEFAULT_LR[name] if lr is None else float(lr)
         self.history_size = history_size

@@ -41,7 +41,7 @@ from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from ..errors import PainterlyError
+from ..errors import PainterlyError, is_out_of_memory
 from ..image import BUILTIN_STYLES, encode_image
 from .batching import CancelToken
 from .config import ServeConfig
@@ -192,7 +192,7 @@ async def handle_stylize(request: Request) -> Response:
         return error_response(400, "client disconnected")
     except Exception as exc:
         service.counts["errors"] += 1
-        if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():  # CPU or CUDA
+        if is_out_of_memory(exc):  # a MemoryError, or torch's CPU or CUDA allocator
             log.error("out of memory: %s", str(exc).splitlines()[0] if str(exc) else "")
             return error_response(503, "out of memory; try a smaller size")
         log.exception("stylize request failed")

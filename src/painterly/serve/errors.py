@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
+from ..errors import brief
+
 
 class HTTPError(Exception):
     """An error answered with ``status`` and ``{"error": message}``."""
@@ -33,4 +35,4 @@ BODY_GUARD_SIGNALS = (BodyTooLarge, BodyTimeout)
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The server's one error shape, ``{"error": message}``, with ``status``."""
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return JSONResponse({"error": brief(message)}, status_code=status, headers=headers)

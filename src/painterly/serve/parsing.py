@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.requests import ClientDisconnect
 
 from ..api import METHODS
-from ..errors import PainterlyError
+from ..errors import PainterlyError, echo
 from ..image import BUILTIN_STYLES, encode_image, load_image
 from ..options import AdaINOptions, http_options
 from ..schema import options_of
@@ -278,7 +278,7 @@ async def parse_request(request: Request) -> ParsedRequest:
         raise PainterlyError(f"at most {MAX_STYLES} style images per request")
     for name in builtin:
         if name.removeprefix("builtin:") not in BUILTIN_STYLES:
-            raise PainterlyError(f"unknown builtin_style '{name}' "
+            raise PainterlyError(f"unknown builtin_style {echo(name)} "
                                  f"(choose from {', '.join(BUILTIN_STYLES)})")
     method = raw.pop("method", None)
     if method is not None and not isinstance(method, str):
@@ -286,7 +286,7 @@ async def parse_request(request: Request) -> ParsedRequest:
     if method in ("", None):
         method = None
     elif method not in METHODS:
-        raise PainterlyError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
+        raise PainterlyError(f"unknown method {echo(method)} (choose from {', '.join(METHODS)})")
     return ParsedRequest(content, styles, [b.removeprefix("builtin:") for b in builtin],
                          method, parse_options(raw))
 

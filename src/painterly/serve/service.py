@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..api import METHODS, make_stylizer
 from ..device import resolve_device
-from ..errors import PainterlyError
+from ..errors import PainterlyError, echo
 from ..image import resize
 from ..options import AdaINOptions, check_style_weights, parse
 from .batching import CancelToken, DynamicBatcher
@@ -400,7 +400,7 @@ class Service:
             if method == "fast":
                 if "model" in opts:  # names only, resolved here: a client never names a file
                     if opts["model"] not in self.fast_models:
-                        raise PainterlyError(f"unknown model '{opts['model']}' (installed: "
+                        raise PainterlyError(f"unknown model {echo(opts['model'])} (installed: "
                                              f"{', '.join(sorted(self.fast_models)) or 'none'})")
                     opts["model"] = self.fast_models[opts["model"]]
                 elif self.default_fast_model is not None:

@@ -10,7 +10,7 @@ See docs/TRAINING.md.
 
 from __future__ import annotations
 
-from ..errors import PainterlyError
+from ..errors import PainterlyError, echo
 from .config import AdaINConfig, FastConfig, TrainConfig
 from .health import TrainingHealthError, TrainingHealthWarning
 from .trainer import Trainer
@@ -33,7 +33,7 @@ def build_trainer(cfg: TrainConfig, objective_cfg: AdaINConfig | FastConfig, res
 
         objective = FastObjective(objective_cfg, cfg, **objective_kwargs)
     else:
-        raise PainterlyError(f"unknown training method '{cfg.method}' (choose adain or fast)")
+        raise PainterlyError(f"unknown training method {echo(cfg.method)} (choose adain or fast)")
     return Trainer(cfg, objective_cfg, objective, resume=resume)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import PainterlyError
+from ..errors import PainterlyError, echo
 from ..options import UPSAMPLINGS
 
 AMP_MODES = ("none", "bf16", "fp16")
@@ -262,10 +262,10 @@ class FastConfig:
     def check(self) -> None:
         """Refuse impossible values."""
         if self.network not in FAST_NETWORKS:
-            raise PainterlyError(f"unknown fast network '{self.network}' (choose "
+            raise PainterlyError(f"unknown fast network {echo(self.network)} (choose "
                                  f"{', '.join(FAST_NETWORKS)})")
         if self.loss not in FAST_LOSSES:
-            raise PainterlyError(f"unknown fast loss '{self.loss}' (choose {', '.join(FAST_LOSSES)})")
+            raise PainterlyError(f"unknown fast loss {echo(self.loss)} (choose {', '.join(FAST_LOSSES)})")
         check_lite_decoder_widths(self.lite_decoder_widths, self.network)
         if self.upsample and self.upsample not in UPSAMPLINGS:
             raise PainterlyError(f"upsample must be {' or '.join(UPSAMPLINGS)}, got {self.upsample}")
@@ -337,5 +337,5 @@ LITE_FAST_DEFAULTS: dict[str, dict[str, Any]] = {
 def default_train_config(method: str, **overrides: Any) -> TrainConfig:
     """``TrainConfig`` with ``method``'s defaults, then ``overrides``."""
     if method not in METHOD_TRAIN_DEFAULTS:
-        raise PainterlyError(f"unknown training method '{method}' (choose adain or fast)")
+        raise PainterlyError(f"unknown training method {echo(method)} (choose adain or fast)")
     return TrainConfig(**{"method": method, **METHOD_TRAIN_DEFAULTS[method], **overrides})

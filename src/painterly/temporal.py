@@ -33,8 +33,11 @@ from .errors import PainterlyError, echo
 #: AdaIN's default EMA factor for the content statistics of a video (painterly.video.AdaINVideo).
 DEFAULT_SMOOTH = 0.5
 #: The blend weight :class:`FlowBlend` uses unless told otherwise (how much of the warped
-#: previous output a trusted pixel keeps); measured in docs/VIDEO.md.
+#: previous output a trusted pixel keeps); measured in docs/DEPLOY.md.
 DEFAULT_WEIGHT = 0.7
+#: Whether :class:`FlowBlend` restores the blend's detail contrast (:func:`restore_detail`)
+#: unless told otherwise; measured in docs/DEPLOY.md.
+DEFAULT_RESTORE = True
 #: Largest forward-backward disagreement (pixels) of a trusted flow vector.
 FB_TOLERANCE = 1.0
 #: Largest brightness difference (8-bit levels) between a frame and its warped predecessor at a
@@ -146,7 +149,7 @@ class FlowBlend:
     """
 
     def __init__(self, weight: float = DEFAULT_WEIGHT, cut_threshold: float | None = 45.0,
-                 preset: str = "ultrafast", restore: bool = True,
+                 preset: str = "ultrafast", restore: bool = DEFAULT_RESTORE,
                  scale: float | None = None) -> None:
         if not 0.0 <= weight < 1.0:
             raise PainterlyError(f"temporal weight must be in [0, 1) (0 = off), got {weight}")

@@ -215,13 +215,14 @@ class Temporal:
     trusted. Both video methods (and the live loop) run their frames through it."""
 
     def __init__(self, stylizer: Callable[[np.ndarray], np.ndarray], weight: float,
-                 cut_threshold: float | None = CUT_THRESHOLD) -> None:
+                 cut_threshold: float | None = CUT_THRESHOLD, restore: bool | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .temporal import FlowBlend
+        from .temporal import DEFAULT_RESTORE, FlowBlend
 
         self.stylizer = stylizer
-        self.blend = FlowBlend(weight, cut_threshold)
+        self.blend = FlowBlend(weight, cut_threshold,
+                               restore=DEFAULT_RESTORE if restore is None else restore)
         # The flow needs only the input frames: it runs in a thread while the network paints
         # (OpenCV and torch both release the GIL), so the step costs little more than a still.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="painterly-flow")
@@ -263,6 +264,7 @@ class PerFrame:
 def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | None, *,
                         style_weights: Sequence[float] | None = None,
                         smooth: float = DEFAULT_SMOOTH, temporal: float | None = None,
+                        restore: bool | None = None,
                         **options: Any) -> Callable[[np.ndarray], np.ndarray]:
     """A callable ``HxWx3 uint8 -> HxWx3 uint8`` for ``method`` ("adain" or "fast").
 
@@ -270,7 +272,8 @@ def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | No
     :func:`painterly.make_stylizer`; None means not set. AdaIN smooths its content statistics
     over frames (``smooth``); both methods then blend each output with the previous one carried
     along the optical flow (``temporal``: its weight, 0 = off, None = the default
-    :data:`painterly.temporal.DEFAULT_WEIGHT`).
+    :data:`painterly.temporal.DEFAULT_WEIGHT`; ``restore``: bring the blend's detail contrast
+    back to the frame's, None = :data:`painterly.temporal.DEFAULT_RESTORE`).
     """
     from .temporal import DEFAULT_WEIGHT
 
@@ -278,7 +281,7 @@ def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | No
     if not 0.0 <= weight < 1.0:
         raise PainterlyError(f"temporal weight must be in [0, 1) (0 = off), got {weight}")
     frames = _frame_stylizer(method, style, style_weights, smooth, options)
-    return Temporal(frames, weight) if weight > 0 else frames
+    return Temporal(frames, weight, restore=restore) if weight > 0 else frames
 
 
 def _frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | None,

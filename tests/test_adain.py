@@ -333,3 +333,21 @@ def test_stylizer_takes_its_options_object(decoder_file, styles) -> None:
     with pytest.raises(PainterlyError, match="not both"):
         AdaINStylizer(styles[:1], None, opts, alpha=0.7)
 
+
+
+def test_adain_refuses_what_cannot_fit_before_allocating_it(monkeypatch, tmp_path, capsys):
+    """The AdaIN paths estimate their memory as fast does: a content or style size that cannot
+    fit is one line naming the size and the free memory, before the resize allocates it."""
+    import painterly.device as device
+    from painterly.cli import main
+
+    monkeypatch.setattr(device, "available_memory", lambda dev: 256 * 2**20)
+    for args, words in ((["--size", "8192"], "a 8192x5449 image needs about"),
+                        (["--style-size", "8192"], "style image needs about")):
+        rc = main(["stylize", "builtin:chelsea", "--style", "builtin:udnie", "--network", "lite",
+                   *args, "-o", str(tmp_path / "o.png")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and words in err[0] and "0.2 GiB is free" in err[0], err
+    # what fits still runs
+    assert main(["stylize", "builtin:chelsea", "--style", "builtin:udnie", "--network", "lite",
+                 "--size", "64", "--style-size", "64", "-o", str(tmp_path / "o.png")]) == 0

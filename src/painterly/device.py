@@ -93,27 +93,66 @@ def available_memory(device: torch.device) -> int | None:
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
     if device.type == "cpu":
-        try:
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        try:
-            import os
-
-            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            return None
+        limits = [v for v in (_mem_available(), _address_space_left(), _cgroup_left()) if v is not None]
+        return min(limits) if limits else None
     return None
 
 
-def check_memory(pixels: int, bytes_per_pixel: int, device: torch.device, what: str) -> None:
-    """Refuse work that cannot fit, with a one-line error instead of an out-of-memory kill."""
+def _mem_available() -> int | None:
+    """The kernel's MemAvailable (else the free pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _address_space_left() -> int | None:
+    """What an address-space cap (``ulimit -v``) leaves this process, or None without one."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return max(0, soft - int(line.split()[1]) * 1024)
+    except (ImportError, OSError, ValueError):
+        pass
+    return None
+
+
+def _cgroup_left() -> int | None:
+    """What a cgroup v2 memory limit (a container's) leaves, or None without one."""
+    try:
+        base = "/sys/fs/cgroup/"
+        with open(base + "memory.max") as f:
+            cap = f.read().strip()
+        if cap == "max":
+            return None
+        with open(base + "memory.current") as f:
+            return max(0, int(cap) - int(f.read().strip()))
+    except (OSError, ValueError):
+        return None
+
+
+def check_memory(pixels: int, bytes_per_pixel: int, device: torch.device, what: str,
+                 hint: str = "use a smaller --size", extra: int = 0) -> None:
+    """Refuse work that cannot fit, with a one-line error instead of an out-of-memory kill:
+    ``pixels * bytes_per_pixel + extra`` bytes against what ``device`` has free."""
     free = available_memory(device)
-    need = pixels * bytes_per_pixel
+    need = pixels * bytes_per_pixel + extra
     if free is not None and need > free:
         raise PainterlyError(
             f"{what} needs about {need / 2**30:.1f} GiB on {device.type}, but only "
-            f"{free / 2**30:.1f} GiB is free: use a smaller --size")
+            f"{free / 2**30:.1f} GiB is free: {hint}")

@@ -325,8 +325,34 @@ class AdaINNetworks:
     @torch.inference_mode()
     def style_stats(self, style: torch.Tensor) -> Stats:
         """relu4_1 ``(N, C, 1, 1)`` mean and std of a style batch ``(N, 3, H, W)`` of any size."""
+        self.check_memory(style.shape[0], style.shape[-2], style.shape[-1],
+                          f"a {style.shape[-1]}x{style.shape[-2]} style image", whole=True,
+                          hint="use a smaller --style-size")
         x, _ = pad_to_multiple(style, MULTIPLE)
         return mean_std(self.encode(x))
+
+    def memory_need(self, pixels: int, whole: bool = False) -> tuple[int, int]:
+        """``(bytes per pixel, fixed bytes)`` a pass over ``pixels`` needs beyond the networks:
+        per pixel the float32 image and its padded copy, the stitched output and its blend
+        weights, the relu4_1 map and its transform; fixed, the encoder's activations over one
+        tile (over the whole image when ``whole``: a style is encoded in one pass)."""
+        first = self.encoder.vgg.features[0].out_channels if hasattr(self.encoder, "vgg") else 64
+        channels = getattr(self.encoder, "out_channels", 512)
+        per_pixel = 40 + 8 * channels // 64
+        act = _BYTES_PER_PIXEL[self.dtype] * first // 64
+        if whole:
+            return per_pixel + act, 0
+        return per_pixel, min(pixels, self.pixel_budget()) * act
+
+    def check_memory(self, n: int, height: int, width: int, what: str, whole: bool = False,
+                     hint: str = "use a smaller --size") -> None:
+        """Refuse a pass over ``n`` images of ``height x width`` that cannot fit in memory, with
+        one line naming its size and the free memory (:func:`painterly.device.check_memory`)."""
+        from ..device import check_memory
+
+        pixels = n * height * width
+        per_pixel, fixed = self.memory_need(pixels, whole)
+        check_memory(pixels, per_pixel, self.device, what, hint, fixed)
 
     def pixel_budget(self) -> int:
         """Largest image (pixels) processed in one pass before tiling kicks in."""

@@ -94,6 +94,8 @@ class AdaINPipeline:
         them: video smoothing). ``tile``: tile side; with ``auto_tile`` an image over the
         device's pixel budget is tiled anyway.
         """
+        self.nets.check_memory(content.shape[0], content.shape[-2], content.shape[-1],
+                               f"a {content.shape[-1]}x{content.shape[-2]} image")
         x, (h, w) = pad_to_multiple(content.float(), MULTIPLE)
         per_item = not isinstance(stats, StyleStats)
         alphas = alpha if isinstance(alpha, (list, tuple, torch.Tensor)) else None

@@ -53,11 +53,18 @@ def check_content_size(height: int, width: int, min_side: int = MIN_SIDE) -> Non
 
 
 def style_tensors(styles: Sequence[Image.Image], style_size: int,
-                  min_side: int | None = None) -> list[torch.Tensor]:
+                  min_side: int | None = None, nets: Any = None) -> list[torch.Tensor]:
     """Each style resized to ``style_size`` on its long side, as ``(1, 3, H, W)`` in [0, 1];
-    ``min_side``: refuse a style that comes out thinner than that."""
+    ``min_side``: refuse a style that comes out thinner than that; ``nets``
+    (:class:`~painterly.adain.networks.AdaINNetworks`): refuse, before resizing, a style whose
+    encoding would not fit in memory."""
     out = []
     for i, style in enumerate(styles):
+        if nets is not None:
+            scale = style_size / max(style.size)
+            w, h = max(1, round(style.width * scale)), max(1, round(style.height * scale))
+            nets.check_memory(1, h, w, f"a {w}x{h} style image", whole=True,
+                              hint="use a smaller --style-size")
         style = resize(style, style_size)
         if min_side is not None and min(style.size) < min_side:
             raise PainterlyError(f"style image {i + 1} is too small or thin at style_size {style_size} "
@@ -159,7 +166,7 @@ class AdaINStylizer:
             self.masks = None
         self._mask_cache: dict[tuple[int, int], torch.Tensor] = {}
 
-        self._style_images = style_tensors(styles, self.style_size)
+        self._style_images = style_tensors(styles, self.style_size, nets=self.nets)
         self._weights = torch.tensor(weights, dtype=torch.float32)
         # Histogram matching recolors each style to the content, so those statistics depend on
         # the content and are computed per image; otherwise once, here.
@@ -175,6 +182,11 @@ class AdaINStylizer:
     def __call__(self, content: Image.Image) -> Image.Image:
         """Stylize one PIL image (resized to ``size`` if set) and return a PIL image."""
         content = load_image(content, what="content image")
+        w, h = content.size
+        if self.size is not None:
+            scale = self.size / max(w, h)
+            w, h = max(1, round(w * scale)), max(1, round(h * scale))
+        self.nets.check_memory(1, h, w, f"a {w}x{h} image")  # before the resize allocates it
         if self.size is not None:
             content = resize(content, self.size)
         return tensor_to_pil(self.stylize_tensor(pil_to_tensor(content))[0])

@@ -128,7 +128,8 @@ class AdaINEngine:
         (:meth:`AdaINOptions.style_key`: the style size, the network...). With
         ``preserve_color="histogram"`` the styles are recolored to ``content`` and get no key:
         their statistics depend on the content."""
-        tensors = style_tensors(styles, options.style_size, min_side=MIN_SIDE)
+        nets = self.pipeline(self.resolve_network(options.network)).nets
+        tensors = style_tensors(styles, options.style_size, min_side=MIN_SIDE, nets=nets)
         if options.preserve_color == "histogram":
             return [(s, None) for s in recolor_styles(tensors, content)]
         key = replace(options, network=self.resolve_network(options.network)).style_key()

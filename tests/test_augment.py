@@ -208,3 +208,20 @@ def test_an_empty_batch_comes_back_and_max_pixels_is_the_callers():
         aug(torch.rand(3, 11, 11))
     with pytest.raises(PainterlyError, match="max_pixels must be"):
         RandomStyle("builtin:udnie", max_pixels=0)
+
+
+def test_a_truncated_image_is_a_painterly_error(tmp_path):
+    """A half-written PNG opened lazily by PIL fails when RandomStyle decodes it: one clear error,
+    not a raw OSError."""
+    import io
+
+    import numpy as np
+
+    from painterly.augment import RandomStyle
+
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((96, 96, 3)) * 255).astype("uint8")).save(buf, "PNG")
+    (tmp_path / "t.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    aug = RandomStyle("builtin:udnie", p=1.0, network="lite", style_size=64, seed=0)
+    with pytest.raises(PainterlyError, match="image could not be read .*truncated"):
+        aug(Image.open(tmp_path / "t.png"))

@@ -125,3 +125,22 @@ def test_torch_running_out_of_memory_is_one_line(monkeypatch, capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: out of memory"), err
     assert not is_out_of_memory(RuntimeError("shapes do not match"))
+
+
+@pytest.mark.parametrize("value, words", [("", "must not be empty (choose from auto, vgg, lite)"),
+                                          ("foo", "invalid choice: 'foo'")])
+def test_an_empty_or_unknown_choice_is_named(value, words, capsys, tmp_path):
+    from painterly.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["stylize", "builtin:chelsea", "--style", "builtin:udnie", "--network", value,
+              "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and words in err and "None" not in err, err
+
+
+def test_preserve_color_none_is_accepted(tmp_path):
+    from painterly.cli import main
+
+    assert main(["stylize", "builtin:chelsea", "--style", "builtin:udnie", "--preserve-color", "none",
+                 "--size", "48", "--style-size", "48", "-o", str(tmp_path / "o.png")]) == 0

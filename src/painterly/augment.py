@@ -260,7 +260,12 @@ class RandomStyle:
         coin, index, strength = self.draw(1)
         if not bool(coin[0]):
             return img
-        x = pil_to_tensor(img.convert("RGB"))
+        try:  # a lazily loaded PIL image decodes here: a truncated file fails now
+            rgb = img.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise PainterlyError(f"image could not be read ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]})") from None
+        x = pil_to_tensor(rgb)
         out = tensor_to_pil(self._stylize(x, index, strength, x.device)[0])
         if "A" in img.getbands():
             out.putalpha(img.getchannel("A"))

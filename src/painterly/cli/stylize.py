@@ -16,6 +16,9 @@ from . import positive_float
 def _arg_type(opt: Option) -> Callable[[str], Any]:
     """argparse ``type=``: the option's own check, its refusal as argparse's one-line error."""
     def convert(text: str) -> Any:
+        if opt.choices and not text.strip():
+            raise argparse.ArgumentTypeError(f"must not be empty (choose from "
+                                             f"{', '.join(opt.choices + opt.empty)})")
         try:
             return opt.check(text)
         except OptionError as exc:
@@ -30,8 +33,8 @@ def add_option_flag(group: Any, opt: Option) -> None:
     kwargs: dict[str, Any] = {"default": None, "help": opt.help or None, "metavar": opt.metavar}
     if opt.repeat:
         kwargs["action"] = "append"
-    if opt.choices:
-        kwargs["choices"] = opt.choices
+    if opt.choices:  # shown as argparse shows choices; checked by the option (which knows "none")
+        kwargs["metavar"] = opt.metavar or "{" + ",".join(opt.choices + opt.empty) + "}"
     if opt.kind not in ("text", "value"):
         kwargs["type"] = _arg_type(opt)
     group.add_argument(opt.flag, **kwargs)

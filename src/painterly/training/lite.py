@@ -52,7 +52,15 @@ class LiteObjective(AdaINObjective):
         if self.encoder is None:
             self.encoder = Encoder(padding=self.cfg.encoder_padding)
         self.encoder = self.encoder.to(device)
-        teacher, _ = resolve_decoder(self.cfg.teacher or None)
+        from ..adain.networks import network_kind
+        from ..errors import PainterlyError
+
+        teacher, _ = resolve_decoder(self.cfg.teacher or None, "vgg" if not self.cfg.teacher else "auto")
+        if network_kind(teacher) != "vgg":  # the lite network is cut from a VGG decoder
+            raise PainterlyError(f"--teacher {self.cfg.teacher} is a {network_kind(teacher)} "
+                                 f"network: the lite network is cut from a VGG decoder (a "
+                                 f"`painterly train adain` export); to start from a lite "
+                                 f"network, use --init")
         self.teacher = teacher.to(device).eval().requires_grad_(False)
         net = self._decoder if self._decoder is not None else lite_from_teachers(
             self.teacher, encoder_padding=self.cfg.encoder_padding, skip=self.cfg.lite_skip,

@@ -72,12 +72,15 @@ def test_time_limit_stops_cleanly_and_resume_finishes_exactly(data, encoder, tmp
         # A limit already spent: the run stops at the first agreed check (iteration 2) with a
         # checkpoint and an exported decoder, although neither was due.
         t = adain_trainer(data, tmp_path / "b", encoder, acfg, iterations=5, health_every=2,
-                     checkpoint_every=100, time_limit=1e-9)
+                     checkpoint_every=100, time_limit=1e-9, log_every=10)
         t.run()
         assert t.stopped_at_time_limit
         assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["iteration"] == 2
         assert (tmp_path / "b" / "decoder.safetensors").is_file()
         assert list((tmp_path / "b").glob("val_000002.png"))
+        # the iterations before the stop are logged, though no row was due (log_every 10)
+        with open(tmp_path / "b" / "losses.csv") as f:
+            assert [r["step"] for r in csv.DictReader(f)] == ["2"]
         t = adain_trainer(data, tmp_path / "b", encoder, acfg, iterations=5, health_every=2,
                      checkpoint_every=100, time_limit=0.0, resume=True)
         t.run()

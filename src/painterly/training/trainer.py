@@ -265,6 +265,18 @@ class Trainer:
         self.stopped_at_time_limit = False
         stop = StopSignals().__enter__()  # SIGINT/SIGTERM: finish the step, checkpoint, exit
         saved_at = self.start
+
+        def write_log(done: int, it: int) -> None:
+            """One losses.csv row: the means since the last one (every rank calls it)."""
+            nonlocal window, count, t0
+            means = D.mean_across({k: v / count for k, v in window.items()}, info)
+            means["it_per_s"] = count / max(time.perf_counter() - t0, 1e-9)
+            log.log(done, means)
+            name = self.objective.style_loss_name(it)
+            if info.is_main and name in means:
+                self.health.check_style_progress(means[name], done)
+            window, count, t0 = {}, 0, time.perf_counter()
+
         try:
             for it in range(self.start, cfg.iterations):
                 self.model.train()
@@ -275,19 +287,15 @@ class Trainer:
                 count += 1
                 log.progress(1, values)
                 if done % cfg.log_every == 0 or done == cfg.iterations:
-                    means = D.mean_across({k: v / count for k, v in window.items()}, info)
-                    means["it_per_s"] = count / max(time.perf_counter() - t0, 1e-9)
-                    log.log(done, means)
-                    name = self.objective.style_loss_name(it)
-                    if info.is_main and name in means:
-                        self.health.check_style_progress(means[name], done)
-                    window, count, t0 = {}, 0, time.perf_counter()
+                    write_log(done, it)
                 if info.is_main and (done % cfg.val_every == 0 or done == cfg.iterations):
                     self.validate(done)
                 if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
                     exported = self.checkpoint(done)
                     saved_at = done
                 if D.any_across(stop.received is not None, info):
+                    if count:  # the iterations since the last row are in losses.csv too
+                        write_log(done, it)
                     if saved_at != done:
                         self.checkpoint(done)
                     raise TrainingInterrupted(
@@ -299,6 +307,8 @@ class Trainer:
                 # all stop together after the same iteration with a checkpoint and an export.
                 if (deadline is not None and done < cfg.iterations and done % cfg.health_every == 0
                         and D.any_across(time.perf_counter() >= deadline, info)):
+                    if count:
+                        write_log(done, it)
                     if done % cfg.checkpoint_every:
                         exported = self.checkpoint(done)
                     if info.is_main:

@@ -456,3 +456,18 @@ def test_cli_temporal_and_warping_error(clip, decoder_file, tmp_path, capsys):
     assert main(["video", str(clip), "--style", STYLE, "--decoder", decoder_file, "-o",
                  str(tmp_path / "u.mp4"), "--quiet", "--temporal", "1"]) == 2
     assert "temporal weight must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_frames_too_thin_are_one_line_before_anything_starts(tmp_path, capsys):
+    """2x512 frames: the error line alone (no ffmpeg warning of a video with no frames, no
+    progress bar), nothing written."""
+    pytest.importorskip("imageio_ffmpeg")
+    from painterly.cli import main
+    from painterly.synthetic import synthetic_clip
+
+    clip = synthetic_clip(tmp_path / "thin.mp4", frames=3, size=(2, 512), audio=False)
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(clip), "--style", "builtin:udnie", "-o", str(out)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: frames of 2x512 are too small"), err
+    assert not out.exists()

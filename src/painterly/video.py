@@ -40,7 +40,7 @@ from .adain.core import SmoothedStats, mean_std
 from .adain.stylize import AdaINStylizer
 from .atomic import atomic_path, temp_path
 from .errors import PainterlyError
-from .image import ImageLike, load_image
+from .image import MIN_CONTENT_SIDE, ImageLike, load_image
 from .options import AdaINOptions, check_style_weights, option_names, require_styles
 from .temporal import DEFAULT_SMOOTH
 
@@ -195,8 +195,9 @@ class AdaINVideo:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
-        if min(h, w) < 16:
-            raise PainterlyError(f"frames of {w}x{h} are too small for AdaIN (16 px per side)")
+        if min(h, w) < MIN_CONTENT_SIDE:
+            raise PainterlyError(f"frames of {w}x{h} are too small: every method needs at least "
+                                 f"{MIN_CONTENT_SIDE} px a side")
         x = torch.from_numpy(np.array(frame, np.uint8)).permute(2, 0, 1)[None].float().div_(255.0)
         cut = self._is_cut(frame)
         self.cuts += int(cut)
@@ -400,10 +401,17 @@ def _check_written(stream: Path, out: Path | None, frames: int) -> None:
 
 def _close_quietly(writer: Any) -> None:
     """Stop a writer on the way out of a failed run (the run's own error is the one to report)."""
+    import logging
+
+    ffmpeg_log = logging.getLogger("imageio_ffmpeg")  # it warns of a video with no frames
+    level = ffmpeg_log.level
+    ffmpeg_log.setLevel(logging.ERROR)
     try:
         writer.close()
     except Exception:
         pass
+    finally:
+        ffmpeg_log.setLevel(level)
 
 
 def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
@@ -430,6 +438,10 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
     info, frames = _open_frames(src)
     fps = exact_fps(info.fps)
     w, h = output_size(info.size, size)
+    if min(w, h) < MIN_CONTENT_SIDE:  # before the writer and the progress bar start
+        frames.close()
+        raise PainterlyError(f"frames of {w}x{h} are too small: every method needs at least "
+                             f"{MIN_CONTENT_SIDE} px a side")
     if out is not None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

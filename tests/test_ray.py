@@ -296,3 +296,17 @@ def test_an_error_raised_in_a_ray_task_keeps_its_one_line(local_ray):
         ray.get(fails.remote())
     assert str(job_error(caught.value)) == "decoder does not load: x.safetensors"
     assert job_error(ValueError("x")) is None
+
+
+def test_cli_ray_takes_a_fast_models_style_names(local_ray, folders, tmp_path, capsys):
+    """`--ray --method fast --model artworks8 --style udnie`: the model's style by name, one
+    result per name, as without --ray (it said 'style image not found: udnie')."""
+    out = tmp_path / "out"
+    rc = main(["stylize", str(folders["content"]), "--method", "fast", "--model", "artworks8",
+               "--style", "udnie", "--style", "builtin:mondrian", "-o", str(out), "--ray"])
+    err = capsys.readouterr().err
+    assert "not found" not in err, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names and all(n.endswith(("__udnie.png", "__mondrian.png")) for n in names), names
+    assert len([n for n in names if n.endswith("__udnie.png")]) == len(names) // 2
+    assert rc in (0, 2)  # the folder holds one unreadable image on purpose

@@ -64,7 +64,14 @@ def stylize_path(content: str, styles: Sequence[str], output: str, *, method: st
     if not contents and not unreadable:
         raise PainterlyError(f"no images found in {content}")
     bad_styles: list[str] = []
-    if styles:
+    from ..fast.stylize import _is_style_image
+
+    if styles and method == "fast" and not any(_is_style_image(s) for s in styles):
+        # the model's own styles by name (udnie, builtin:udnie): one result per name, as
+        # without --ray; the actors resolve the names in the model they load
+        groups = {s.removeprefix("builtin:"): [s] for s in styles}
+        protected, weights = set(), None
+    elif styles:
         groups, protected = _read_styles(styles, out_path, bad_styles)
         weights = None
     else:  # fast: the styles live in the model; style_weights blends them

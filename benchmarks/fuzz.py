@@ -3,7 +3,11 @@
 (``painterly.serve.app.parse_request``: multipart, JSON with base64, raw image bodies), the
 ONNX backend's sidecar reader (``painterly.onnx_backend.read_config``: ``NAME.onnx.json``) and
 file names (target ``names``: not UTF-8, very long, with line breaks or NUL, through
-``check_output``, ``save_image`` and ``load_image``, each message one printable line).
+``check_output``, ``save_image`` and ``load_image``, each message one printable line) and
+request fields (target ``fields``: one option of a JSON request set to a huge string or an
+extreme number -- 1e308, -0.0, subnormals, 10^40 -- and checked into the method's options; its
+error may not echo the value back at length), and tiny images (target ``tiny``: 1x1, 1xN and
+other small sizes through every method: an error, or a result of the same size).
 
 A plain loop, no extra dependency: small valid seeds (images in every format, requests in every
 encoding, exported sidecars) are mutated (bit flips, byte runs, boundary integers, splices,
@@ -236,7 +240,9 @@ def mutate_name(data: bytes, rng: random.Random, pool: list[bytes]) -> bytes:
 
 
 #: Targets whose inputs a mutator of their own makes (the rest use :func:`mutate`).
-MUTATORS = {"sidecar": mutate_sidecar, "names": mutate_name}
+#: "fields" draws its field and value in the run itself: its seeds go in as they are.
+MUTATORS = {"sidecar": mutate_sidecar, "names": mutate_name,
+            "fields": lambda data, rng, pool: data, "tiny": lambda data, rng, pool: data}
 
 
 def _request(ctype: str, query: bytes, body: bytes) -> object:
@@ -362,7 +368,84 @@ def make_targets() -> dict[str, tuple[Callable[[bytes, random.Random], None], li
         asyncio.run(parse_request(_request(ctype.decode("latin-1"), query, body)))
 
     targets["request"] = (run_request, encoded, ours)
+
+    from painterly.errors import MESSAGE_LIMIT
+    from painterly.options import check_style_weights, parse
+
+    def run_fields(data: bytes, rng: random.Random) -> None:
+        """One option of a valid JSON request set to an extreme value (huge strings, 1e308,
+        -0.0, subnormals, non-finite words), parsed as the server does and checked into the
+        method's options: a PainterlyError is the answer, never a crash, and its message
+        repeats no more of the value than fits a short line."""
+        fields = json.loads(data)
+        method = fields.pop("method")
+        key = rng.choice(sorted(FIELD_NAMES))
+        fields[key] = rng.choice(EXTREME_VALUES)
+        if key == "style_weights" and rng.random() < 0.5:
+            fields[key] = [rng.choice(EXTREME_VALUES[3:]) for _ in range(2)]
+        body = json.dumps({"content": FIELD_IMAGE, "method": method, **fields}).encode()
+        try:
+            req = asyncio.run(parse_request(_request("application/json", b"", body)))
+            opts = dict(req.options)
+            weights = opts.pop("style_weights", None)
+            check_style_weights(weights, max(1, len(weights or [1])))
+            parse(req.method or method, opts)
+        except PainterlyError as exc:
+            if len(str(exc)) > MESSAGE_LIMIT:
+                raise AssertionError(f"a {len(str(exc))}-character message echoes the value: "
+                                     f"{str(exc)[:120]!r}...") from None
+            raise
+
+    global FIELD_IMAGE
+    FIELD_IMAGE = base64.b64encode(images[0]).decode()
+    field_seeds = [json.dumps({"method": m}).encode() for m in ("adain", "gatys", "fast")]
+    targets["fields"] = (run_fields, field_seeds, ours)
     return targets
+
+
+def tiny_target() -> tuple[Callable[[bytes, random.Random], None], list[bytes], tuple]:
+    """Target ``tiny``: 1x1, 1xN, Nx1 and other small images through every method (the lite
+    AdaIN network, artworks8, a one-step gatys): a PainterlyError, or a result of the input's
+    size that is not flat where the input is not."""
+    from painterly.api import make_stylizer
+
+    stylizers = {
+        "adain": make_stylizer("adain", ["builtin:udnie"], network="lite", style_size=64),
+        "fast": make_stylizer("fast", None, None, model="artworks8"),
+        "gatys": make_stylizer("gatys", ["builtin:udnie"], steps=1, size=48),  # its own size
+    }
+    sides = (1, 2, 3, 7, 8, 9, 15, 16, 17, 33, 300)
+
+    def run_tiny(data: bytes, rng: random.Random) -> None:
+        method = data.decode()
+        w, h = rng.choice(sides), rng.choice(sides)
+        img = Image.fromarray(np.random.default_rng(w * 1000 + h).integers(0, 255, (h, w, 3), np.uint8))
+        out = stylizers[method](img)
+        want = img.size
+        if method == "gatys":  # paints at its size on the long side
+            scale = 48 / max(w, h)
+            want = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if abs(out.size[0] - want[0]) > 1 or abs(out.size[1] - want[1]) > 1:
+            raise AssertionError(f"{method}: a {w}x{h} image came back {out.size[0]}x{out.size[1]}")
+        if min(w, h) >= 9 and float(np.asarray(out, np.float32).std()) < 1.0:
+            raise AssertionError(f"{method}: a {w}x{h} image came back flat")
+
+    return run_tiny, [b"adain", b"fast", b"gatys"], (PainterlyError,)
+
+
+#: With every target on, at most one input in this many goes to "tiny" (each runs networks).
+TINY_SHARE = 40
+#: What the "fields" target sets an option to: huge strings, extreme and odd numbers.
+EXTREME_VALUES = ["x" * 1_000_000, "'" * 100_000, "\u0000" * 1000, 1e308, -1e308, -0.0, 5e-324,
+                  2.2250738585072014e-308, "nan", "inf", "-inf", "1e309", 10**40, -(10**40), "",
+                  [], {}, True, None, "0x10", " 1 ", "1,2,3"]
+#: The options a request may set (the server's parsers), method and images aside.
+FIELD_NAMES = ("alpha", "content_layers", "content_weight", "init", "lr", "model", "network",
+               "optimizer", "pooling", "preserve_color", "scales", "seed", "size", "steps",
+               "style_layer_weights", "style_layers", "style_loss", "style_scale", "style_size",
+               "style_weight", "style_weights", "tv_weight", "builtin_style")
+#: A valid 16x16 PNG content for the "fields" target (base64).
+FIELD_IMAGE = ""
 
 
 def peak_mb() -> float:
@@ -373,7 +456,8 @@ def peak_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=60.0, help="total time (default 60)")
-    p.add_argument("--target", choices=("all", "image", "upload", "request", "sidecar", "names"),
+    p.add_argument("--target", choices=("all", "image", "upload", "request", "fields", "sidecar",
+                                        "names", "tiny"),
                    default="all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hang-seconds", type=float, default=5.0, help="one input over this is a hang")
@@ -381,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rng = random.Random(args.seed)
     targets = make_targets()
+    targets["tiny"] = tiny_target()
     names = list(targets) if args.target == "all" else [args.target]
     tried = {n: 0 for n in names}
     bugs: dict[str, int] = {}
@@ -397,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     with pixel_limit(FUZZ_PIXELS):
         while time.monotonic() < t_end:
             name = names[sum(tried.values()) % len(names)]
+            if name == "tiny" and len(names) > 1 and tried["tiny"] * TINY_SHARE > sum(tried.values()):
+                name = names[0]  # a tiny input runs networks: one in TINY_SHARE, not a fair turn
             run, corpus, ours = targets[name]
             mutator = MUTATORS.get(name, mutate)
             data = mutator(rng.choice(corpus), rng, corpus) if rng.random() < 0.97 else rng.choice(corpus)

@@ -307,24 +307,27 @@ def test_onnx_export_of_lite_matches_torch(lite_file, tmp_path):
 def test_server_engine_picks_the_network_and_keys_styles_by_it(lite_file, tmp_path, content_image,
                                                                 style_image):
     pytest.importorskip("fastapi")
+    from painterly.errors import PainterlyError
     from painterly.image import pil_to_tensor
+    from painterly.options import AdaINOptions
     from painterly.serve.engine import AdaINEngine, AdaINJob
 
-    save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
     engine = AdaINEngine(str(lite_file), "cpu")
     assert engine.network == "lite" and engine.resolve_network("auto") == "lite"
-    assert engine.resolve_network("vgg") == "vgg"
+    # a user's model is served alone: never a shipped network in its place
+    with pytest.raises(PainterlyError, match="network 'vgg' is not served here"):
+        engine.resolve_network("vgg")
     c = pil_to_tensor(content_image)
-    from painterly.options import AdaINOptions
-
-    (s, key_lite), = engine.style_inputs([style_image], [b"x"], c,
-                                         AdaINOptions(style_size=64, network="lite"))
-    (_, key_vgg), = engine.style_inputs([style_image], [b"x"], c,
-                                        AdaINOptions(style_size=64, network="vgg"))
-    (_, key_auto), = engine.style_inputs([style_image], [b"x"], c,
-                                         AdaINOptions(style_size=64, alpha=0.5))
+    shipped = AdaINEngine(None, "cpu")  # the shipped networks: both served
+    (_, key_lite), = shipped.style_inputs([style_image], [b"x"], c,
+                                          AdaINOptions(style_size=64, network="lite"))
+    (_, key_vgg), = shipped.style_inputs([style_image], [b"x"], c,
+                                         AdaINOptions(style_size=64, network="vgg"))
+    (_, key_auto), = shipped.style_inputs([style_image], [b"x"], c,
+                                          AdaINOptions(style_size=64, alpha=0.5))
     assert key_lite != key_vgg  # the statistics differ per network, so must their cache keys
-    assert key_auto == key_lite  # auto is this engine's lite; alpha acts after the statistics
+    assert key_auto == key_lite  # auto is the CPU's lite; alpha acts after the statistics
+    (s, _), = engine.style_inputs([style_image], [b"x"], c, AdaINOptions(style_size=64))
     mean, std = engine.style_stats(s, key_lite, "lite")
     assert mean.shape == (1, load_lite(str(lite_file))[0].encoder.out_channels, 1, 1)
     from painterly.adain.core import StyleStats

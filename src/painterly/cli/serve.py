@@ -113,10 +113,10 @@ def run(args: argparse.Namespace) -> int:
     from ..serve.protocol import uvicorn_options
     from ..serve.runner import bind_sockets
 
-    if not cfg.token and not is_loopback(args.host):
+    sockets = bind_sockets(args.host, args.port)  # a taken port, a host that does not resolve
+    if not cfg.token and not is_loopback(args.host):  # bound: the warning is about a real server
         print(f"warning: serving on {args.host} without --token: anyone who can reach this "
               f"address can use the server (set --token or PAINTERLY_TOKEN)", file=sys.stderr)
-    sockets = bind_sockets(args.host, args.port)  # a taken port, a host that does not resolve
     try:
         app = create_app(cfg)
         app.state.service.load_named()  # a --decoder/--model that cannot be loaded: exit 2

@@ -283,6 +283,16 @@ def _array_to_pil(arr: np.ndarray, what: str) -> Image.Image:
     return Image.fromarray(arr)
 
 
+def resized_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
+    """The size :func:`resize` gives an image of ``size`` at ``long_side`` (None: as it is),
+    without touching a pixel: what a memory check before the resize needs."""
+    w, h = size
+    if long_side is None:
+        return w, h
+    scale = long_side / max(w, h, 1)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def resize(img: Image.Image, size: int | None = None, *, pixels: int | None = None,
            multiple: int = 1) -> Image.Image:
     """Resize so the long side is ``size`` (or the area is about ``pixels``), keeping aspect.

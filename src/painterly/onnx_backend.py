@@ -27,7 +27,7 @@ from PIL import Image
 
 from .batch import stylize_folder
 from .errors import PainterlyError, echo
-from .image import check_output, load_image, resize, save_image
+from .image import check_output, load_image, resize, resized_size, save_image
 from .options import AdaINOptions, check_style_weights, onnx_options
 
 #: Options of ``painterly stylize`` that the ONNX backend honors (declared ``onnx=True`` in
@@ -273,15 +273,6 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def _scaled(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
-    """The size :func:`painterly.image.resize` gives ``size`` at ``long_side`` (None: as it is)."""
-    w, h = size
-    if long_side is None:
-        return w, h
-    scale = long_side / max(w, h, 1)
-    return max(1, round(w * scale)), max(1, round(h * scale))
-
-
 #: Bytes a pixel of the numpy/Pillow copies around a graph run (input and output float32 arrays,
 #: the float64 color transfer), on top of :data:`GRAPH_BYTES_PER_PIXEL`.
 ARRAY_BYTES_PER_PIXEL = 128
@@ -343,7 +334,7 @@ class OnnxStylizer:
         _check_graph(self.style_session, "adain", "style", style_file)
         self._check_channels(style_file)
         for s in styles:  # before resizing: a style at --style-size 20000 is refused, not built
-            self._check_memory(*_scaled(s.size, style_size),
+            self._check_memory(*resized_size(s.size, style_size),
                                ("adain", "style"), "style image", "--style-size")
         self.styles = [to_array(resize(s, style_size)) for s in styles]
         self._check_sides(self.styles, "style image")
@@ -447,7 +438,7 @@ class OnnxStylizer:
         return out
 
     def __call__(self, content: Image.Image) -> Image.Image:
-        self._check_memory(*_scaled(content.size, self.size), (self.kind, "model"),
+        self._check_memory(*resized_size(content.size, self.size), (self.kind, "model"),
                            "content image", "--size")  # before resizing
         return to_image(self.stylize_array(to_array(resize(content, self.size))))
 

@@ -27,7 +27,15 @@ from PIL import Image
 
 from ..color import luminance_transfer, match_histogram
 from ..errors import PainterlyError
-from ..image import MIN_CONTENT_SIDE, ImageLike, load_image, pil_to_tensor, resize, tensor_to_pil
+from ..image import (
+    MIN_CONTENT_SIDE,
+    ImageLike,
+    load_image,
+    pil_to_tensor,
+    resize,
+    resized_size,
+    tensor_to_pil,
+)
 from ..options import DEFAULT_STYLE_SIZE, AdaINOptions, check_style_weights, options_from, require_styles
 from .core import StyleStats
 from .model import MULTIPLE, pad_to_multiple
@@ -61,8 +69,7 @@ def style_tensors(styles: Sequence[Image.Image], style_size: int,
     out = []
     for i, style in enumerate(styles):
         if nets is not None:
-            scale = style_size / max(style.size)
-            w, h = max(1, round(style.width * scale)), max(1, round(style.height * scale))
+            w, h = resized_size(style.size, style_size)
             nets.check_memory(1, h, w, f"a {w}x{h} style image", whole=True,
                               hint="use a smaller --style-size")
         style = resize(style, style_size)
@@ -182,10 +189,7 @@ class AdaINStylizer:
     def __call__(self, content: Image.Image) -> Image.Image:
         """Stylize one PIL image (resized to ``size`` if set) and return a PIL image."""
         content = load_image(content, what="content image")
-        w, h = content.size
-        if self.size is not None:
-            scale = self.size / max(w, h)
-            w, h = max(1, round(w * scale)), max(1, round(h * scale))
+        w, h = resized_size(content.size, self.size)
         self.nets.check_memory(1, h, w, f"a {w}x{h} image")  # before the resize allocates it
         if self.size is not None:
             content = resize(content, self.size)

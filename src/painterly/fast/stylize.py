@@ -24,8 +24,6 @@ from .registry import default_model, resolve_model
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
-
-
 def _is_style_image(name: str) -> bool:
     """Whether a ``--style`` entry names an image rather than a model's style: an image file, or a
     ``builtin:`` image that is not one of the shipped artworks (the shipped model's styles)."""

@@ -37,13 +37,15 @@ class ResponseTracker:
         await self._send(message)
 
 
-async def send_json_error(send: Any, status: int, message: str) -> None:
-    """A whole ``{"error": message}`` answer with ``status`` that asks to close the connection."""
+async def send_json_error(send: Any, status: int, message: str,
+                          headers: tuple[tuple[bytes, bytes], ...] = ((b"connection", b"close"),)
+                          ) -> None:
+    """A whole ``{"error": message}`` answer with ``status`` (by default one that asks to close
+    the connection)."""
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                            (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -166,10 +168,6 @@ class TokenMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = json.dumps({"error": "missing or wrong token: send 'Authorization: Bearer TOKEN' "
-                                    "(the token the server was started with)"}).encode()
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"www-authenticate", b'Bearer realm="painterly"')]})
-        await send({"type": "http.response.body", "body": body})
+        await send_json_error(send, 401, "missing or wrong token: send 'Authorization: Bearer "
+                                         "TOKEN' (the token the server was started with)",
+                              ((b"www-authenticate", b'Bearer realm="painterly"'),))

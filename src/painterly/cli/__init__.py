@@ -15,7 +15,8 @@ from typing import NoReturn
 from ..errors import PainterlyError, brief, is_out_of_memory, printable
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("stylize", "demo", "sweep", "train", "models", "eval", "export", "serve", "video")
+COMMANDS = ("stylize", "demo", "sweep", "train", "models", "eval", "export", "serve", "video",
+            "live")
 
 
 class Parser(argparse.ArgumentParser):

@@ -3,7 +3,8 @@
 Routes: ``GET /ping`` (200 once models are loaded, 503 before: SageMaker's health check),
 ``POST /invocations`` and ``POST /v1/stylize`` (multipart or JSON in, PNG/JPEG/WebP out by
 ``Accept``), ``GET /v1/methods``, ``GET /v1/styles/{name}`` (built-in style thumbnails),
-``GET /v1/stats``, the web page at ``/`` and the OpenAPI schema at ``/openapi.json``.
+``GET /v1/stats``, the live camera socket ``/live`` (:mod:`painterly.serve.live`), the web page
+at ``/`` and the OpenAPI schema at ``/openapi.json``.
 
 Robustness: request bodies over ``max_upload_mb`` -> 413, images over ``max_pixels`` -> 413, a
 request's images together over ``max_request_pixels`` or ``max_request_mb`` (from their headers)
@@ -46,6 +47,7 @@ from ..image import BUILTIN_STYLES, encode_image
 from .batching import CancelToken
 from .config import ServeConfig
 from .errors import BODY_GUARD_SIGNALS, BodyTimeout, BodyTooLarge, HTTPError, error_response
+from .live import live_socket
 from .middleware import BodyLimitMiddleware, BodyTimeoutMiddleware, TokenMiddleware
 from .openapi import STYLIZE_DOC, STYLIZE_OPENAPI
 from .parsing import (
@@ -230,6 +232,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await service.batcher.stop()
     service.executor.shutdown(wait=False, cancel_futures=True)
     service.model_executor.shutdown(wait=False, cancel_futures=True)
+    service.live.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def create_app(config: ServeConfig | None = None) -> FastAPI:
@@ -262,6 +265,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                       summary="SageMaker inference: same as POST /v1/stylize",
                       description=STYLIZE_DOC, openapi_extra=STYLIZE_OPENAPI,
                       response_class=Response)
+    app.add_api_websocket_route("/live", live_socket)
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     return app

@@ -13,6 +13,9 @@ from ..errors import PainterlyError
 
 #: Most style images (uploaded + built-in) one request may blend.
 MAX_STYLES = 8
+#: Seconds a live stream's painted frame may wait for a client that does not read before the
+#: stream is closed (the frame in flight is all it holds meanwhile).
+LIVE_SEND_TIMEOUT = 10.0
 #: Smallest image side AdaIN takes: the decoder's reflection padding needs a 2x2 feature map.
 MIN_SIDE = 16
 #: Most commas a JSON body may hold, counted before it is parsed: every list item and key after
@@ -82,6 +85,11 @@ class ServeConfig:
     token: str | None = setting(None, "require 'Authorization: Bearer TOKEN' on /v1/* and the live "
                                       "socket (or env PAINTERLY_TOKEN); /ping and /invocations "
                                       "stay open", "none")
+    max_live_streams: int = setting(4, "live camera streams (/live) painted at once; one more is "
+                                       "refused with a message")
+    ssl_certfile: str | None = setting(None, "TLS certificate (PEM) for https:// and wss:// (a phone's "
+                                             "camera needs a secure page)", "none")
+    ssl_keyfile: str | None = setting(None, "TLS private key (PEM) of --ssl-certfile", "none")
     allowed_formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
     eager_load: bool = False  # load models before serving (tests); else in a background thread
 
@@ -90,7 +98,7 @@ class ServeConfig:
         for name in ("max_upload_mb", "max_pixels", "max_size", "queue_size", "timeout",
                      "max_steps", "max_gatys_size", "max_batch", "workers", "header_timeout",
                      "body_timeout", "keep_alive_timeout", "max_request_pixels", "max_request_mb",
-                     "memory_budget_mb"):
+                     "memory_budget_mb", "max_live_streams"):
             value = getattr(self, name)
             if not value > 0 or value == float("inf"):
                 raise PainterlyError(f"--{name.replace('_', '-')} must be positive and finite")
@@ -103,6 +111,14 @@ class ServeConfig:
         if self.token is not None and (len(self.token) < 8 or not self.token.isprintable()
                                        or " " in self.token):
             raise PainterlyError("--token must be at least 8 printable characters without spaces")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise PainterlyError("--ssl-certfile and --ssl-keyfile go together (give both)")
+        for flag, path in (("--ssl-certfile", self.ssl_certfile), ("--ssl-keyfile", self.ssl_keyfile)):
+            if path is not None:
+                from pathlib import Path
+
+                if not Path(path).is_file():
+                    raise PainterlyError(f"{flag} file not found: {path}")
         if self.max_request_mb > self.memory_budget_mb:
             raise PainterlyError(f"--max-request-mb ({self.max_request_mb:g}) must not be over "
                                  f"--memory-budget-mb ({self.memory_budget_mb:g}): such a request "
@@ -116,4 +132,4 @@ class ServeConfig:
                 "max_size": self.max_size, "max_steps": self.max_steps,
                 "max_gatys_size": self.max_gatys_size, "timeout_s": self.timeout,
                 "header_timeout_s": self.header_timeout, "body_timeout_s": self.body_timeout,
-                "formats": list(self.allowed_formats)}
+                "formats": list(self.allowed_formats), "max_live_streams": self.max_live_streams}

@@ -93,8 +93,15 @@ def protocol_class(header_timeout: float) -> type[H11Protocol]:
 
 def uvicorn_options(config: Any) -> dict[str, Any]:
     """The ``uvicorn.Config`` options a :class:`~painterly.serve.config.ServeConfig` sets: the
-    header-timeout protocol and the keep-alive timeout (the body timeout lives in the app)."""
-    return {"http": protocol_class(config.header_timeout), "timeout_keep_alive": config.keep_alive_timeout}
+    header-timeout protocol, the keep-alive timeout (the body timeout lives in the app), the
+    largest WebSocket message (the upload limit: a live frame is an upload) and TLS."""
+    options: dict[str, Any] = {"http": protocol_class(config.header_timeout),
+                               "timeout_keep_alive": config.keep_alive_timeout,
+                               "ws_max_size": int(config.max_upload_mb * 1e6),
+                               "ws_max_queue": 4}
+    if getattr(config, "ssl_certfile", None):
+        options.update(ssl_certfile=config.ssl_certfile, ssl_keyfile=config.ssl_keyfile)
+    return options
 
 
 __all__ = ["HeaderTimeoutH11Protocol", "protocol_class", "timeout_response", "uvicorn_options"]

@@ -105,6 +105,9 @@ class Service:
         self.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="painterly-work")
         self.batcher = DynamicBatcher(self._run_adain_batch, self.model_executor,
                                       config.max_batch, config.batch_wait_ms)
+        from .live import LiveHub  # the live socket's streams and their painting thread
+
+        self.live = LiveHub(config.max_live_streams)
         self.in_flight = 0
         self.memory = MemoryBudget(int(config.memory_budget_mb * 1e6))
         self.counts = {"requests": 0, "ok": 0, "errors": 0, "rejected_busy": 0,
@@ -422,7 +425,8 @@ class Service:
                 "uptime_s": round(time.time() - self.started, 1), **self.counts,
                 "batching": {**self.batcher.stats.as_dict(), "waiting": self.batcher.waiting,
                              "max_batch": self.config.max_batch,
-                             "max_wait_ms": self.config.batch_wait_ms}}
+                             "max_wait_ms": self.config.batch_wait_ms},
+                "live": self.live.stats()}
 
 
 def _jsonable(v: Any) -> bool:

@@ -1,4 +1,4 @@
-"""Generated inputs for tests, benchmarks and demos: a short panning video clip.
+"""Generated inputs for tests, benchmarks and demos: a short panning video clip (and as a fake camera).
 
 :func:`synthetic_clip` needs ``imageio-ffmpeg`` (the ``video`` extra), imported only when a clip
 is written. The test suite and ``benchmarks/bench_video_flicker.py`` both use it.
@@ -73,4 +73,22 @@ def synthetic_clip(path: str | os.PathLike, *, frames: int = 12, size: tuple[int
             subprocess.run(cmd, check=True, capture_output=True)
         finally:
             tmp.unlink(missing_ok=True)
+    return path
+
+
+def synthetic_camera(path: str | os.PathLike, *, frames: int = 30, size: tuple[int, int] = (320, 240),
+                     fps: float = 15.0, source: ImageLike = "builtin:chelsea", pan: float = 3.0) -> Path:
+    """Write a panning clip as YUV4MPEG2 (``.y4m``): what Chromium's fake camera plays
+    (``--use-file-for-fake-video-capture``), for the live mode's browser tests and benchmark."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    tmp = synthetic_clip(path.with_name(f".{path.stem}.{os.getpid()}.mp4"), frames=frames,
+                         size=size, fps=fps, source=source, pan=pan, audio=False)
+    try:
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(tmp),
+                        "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(path)],
+                       check=True, capture_output=True)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

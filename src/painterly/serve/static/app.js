@@ -182,3 +182,174 @@ $("alpha").addEventListener("input", () => { $("alpha-value").textContent = Numb
 $("method").addEventListener("change", updateMethodUi);
 $("form").addEventListener("submit", stylize);
 loadMethods();
+
+// ---------------------------------------------------------------------------------------------
+// Live camera: frames go to /live over a WebSocket, one in flight at a time (the newest camera
+// frame is the one sent: a slow server or network drops frames instead of queueing them).
+// A frame is 8 bytes of capture time (ms, performance.now()) then a JPEG; the painted frame
+// comes back with that time, the network's ms and the dropped count, then a JPEG.
+const live = {
+  ws: null, stream: null, canvas: document.createElement("canvas"), inFlight: false,
+  sentAt: 0, outputUrl: null, shown: [], latency: [], model: [], dropped: 0, errors: [],
+  settingsAcks: 0,
+};
+window.painterlyLive = live;  // tests and benchmarks read the page's own measurements
+
+function liveError(message) {
+  const box = $("live-error");
+  box.textContent = message;
+  box.hidden = !message;
+  if (message) live.errors.push(message);
+}
+
+function liveSettings() {
+  let method = $("method").value;
+  if (method !== "adain" && method !== "fast") method = state.methods.fast && state.methods.fast.available ? "fast" : "adain";
+  const msg = { type: "settings", method, size: Number($("live-size").value) };
+  if (state.builtin) msg.style = state.builtin;
+  else if (method === "fast") msg.style = "udnie";
+  if (method === "adain") {
+    msg.alpha = Number($("alpha").value);
+    if ($("network").value !== "auto") msg.network = $("network").value;
+    if (!state.builtin && state.styleData) msg.style_image = state.styleData;
+    if (!state.builtin && !state.styleData) msg.style = "woman_with_hat";
+  }
+  if ($("preserve-color").value === "luminance") msg.preserve_color = "luminance";
+  return msg;
+}
+
+function sendLiveSettings() {
+  if (live.ws && live.ws.readyState === WebSocket.OPEN) live.ws.send(JSON.stringify(liveSettings()));
+}
+
+function sendLiveFrame() {
+  const video = $("live-camera");
+  if (!live.ws || live.ws.readyState !== WebSocket.OPEN || !video.videoWidth) return;
+  if (live.inFlight && performance.now() - live.sentAt < 3000) return;  // one in flight
+  const side = Number($("live-size").value);
+  const scale = Math.min(1, side / Math.max(video.videoWidth, video.videoHeight));
+  live.canvas.width = Math.round(video.videoWidth * scale);
+  live.canvas.height = Math.round(video.videoHeight * scale);
+  live.canvas.getContext("2d").drawImage(video, 0, 0, live.canvas.width, live.canvas.height);
+  const captured = performance.now();
+  live.inFlight = true;
+  live.sentAt = captured;
+  live.canvas.toBlob(async (blob) => {
+    if (!blob || !live.ws || live.ws.readyState !== WebSocket.OPEN) { live.inFlight = false; return; }
+    const head = new DataView(new ArrayBuffer(8));
+    head.setFloat64(0, captured, true);
+    live.ws.send(new Blob([head.buffer, blob]));
+  }, "image/jpeg", 0.85);
+}
+
+function showLiveFrame(buffer) {
+  const view = new DataView(buffer);
+  const captured = view.getFloat64(0, true), modelMs = view.getFloat32(8, true);
+  live.dropped = view.getUint32(12, true);
+  const url = URL.createObjectURL(new Blob([buffer.slice(16)], { type: "image/jpeg" }));
+  const img = $("live-output");
+  img.onload = () => {
+    const now = performance.now();
+    live.shown.push(now);
+    live.latency.push(now - captured);
+    live.model.push(modelMs);
+    if (live.shown.length > 5000) { live.shown.shift(); live.latency.shift(); live.model.shift(); }
+    if (live.outputUrl) URL.revokeObjectURL(live.outputUrl);
+    live.outputUrl = url;
+    updateLiveStats();
+  };
+  img.src = url;
+  live.inFlight = false;
+  sendLiveFrame();
+}
+
+function median(values) {
+  if (!values.length) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function updateLiveStats() {
+  const now = performance.now();
+  const recent = live.shown.filter((t) => now - t < 3000);
+  const fps = recent.length > 1 ? (recent.length - 1) / ((recent[recent.length - 1] - recent[0]) / 1000) : 0;
+  const lat = live.latency.slice(-60), model = live.model.slice(-60);
+  const sorted = [...lat].sort((a, b) => a - b);
+  const p95 = sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))] : NaN;
+  $("live-stats").textContent = `${fps.toFixed(1)} frames/s · latency ${median(lat).toFixed(0)} ms ` +
+    `(p95 ${p95.toFixed(0)}) · network ${median(model).toFixed(0)} ms a frame · ${live.dropped} dropped`;
+}
+
+async function startLive() {
+  liveError("");
+  try {
+    live.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (e) {
+    liveError(`No camera: ${e.message}` + (window.isSecureContext ? "" :
+      " (a browser opens a camera only on https:// or localhost: start the server with --ssl-certfile)"));
+    return;
+  }
+  const video = $("live-camera");
+  video.srcObject = live.stream;
+  await video.play().catch(() => {});
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(withToken(`${proto}//${location.host}/live`));
+  ws.binaryType = "arraybuffer";
+  live.ws = ws;
+  ws.onopen = () => sendLiveSettings();
+  ws.onmessage = (event) => {
+    if (typeof event.data !== "string") { showLiveFrame(event.data); return; }
+    const msg = JSON.parse(event.data);
+    if (msg.type === "error") { liveError(msg.error); live.inFlight = false; return; }
+    if (msg.type === "settings") { live.settingsAcks += 1; liveError(""); sendLiveFrame(); }
+  };
+  ws.onclose = (event) => {
+    if (live.ws === ws) stopLive(event.code === 1000 || event.code === 1005 ? "" : null);
+  };
+  $("live-start").textContent = "Stop camera";
+  $("live-snapshot").disabled = false;
+}
+
+function stopLive(message) {
+  if (live.ws) { const ws = live.ws; live.ws = null; try { ws.close(1000); } catch (_) { /* closed */ } }
+  if (live.stream) { for (const t of live.stream.getTracks()) t.stop(); live.stream = null; }
+  live.inFlight = false;
+  $("live-start").textContent = "Start camera";
+  $("live-snapshot").disabled = true;
+  if (message !== null && message !== undefined) liveError(message);
+}
+
+// A snapshot: the camera's current frame at its full resolution, through the still path.
+function snapshot() {
+  const video = $("live-camera");
+  if (!video.videoWidth) return;
+  const c = document.createElement("canvas");
+  c.width = video.videoWidth;
+  c.height = video.videoHeight;
+  c.getContext("2d").drawImage(video, 0, 0);
+  c.toBlob((blob) => {
+    state.content = new File([blob], "snapshot.png", { type: "image/png" });
+    const preview = $("content-preview");
+    preview.src = URL.createObjectURL(blob);
+    preview.hidden = false;
+    $("content-drop").classList.add("filled");
+    $("content-drop").querySelector(".drop-hint").textContent = "snapshot.png";
+    $("form").requestSubmit();
+  }, "image/png");
+}
+
+// Style files are also sent to the live stream (as base64): keep the dropped file's data.
+$("style-file").addEventListener("change", () => readStyleData($("style-file").files[0]));
+$("style-drop").addEventListener("drop", (e) => readStyleData(e.dataTransfer.files[0]));
+function readStyleData(file) {
+  if (!file) return;
+  const reader = new FileReader();
+  reader.onload = () => { state.styleData = reader.result; sendLiveSettings(); };
+  reader.readAsDataURL(file);
+}
+for (const id of ["method", "alpha", "network", "preserve-color", "live-size"]) {
+  $(id).addEventListener("change", sendLiveSettings);
+}
+$("builtin-styles").addEventListener("click", () => setTimeout(sendLiveSettings, 0));
+$("live-start").addEventListener("click", () => (live.ws ? stopLive("") : startLive()));
+$("live-snapshot").addEventListener("click", snapshot);

@@ -61,6 +61,13 @@ class HeaderTimeoutH11Protocol(H11Protocol):
         if self.cycle is not before:  # a request's headers are complete: its cycle has started
             self._cancel_header_timer()
 
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        # The connection becomes a WebSocket (the live stream): no more request headers come, so
+        # the header clock stops here, or it would close a stream a few seconds in.
+        self._cancel_header_timer()
+        self._upgraded = True
+        super().handle_websocket_upgrade(event)
+
     def on_response_complete(self) -> None:
         self._cancel_header_timer()  # idle until the next request: uvicorn's keep-alive timeout
         super().on_response_complete()
@@ -71,7 +78,8 @@ class HeaderTimeoutH11Protocol(H11Protocol):
 
     def _header_timed_out(self) -> None:
         self._header_timer = None
-        if self.transport.is_closing() or not self._between_requests():
+        if getattr(self, "_upgraded", False) or self.transport.is_closing() or \
+                not self._between_requests():
             return
         peer = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         log.info("closed the connection from %s: no complete request headers within %g s", peer,

@@ -184,12 +184,16 @@ $("form").addEventListener("submit", stylize);
 loadMethods();
 
 // ---------------------------------------------------------------------------------------------
-// Live camera: frames go to /live over a WebSocket, one in flight at a time (the newest camera
-// frame is the one sent: a slow server or network drops frames instead of queueing them).
+// Live camera: frames go to /live over a WebSocket, at most two in flight (one being painted,
+// the next waiting in the server's one-frame slot, so the network is never idle between
+// frames); each is the newest camera frame: a slow server or network drops frames instead of
+// queueing them.
 // A frame is 8 bytes of capture time (ms, performance.now()) then a JPEG; the painted frame
 // comes back with that time, the network's ms and the dropped count, then a JPEG.
 const live = {
-  ws: null, stream: null, canvas: document.createElement("canvas"), inFlight: false,
+  ws: null, stream: null, canvas: document.createElement("canvas"), inFlight: 0,
+  // ?inflight=1: one frame at a time (lower latency, fewer frames/s on a slow machine)
+  maxInFlight: Math.max(1, Math.min(4, Number(new URLSearchParams(location.search).get("inflight")) || 2)),
   sentAt: 0, outputUrl: null, shown: [], latency: [], model: [], dropped: 0, errors: [],
   settingsAcks: 0,
 };
@@ -225,17 +229,18 @@ function sendLiveSettings() {
 function sendLiveFrame() {
   const video = $("live-camera");
   if (!live.ws || live.ws.readyState !== WebSocket.OPEN || !video.videoWidth) return;
-  if (live.inFlight && performance.now() - live.sentAt < 3000) return;  // one in flight
+  if (live.inFlight >= live.maxInFlight && performance.now() - live.sentAt < 3000) return;
+  if (live.inFlight >= live.maxInFlight) live.inFlight = 0;  // a frame lost: start over
   const side = Number($("live-size").value);
   const scale = Math.min(1, side / Math.max(video.videoWidth, video.videoHeight));
   live.canvas.width = Math.round(video.videoWidth * scale);
   live.canvas.height = Math.round(video.videoHeight * scale);
   live.canvas.getContext("2d").drawImage(video, 0, 0, live.canvas.width, live.canvas.height);
   const captured = performance.now();
-  live.inFlight = true;
+  live.inFlight += 1;
   live.sentAt = captured;
   live.canvas.toBlob(async (blob) => {
-    if (!blob || !live.ws || live.ws.readyState !== WebSocket.OPEN) { live.inFlight = false; return; }
+    if (!blob || !live.ws || live.ws.readyState !== WebSocket.OPEN) { live.inFlight = Math.max(0, live.inFlight - 1); return; }
     const head = new DataView(new ArrayBuffer(8));
     head.setFloat64(0, captured, true);
     live.ws.send(new Blob([head.buffer, blob]));
@@ -259,8 +264,9 @@ function showLiveFrame(buffer) {
     updateLiveStats();
   };
   img.src = url;
-  live.inFlight = false;
+  live.inFlight = Math.max(0, live.inFlight - 1);
   sendLiveFrame();
+  sendLiveFrame();  // keep two in flight
 }
 
 function median(values) {
@@ -300,8 +306,8 @@ async function startLive() {
   ws.onmessage = (event) => {
     if (typeof event.data !== "string") { showLiveFrame(event.data); return; }
     const msg = JSON.parse(event.data);
-    if (msg.type === "error") { liveError(msg.error); live.inFlight = false; return; }
-    if (msg.type === "settings") { live.settingsAcks += 1; liveError(""); sendLiveFrame(); }
+    if (msg.type === "error") { liveError(msg.error); live.inFlight = Math.max(0, live.inFlight - 1); sendLiveFrame(); return; }
+    if (msg.type === "settings") { live.settingsAcks += 1; liveError(""); sendLiveFrame(); sendLiveFrame(); }
   };
   ws.onclose = (event) => {
     if (live.ws === ws) stopLive(event.code === 1000 || event.code === 1005 ? "" : null);
@@ -313,7 +319,7 @@ async function startLive() {
 function stopLive(message) {
   if (live.ws) { const ws = live.ws; live.ws = null; try { ws.close(1000); } catch (_) { /* closed */ } }
   if (live.stream) { for (const t of live.stream.getTracks()) t.stop(); live.stream = null; }
-  live.inFlight = false;
+  live.inFlight = 0;
   $("live-start").textContent = "Start camera";
   $("live-snapshot").disabled = true;
   if (message !== null && message !== undefined) liveError(message);

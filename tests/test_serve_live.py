@@ -255,3 +255,19 @@ def test_the_token_guards_the_socket():
                 ws.recv(timeout=10)
         with ws_client.connect(url + "?token=s3cret-token") as ws:
             assert recv_json(ws)["type"] == "ready"
+
+
+def test_tls_files_are_checked_at_start(tmp_path):
+    from painterly.errors import PainterlyError
+
+    with pytest.raises(PainterlyError, match="go together"):
+        ServeConfig(ssl_certfile=str(tmp_path / "c.pem")).check()
+    with pytest.raises(PainterlyError, match="file not found"):
+        ServeConfig(ssl_certfile=str(tmp_path / "c.pem"), ssl_keyfile=str(tmp_path / "k.pem")).check()
+    (tmp_path / "c.pem").write_text("x")
+    (tmp_path / "k.pem").write_text("x")
+    from painterly.serve.protocol import uvicorn_options
+
+    cfg = ServeConfig(ssl_certfile=str(tmp_path / "c.pem"), ssl_keyfile=str(tmp_path / "k.pem"))
+    cfg.check()
+    assert uvicorn_options(cfg)["ssl_certfile"] == str(tmp_path / "c.pem")

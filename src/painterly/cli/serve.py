@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         app = create_app(cfg)
         app.state.service.load_named()  # a --decoder/--model that cannot be loaded: exit 2
-        print(f"painterly serving on http://{args.host}:{args.port}/ (device {cfg.device})")
+        scheme = "https" if cfg.ssl_certfile else "http"
+        print(f"painterly serving on {scheme}://{args.host}:{args.port}/ (device {cfg.device})")
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
                                                log_level=args.log_level, access_log=False,
                                                **uvicorn_options(cfg)))

@@ -66,6 +66,13 @@ def connect(srv, **kw):
     return ws_client.connect(srv.url.replace("http://", "ws://") + "/live", max_size=None, **kw)
 
 
+def started(ws, size: int = 96) -> None:
+    """Past the ready line, painting fast/udnie at ``size``."""
+    recv_json(ws)
+    ws.send(json.dumps({"type": "settings", "method": "fast", "style": "udnie", "size": size}))
+    assert recv_json(ws)["type"] == "settings"
+
+
 def settle(srv, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while srv.service.live.open and time.monotonic() < deadline:
@@ -110,9 +117,7 @@ def test_frames_are_painted_and_settings_change_mid_stream(server):
 ])
 def test_bad_messages_get_one_error_and_the_stream_goes_on(server, message, expected):
     with connect(server) as ws:
-        recv_json(ws)
-        ws.send(json.dumps({"type": "settings", "method": "fast", "style": "udnie", "size": 96}))
-        recv_json(ws)
+        started(ws)
         ws.send(message)
         err = recv_json(ws)
         assert err["type"] == "error" and expected in err["error"], err
@@ -124,9 +129,7 @@ def test_bad_messages_get_one_error_and_the_stream_goes_on(server, message, expe
 
 def test_over_the_pixel_cap_and_message_size(server):
     with connect(server) as ws:
-        recv_json(ws)
-        ws.send(json.dumps({"type": "settings", "method": "fast", "style": "udnie", "size": 96}))
-        recv_json(ws)
+        started(ws)
         big = io.BytesIO()
         Image.new("RGB", (1024, 1024), (40, 90, 160)).save(big, "PNG")  # over max_pixels 512²
         ws.send(frame(big.getvalue()))
@@ -143,9 +146,7 @@ def test_over_the_pixel_cap_and_message_size(server):
 
 def test_a_burst_of_a_thousand_tiny_messages_drops_frames_instead_of_queueing(server):
     with connect(server) as ws:
-        recv_json(ws)
-        ws.send(json.dumps({"type": "settings", "method": "fast", "style": "udnie", "size": 96}))
-        recv_json(ws)
+        started(ws)
         tiny = frame(jpeg(16, 16), 1.0)
         for i in range(1000):
             ws.send(tiny if i % 2 else b"x" * 9)
@@ -200,9 +201,7 @@ def test_stills_and_ping_are_answered_beside_live_streams(server):
 
     def stream(i: int) -> None:
         with connect(server) as ws:
-            recv_json(ws)
-            ws.send(json.dumps({"type": "settings", "method": "fast", "style": "udnie", "size": 256}))
-            recv_json(ws)
+            started(ws, 256)
             while not stop.is_set():
                 ws.send(frame(jpeg(320, 240, seed=i)))
                 recv_frame(ws)

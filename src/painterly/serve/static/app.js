@@ -292,7 +292,7 @@ async function startLive() {
     live.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (e) {
     liveError(`No camera: ${e.message}` + (window.isSecureContext ? "" :
-      " (a browser opens a camera only on https:// or localhost: start the server with --ssl-certfile)"));
+      " (a browser opens a camera only on a secure page, https, or on localhost: start the server with --ssl-certfile)"));
     return;
   }
   const video = $("live-camera");

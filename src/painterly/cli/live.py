@@ -13,7 +13,7 @@ from . import non_negative_float, positive_float, positive_int
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..live import DEFAULT_LIVE_SIZE, LIVE_METHODS
-    from ..temporal import DEFAULT_WEIGHT
+    from ..temporal import DEFAULT_WEIGHT, STEADY_WEIGHT
     from .stylize import add_option_flag
     from .video import video_options
 
@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=positive_int, default=DEFAULT_LIVE_SIZE,
                    help=f"long side of the painted frames (default {DEFAULT_LIVE_SIZE})")
     p.add_argument("--temporal", type=non_negative_float, default=None, metavar="WEIGHT",
-                   help=f"flow-guided blending weight (0 = off; default {DEFAULT_WEIGHT:g})")
+                   help=f"flow-guided blending weight (0 = off; default {STEADY_WEIGHT:g} for an "
+                        f"AdaIN network with bilinear upsampling, the shipped lite one, else "
+                        f"{DEFAULT_WEIGHT:g})")
     for opt in video_options():
         if opt.name != "size":
             add_option_flag(p, opt)

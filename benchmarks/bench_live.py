@@ -34,12 +34,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-         # several pages stream at once: none of them is a throttled background tab
-         "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-         "--disable-backgrounding-occluded-windows"]
+from test_web_e2e import CHROMIUM_FLAGS, find_chromium  # noqa: E402  (the tests' browser set-up)
+
+FLAGS = CHROMIUM_FLAGS + [
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    # several pages stream at once: none of them is a throttled background tab
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows"]
 CONFIGS = (("fast", 384), ("lite", 384), ("fast", 512), ("lite", 512))
 
 
@@ -111,7 +112,6 @@ def main() -> int:
     args = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
-    from test_web_e2e import find_chromium
 
     from painterly.serve import ServeConfig
     from painterly.serve.runner import BackgroundServer

@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,14 +66,6 @@ class LiveSettings:
         if self.method == "adain" and not self.style:
             raise PainterlyError("live mode with method adain needs a style (a painting or "
                                  "builtin:NAME)")
-
-    def with_changes(self, **changes: Any) -> LiveSettings:
-        """A copy with ``changes`` (option names other than the fields go into ``options``)."""
-        own = {k: v for k, v in changes.items() if k in LiveSettings.__dataclass_fields__}
-        extra = {k: v for k, v in changes.items() if k not in own}
-        if extra:
-            own["options"] = {**self.options, **extra}
-        return replace(self, **own)
 
 
 def frame_size(shape: tuple[int, ...], long_side: int) -> tuple[int, int]:

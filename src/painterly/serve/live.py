@@ -47,6 +47,7 @@ from .config import (
     DECODE_BYTES_PER_PIXEL,
     KEPT_BYTES_PER_PIXEL,
     LIVE_SEND_TIMEOUT,
+    MIN_SIDE,
     WORK_BYTES_PER_PIXEL,
 )
 from .errors import HTTPError
@@ -182,8 +183,7 @@ class LiveStream:
             settings = self._settings(merged)
             await loop.run_in_executor(self.service.live.executor, self.painter.configure, settings)
         except (PainterlyError, HTTPError) as exc:
-            await self._send_json({"type": "error", "error": brief(str(exc.message if isinstance(
-                exc, HTTPError) else exc))})
+            await self._send_json({"type": "error", "error": _message(exc)})
             return
         self.settings_raw = merged
         await self._send_json({"type": "settings", "method": settings.method,
@@ -206,8 +206,8 @@ class LiveStream:
                                  f"{status['reason']}")
         size = raw.get("size", DEFAULT_LIVE_SIZE)
         limit = min(cfg.max_size, MAX_LIVE_SIZE)
-        if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= limit:
-            raise PainterlyError(f"live size must be a whole number in 16..{limit}, got "
+        if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIDE <= size <= limit:
+            raise PainterlyError(f"live size must be a whole number in {MIN_SIDE}..{limit}, got "
                                  f"{echo(str(size))}")
         temporal = raw.get("temporal")
         if temporal is not None and (isinstance(temporal, bool) or not isinstance(temporal, (int, float))
@@ -240,14 +240,9 @@ class LiveStream:
             if raw.get("style_image"):
                 raise PainterlyError("method 'fast' takes no style image: its styles are built "
                                      "into the model; name one (style)")
-            model = options.get("model")
+            model = service.fast_model_file(options.get("model"))
             if model is not None:
-                if model not in service.fast_models:
-                    raise PainterlyError(f"unknown model {echo(str(model))} (installed: "
-                                         f"{', '.join(sorted(service.fast_models)) or 'none'})")
-                options["model"] = service.fast_models[model]
-            elif service.default_fast_model is not None:
-                options["model"] = service.default_fast_model
+                options["model"] = model
             styles = [n.removeprefix("builtin:") for n in names]
         options["device"] = cfg.device
         return LiveSettings(method, tuple(styles), tuple(weights) if weights else None,

@@ -401,13 +401,9 @@ class Service:
             if size is None and max(content.size) > cfg.max_size:
                 opts["size"] = cfg.max_size
             if method == "fast":
-                if "model" in opts:  # names only, resolved here: a client never names a file
-                    if opts["model"] not in self.fast_models:
-                        raise PainterlyError(f"unknown model {echo(opts['model'])} (installed: "
-                                             f"{', '.join(sorted(self.fast_models)) or 'none'})")
-                    opts["model"] = self.fast_models[opts["model"]]
-                elif self.default_fast_model is not None:
-                    opts["model"] = self.default_fast_model
+                model = self.fast_model_file(opts.get("model"))
+                if model is not None:
+                    opts["model"] = model
         opts.setdefault("device", cfg.device)
 
         def work() -> Image.Image:
@@ -415,6 +411,16 @@ class Service:
             return stylizer(content)
 
         return await self.run_in(self.executor, token, work), {"X-Painterly-Method": method}
+
+    def fast_model_file(self, name: str | None) -> str | None:
+        """The file of the fast model a request names (names only: a client never names a
+        file), or the server's default one for None; an unknown name is a one-line error."""
+        if name is None:
+            return self.default_fast_model
+        if name not in self.fast_models:
+            raise PainterlyError(f"unknown model {echo(str(name))} (installed: "
+                                 f"{', '.join(sorted(self.fast_models)) or 'none'})")
+        return self.fast_models[name]
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``GET /v1/stats``: readiness, requests, queue and batching."""

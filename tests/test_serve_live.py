@@ -36,8 +36,9 @@ def frame(data: bytes, stamp: float = 1.0) -> bytes:
 
 
 def painted(msg: bytes) -> tuple[float, float, int, np.ndarray]:
-    stamp, model_ms, dropped = struct.unpack_from("<dfI", msg)
-    return stamp, model_ms, dropped, np.asarray(Image.open(io.BytesIO(msg[16:])).convert("RGB"))
+    stamp, model_ms, server_ms, dropped = struct.unpack_from("<dffI", msg)
+    assert server_ms >= model_ms > 0
+    return stamp, model_ms, dropped, np.asarray(Image.open(io.BytesIO(msg[20:])).convert("RGB"))
 
 
 def recv_json(ws) -> dict:

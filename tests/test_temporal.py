@@ -10,7 +10,9 @@ from painterly.errors import PainterlyError
 pytest.importorskip("cv2")
 
 from painterly.temporal import (  # noqa: E402
+    RESTORE_FROM,
     FlowBlend,
+    Workspace,
     WarpMeter,
     restore_detail,
     shift_warping_error,
@@ -108,3 +110,22 @@ def test_restore_detail_brings_back_contrast_a_blend_lost():
     restored = restore_detail(blend, a)
     assert restored.std() > 1.2 * blend.std()
     assert np.allclose(restore_detail(a, a), a, atol=1e-3)  # nothing lost, nothing added
+
+
+def test_restore_detail_reuses_a_workspace_across_frames_and_sizes():
+    rng = np.random.default_rng(1)
+    work = Workspace()
+    for shape in ((48, 64, 3), (48, 64, 3), (32, 40, 3)):
+        a = rng.uniform(0, 255, shape).astype(np.float32)
+        blend = 0.5 * a + 0.5 * rng.uniform(0, 255, shape).astype(np.float32)
+        fresh = restore_detail(blend, a)
+        reused = restore_detail(blend, a, work=work)
+        assert reused.shape == shape
+        assert np.allclose(fresh, reused, atol=1e-3)
+    assert work.get("restored", (32, 40, 3)) is work.get("restored", (32, 40, 3))
+
+
+def test_a_light_blend_skips_the_detail_restoring_unless_told():
+    assert not FlowBlend(RESTORE_FROM / 2).restore
+    assert FlowBlend(RESTORE_FROM).restore
+    assert FlowBlend(0.2, restore=True).restore and not FlowBlend(0.7, restore=False).restore

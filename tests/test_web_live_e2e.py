@@ -28,12 +28,7 @@ from painterly.serve import ServeConfig  # noqa: E402
 from painterly.serve.runner import BackgroundServer  # noqa: E402
 from painterly.synthetic import synthetic_camera  # noqa: E402
 
-GRAB_OUTPUT = """async () => {
-    const r = await fetch(document.getElementById('live-output').src);
-    const b = await r.blob();
-    return await new Promise((ok) => { const f = new FileReader();
-        f.onload = () => ok(f.result); f.readAsDataURL(b); });
-}"""
+GRAB_OUTPUT = """() => document.getElementById('live-output').toDataURL('image/png')"""
 GRAB_CAMERA = """() => {
     const v = document.getElementById('live-camera');
     const c = document.createElement('canvas');

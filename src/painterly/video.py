@@ -219,11 +219,10 @@ class Temporal:
                  cut_threshold: float | None = CUT_THRESHOLD, restore: bool | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .temporal import DEFAULT_RESTORE, FlowBlend
+        from .temporal import FlowBlend
 
         self.stylizer = stylizer
-        self.blend = FlowBlend(weight, cut_threshold,
-                               restore=DEFAULT_RESTORE if restore is None else restore)
+        self.blend = FlowBlend(weight, cut_threshold, restore=restore)
         # The flow needs only the input frames: it runs in a thread while the network paints
         # (OpenCV and torch both release the GIL), so the step costs little more than a still.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="painterly-flow")
@@ -274,7 +273,7 @@ def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | No
     over frames (``smooth``); both methods then blend each output with the previous one carried
     along the optical flow (``temporal``: its weight, 0 = off, None = the network's default,
     :func:`default_weight`; ``restore``: bring the blend's detail contrast
-    back to the frame's, None = :data:`painterly.temporal.DEFAULT_RESTORE`).
+    back to the frame's, None = from the weight, :func:`painterly.temporal.default_restore`).
     """
     if temporal is not None and not 0.0 <= float(temporal) < 1.0:
         raise PainterlyError(f"temporal weight must be in [0, 1) (0 = off), got {temporal}")

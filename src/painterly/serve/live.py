@@ -10,7 +10,9 @@ The web page's live mode (and any client) speaks this protocol:
 * client -> server, **binary**: a frame: 8 bytes (a little-endian float64 the client chooses,
   its capture time, echoed back) then a JPEG, PNG or WebP image.
 * server -> client, **binary**: the painted frame: the same 8 bytes, a float32 with the
-  network's milliseconds, a uint32 with the frames dropped so far, then a JPEG.
+  network's milliseconds, a float32 with the server's whole milliseconds for the frame (decode,
+  paint, encode: a client paces its frames by it), a uint32 with the frames dropped so far,
+  then a JPEG.
 * server -> client, **text**: ``{"type": "ready", ...}`` on connecting, ``{"type": "error",
   "error": "..."}`` for a frame or settings that could not be used (the stream goes on), and
   before a close (code 1013 for a server at ``--max-live-streams``, 1008 for a missing token,
@@ -57,8 +59,9 @@ log = logging.getLogger("painterly.serve")
 
 #: A frame's header: the client's 8-byte timestamp (echoed back).
 FRAME_HEADER = struct.Struct("<d")
-#: A painted frame's header: the timestamp, the network's ms, the frames dropped so far.
-PAINTED_HEADER = struct.Struct("<dfI")
+#: A painted frame's header: the timestamp, the network's ms, the server's ms for the frame
+#: (decode, paint, encode), the frames dropped so far.
+PAINTED_HEADER = struct.Struct("<dffI")
 #: JPEG quality of the painted frames sent back.
 LIVE_JPEG_QUALITY = 85
 #: Keys of a settings message that are the stream's, not the method's options.
@@ -282,7 +285,8 @@ class LiveStream:
         work = loop.run_in_executor(service.live.executor, self._paint_sync, image)
         try:
             try:
-                jpeg, model_ms = await asyncio.wait_for(asyncio.shield(work), cfg.timeout)
+                jpeg, model_ms, server_ms = await asyncio.wait_for(asyncio.shield(work),
+                                                                   cfg.timeout)
             except TimeoutError:
                 await asyncio.wait([work])  # the painter is this stream's: let it finish
                 await self._send_json({"type": "error", "error": f"a frame took longer than "
@@ -302,16 +306,20 @@ class LiveStream:
             service.memory.release(need)
         self.frames += 1
         service.live.frames += 1
-        await self._send_bytes(PAINTED_HEADER.pack(stamp, model_ms, self.dropped) + jpeg)
+        await self._send_bytes(PAINTED_HEADER.pack(stamp, model_ms, server_ms, self.dropped)
+                               + jpeg)
 
-    def _paint_sync(self, image: bytes) -> tuple[bytes, float]:
-        """Decode (limits from the header first), paint, encode: on the live thread."""
+    def _paint_sync(self, image: bytes) -> tuple[bytes, float, float]:
+        """Decode (limits from the header first), paint, encode, on the live thread: the JPEG,
+        the network's ms and the whole ms."""
         from PIL import Image
 
+        t0 = time.perf_counter()
         frame = np.asarray(decode_upload(image, "camera frame", self.service.config))
         painted = self.painter(frame)
         model_ms = self.painter.model_seconds[-1] * 1000
-        return encode_image(Image.fromarray(painted), "JPEG", quality=LIVE_JPEG_QUALITY), model_ms
+        jpeg = encode_image(Image.fromarray(painted), "JPEG", quality=LIVE_JPEG_QUALITY)
+        return jpeg, model_ms, (time.perf_counter() - t0) * 1000
 
     # -- sending, bounded in time: a client that stops reading is closed ---------------------
     async def _send_json(self, payload: dict[str, Any]) -> None:

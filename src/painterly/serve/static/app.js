@@ -185,17 +185,29 @@ loadMethods();
 
 // ---------------------------------------------------------------------------------------------
 // Live camera: frames go to /live over a WebSocket, at most two in flight (one being painted,
-// the next waiting in the server's one-frame slot, so the network is never idle between
-// frames); each is the newest camera frame: a slow server or network drops frames instead of
-// queueing them.
+// the next arriving as the server becomes free, so the network is never idle between frames
+// and no frame waits in the server's slot); each is the newest camera frame, sent once: a slow
+// server or network drops frames instead of queueing them.
 // A frame is 8 bytes of capture time (ms, performance.now()) then a JPEG; the painted frame
-// comes back with that time, the network's ms and the dropped count, then a JPEG.
+// comes back with that time, the network's ms, the server's ms for the frame, the dropped
+// count, then a JPEG.
+const liveParams = new URLSearchParams(location.search);
 const live = {
-  ws: null, stream: null, canvas: document.createElement("canvas"), inFlight: 0,
+  ws: null, stream: null, canvas: document.createElement("canvas"),
   // ?inflight=1: one frame at a time (lower latency, fewer frames/s on a slow machine)
-  maxInFlight: Math.max(1, Math.min(4, Number(new URLSearchParams(location.search).get("inflight")) || 2)),
-  sentAt: 0, outputUrl: null, shown: [], latency: [], model: [], dropped: 0, errors: [],
+  maxInFlight: Math.max(1, Math.min(4, Number(liveParams.get("inflight")) || 2)),
+  // ?pace=0: send the next frame at once instead of when the server is about to be free
+  pace: liveParams.get("pace") !== "0",
+  // pacing: the server's ms a frame, a frame's ms from capture to the server (both smoothed),
+  // when the server will be free of the frames in flight, and when the next in flight arrives
+  serverMs: 0, leadMs: 0, freeAt: 0, timer: null,
+  // the frames in flight: [capture time, when it reaches the server]
+  pending: [], cameraFrames: 0, sentFrame: -1,
+  sentAt: 0, sentCount: 0, received: 0, shownCapture: -1, shown: [], latency: [], model: [], dropped: 0, errors: [],
   settingsAcks: 0,
+  // where a frame's latency goes (ms, the last 300): capture to sent, sent to answered, the
+  // server's part of that, answered to shown
+  stages: [], sentStamps: new Map(),
 };
 window.painterlyLive = live;  // tests and benchmarks read the page's own measurements
 
@@ -226,47 +238,105 @@ function sendLiveSettings() {
   if (live.ws && live.ws.readyState === WebSocket.OPEN) live.ws.send(JSON.stringify(liveSettings()));
 }
 
+// Send a frame now, later or not at all: none in flight, at once; one or more, timed to reach
+// the server as it finishes them (its time a frame, from its replies), so the frame waits in no
+// slot and the server is never idle.
+function pumpLive() {
+  if (!live.ws || live.ws.readyState !== WebSocket.OPEN) return;
+  if (live.pending.length >= live.maxInFlight) {
+    if (performance.now() - live.sentAt < 3000) return;
+    live.pending = [];  // a frame lost: start over
+  }
+  if (live.pending.length > 0 && live.pace) {
+    // a few ms early: a frame that waits briefly costs less than a server left idle
+    const wait = live.freeAt - live.leadMs - 4 - performance.now();
+    if (wait > 1) {
+      if (!live.timer) live.timer = setTimeout(() => { live.timer = null; pumpLive(); }, wait);
+      return;
+    }
+  }
+  if (sendLiveFrame() && !live.pace) pumpLive();
+}
+
 function sendLiveFrame() {
   const video = $("live-camera");
-  if (!live.ws || live.ws.readyState !== WebSocket.OPEN || !video.videoWidth) return;
-  if (live.inFlight >= live.maxInFlight && performance.now() - live.sentAt < 3000) return;
-  if (live.inFlight >= live.maxInFlight) live.inFlight = 0;  // a frame lost: start over
+  if (!video.videoWidth) return false;
+  // Each camera frame once (where the browser reports new frames): a server faster than the
+  // camera waits for the next frame instead of painting the same one again.
+  if (live.cameraFrames > 0 && live.sentFrame === live.cameraFrames) return false;
+  live.sentFrame = live.cameraFrames;
   const side = Number($("live-size").value);
   const scale = Math.min(1, side / Math.max(video.videoWidth, video.videoHeight));
   live.canvas.width = Math.round(video.videoWidth * scale);
   live.canvas.height = Math.round(video.videoHeight * scale);
   live.canvas.getContext("2d").drawImage(video, 0, 0, live.canvas.width, live.canvas.height);
   const captured = performance.now();
-  live.inFlight += 1;
+  live.sentCount += 1;
   live.sentAt = captured;
+  // the server takes it when it arrives or when it is done with the frames before it
+  const arrives = captured + live.leadMs;
+  live.pending.push([captured, arrives]);
+  live.freeAt = Math.max(arrives, live.freeAt) + live.serverMs;
   live.canvas.toBlob(async (blob) => {
-    if (!blob || !live.ws || live.ws.readyState !== WebSocket.OPEN) { live.inFlight = Math.max(0, live.inFlight - 1); return; }
+    if (!blob || !live.ws || live.ws.readyState !== WebSocket.OPEN) { live.pending = live.pending.filter((f) => f[0] !== captured); return; }
     const head = new DataView(new ArrayBuffer(8));
     head.setFloat64(0, captured, true);
     live.ws.send(new Blob([head.buffer, blob]));
+    const sent = performance.now();
+    live.leadMs = live.leadMs ? 0.8 * live.leadMs + 0.2 * (sent - captured + 1) : sent - captured + 1;
+    live.sentStamps.set(captured, sent);
+    if (live.sentStamps.size > 8) live.sentStamps.delete(live.sentStamps.keys().next().value);
   }, "image/jpeg", 0.85);
+  return true;
+}
+
+function watchCamera(video) {
+  if (!video.requestVideoFrameCallback) return;
+  const tick = () => {
+    if (!live.stream || video.srcObject !== live.stream) return;
+    live.cameraFrames += 1;
+    pumpLive();
+    video.requestVideoFrameCallback(tick);
+  };
+  video.requestVideoFrameCallback(tick);
 }
 
 function showLiveFrame(buffer) {
   const view = new DataView(buffer);
   const captured = view.getFloat64(0, true), modelMs = view.getFloat32(8, true);
-  live.dropped = view.getUint32(12, true);
-  const url = URL.createObjectURL(new Blob([buffer.slice(16)], { type: "image/jpeg" }));
-  const img = $("live-output");
-  img.onload = () => {
+  const serverMs = view.getFloat32(12, true);
+  live.serverMs = live.serverMs ? 0.8 * live.serverMs + 0.2 * serverMs : serverMs;
+  live.dropped = view.getUint32(16, true);
+  const answered = performance.now(), sent = live.sentStamps.get(captured);
+  live.received += 1;
+  // Decoded off the main thread; each frame is drawn when it is ready unless a newer one was
+  // (swapping an <img>'s source drops a frame whose load has not finished).
+  createImageBitmap(new Blob([buffer.slice(20)], { type: "image/jpeg" })).then((bitmap) => {
+    if (captured <= live.shownCapture) { bitmap.close(); return; }
+    live.shownCapture = captured;
+    const out = $("live-output");
+    if (out.width !== bitmap.width || out.height !== bitmap.height) {
+      out.width = bitmap.width; out.height = bitmap.height;
+    }
+    out.getContext("2d").drawImage(bitmap, 0, 0);
+    bitmap.close();
     const now = performance.now();
+    if (sent !== undefined) {
+      live.stages.push([sent - captured, answered - sent, serverMs, now - answered]);
+      if (live.stages.length > 300) live.stages.shift();
+    }
     live.shown.push(now);
     live.latency.push(now - captured);
     live.model.push(modelMs);
     if (live.shown.length > 5000) { live.shown.shift(); live.latency.shift(); live.model.shift(); }
-    if (live.outputUrl) URL.revokeObjectURL(live.outputUrl);
-    live.outputUrl = url;
     updateLiveStats();
-  };
-  img.src = url;
-  live.inFlight = Math.max(0, live.inFlight - 1);
-  sendLiveFrame();
-  sendLiveFrame();  // keep two in flight
+  }, () => liveError("a painted frame could not be decoded"));
+  // This frame is done, and any sent before it were dropped by the server (a newer one came
+  // while it was busy): it is free when it has painted the ones still in flight.
+  live.pending = live.pending.filter((f) => f[0] > captured);
+  live.freeAt = answered;
+  for (const f of live.pending) live.freeAt = Math.max(f[1], live.freeAt) + live.serverMs;
+  pumpLive();
 }
 
 function median(values) {
@@ -298,6 +368,7 @@ async function startLive() {
   const video = $("live-camera");
   video.srcObject = live.stream;
   await video.play().catch(() => {});
+  watchCamera(video);
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(withToken(`${proto}//${location.host}/live`));
   ws.binaryType = "arraybuffer";
@@ -306,8 +377,8 @@ async function startLive() {
   ws.onmessage = (event) => {
     if (typeof event.data !== "string") { showLiveFrame(event.data); return; }
     const msg = JSON.parse(event.data);
-    if (msg.type === "error") { liveError(msg.error); live.inFlight = Math.max(0, live.inFlight - 1); sendLiveFrame(); return; }
-    if (msg.type === "settings") { live.settingsAcks += 1; liveError(""); sendLiveFrame(); sendLiveFrame(); }
+    if (msg.type === "error") { liveError(msg.error); live.pending.shift(); pumpLive(); return; }
+    if (msg.type === "settings") { live.settingsAcks += 1; liveError(""); pumpLive(); }
   };
   ws.onclose = (event) => {
     if (live.ws === ws) stopLive(event.code === 1000 || event.code === 1005 ? "" : null);
@@ -319,7 +390,8 @@ async function startLive() {
 function stopLive(message) {
   if (live.ws) { const ws = live.ws; live.ws = null; try { ws.close(1000); } catch (_) { /* closed */ } }
   if (live.stream) { for (const t of live.stream.getTracks()) t.stop(); live.stream = null; }
-  live.inFlight = 0;
+  live.pending = [];
+  if (live.timer) { clearTimeout(live.timer); live.timer = null; }
   $("live-start").textContent = "Start camera";
   $("live-snapshot").disabled = true;
   if (message !== null && message !== undefined) liveError(message);

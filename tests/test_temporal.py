@@ -12,8 +12,8 @@ pytest.importorskip("cv2")
 from painterly.temporal import (  # noqa: E402
     RESTORE_FROM,
     FlowBlend,
-    Workspace,
     WarpMeter,
+    Workspace,
     restore_detail,
     shift_warping_error,
     warping_error,

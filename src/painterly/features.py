@@ -111,12 +111,22 @@ class FeatureExtractor(nn.Module):
         weight = next(self.parameters(), None)
         if weight is not None and weight.dtype != h.dtype:
             h = h.to(weight.dtype)  # weights cast by cast_weights()
+        # Without autograd, a ReLU may overwrite the conv output before it (no one else holds
+        # it unless that conv layer was asked for): a 512 px style's first activations are
+        # 67 MB in fp32, and allocating a fresh one for each ReLU cost 10% of an AdaIN call.
+        inplace_ok = not torch.is_grad_enabled()
+        previous = ""
         for i, (name, module) in enumerate(self.named_stages()):
             if i > last:
                 break
-            h = module(h)
+            if (inplace_ok and isinstance(module, nn.ReLU) and previous not in want
+                    and not (module._forward_hooks or module._forward_pre_hooks)):
+                h = torch.relu_(h)
+            else:
+                h = module(h)
             if name in want:
                 out[name] = h
+            previous = name
         # Keras aliases map back to what the caller asked for.
         return {name: out[canonical_layer(name)] for name in layers}
 

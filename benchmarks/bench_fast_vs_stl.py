@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             variants[f"fast {name} fp32"] = FastStylizer([], model=m, device="cpu", precision="fp32")
     if not args.no_bake:
         from painterly.adain.lite import load_lite
-        from painterly.adain.networks import default_lite_path
+        from painterly.adain.networks import default_model_path
         from painterly.fast.lite import bake
 
-        baked = bake(load_lite(str(default_lite_path()))[0], [style])
+        baked = bake(load_lite(str(default_model_path("lite")))[0], [style])
         variants["fast-lite baked"] = FastStylizer([], model=baked, device="cpu")
         if args.fp32:
             variants["fast-lite baked fp32"] = FastStylizer([], model=baked, device="cpu",

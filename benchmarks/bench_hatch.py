@@ -6,7 +6,7 @@ dev paintings; ``artworks8``, with its own eight styles) this paints the photo a
 prints the mean and the largest hatch score per method and the pairs above the flag
 (:data:`painterly.evaluate.HATCH_FLAG`, 0.9), beside the photos' own score. The hatch score is
 not a training loss of the VGG decoder; it is one of the lite network's and artworks8's since
-run 9 (docs/TRAINING.md), so read it with the pictures.
+run 9 (docs/runs/adain_lite.md), so read it with the pictures.
 
     python benchmarks/bench_hatch.py                              # 15 dev photos at 1024 px
     python benchmarks/bench_hatch.py --size 2048 --methods lite --fast-model FILE

@@ -78,10 +78,10 @@ def main() -> int:
 
     labels = [f"{Path(m).parent.name}/{Path(m).stem}" for m in args.models]
     if args.reference == "auto":
-        from painterly.adain.networks import auto_network
         from painterly.device import resolve_device
+        from painterly.registry import resolve_network
 
-        args.reference = auto_network(resolve_device("auto"))  # the device make_stylizer picks
+        args.reference = resolve_network("auto", resolve_device("auto").type)  # as make_stylizer
     kinds = [adain_network(m) for m in args.models]
     fast_models = [m for m, k in zip(args.models, kinds) if k is None]
     if not fast_models:

@@ -93,7 +93,7 @@ def test_unknown_option_and_missing_style(decoder_file, styles) -> None:
     _stylizer(decoder_file, styles[:1], seed=3)
 
 
-@pytest.mark.parametrize("w,h", [(67, 45), (101, 30), (150, 9), (33, 120)])
+@pytest.mark.parametrize("w,h", [(67, 45), (101, 30), (150, 16), (33, 120)])
 def test_any_size_round_trips(decoder_file, styles, w, h) -> None:
     st = _stylizer(decoder_file, styles[:1])
     out = st(make_image(w, h, seed=5))
@@ -213,8 +213,12 @@ def test_tiled_matches_untiled_without_seams(decoder_file, styles) -> None:
 def test_missing_default_decoder(monkeypatch, tmp_path, styles) -> None:
     # An install without its shipped models: the VGG decoder asked for by name, or either one
     # through "auto" (which takes the lite network on a CPU only when it is installed).
-    monkeypatch.setattr(adain_networks, "default_decoder_path", lambda: tmp_path / "none.safetensors")
-    monkeypatch.setattr(adain_networks, "default_lite_path", lambda: tmp_path / "no_lite.safetensors")
+    from dataclasses import replace
+
+    from painterly import registry
+
+    for name, row in list(registry.NETWORKS.items()):
+        monkeypatch.setitem(registry.NETWORKS, name, replace(row, asset=tmp_path / f"no_{name}.safetensors"))
     assert not adain_networks.is_available()
     for network in ("vgg", "auto"):
         with pytest.raises(PainterlyError, match="painterly train adain") as info:
@@ -265,7 +269,9 @@ def test_tiny_content_is_a_clear_error(decoder_file, styles) -> None:
     st = _stylizer(decoder_file, styles[:1])
     with pytest.raises(PainterlyError, match="too small"):
         st(Image.new("RGB", (200, 3)))
-    assert st(Image.new("RGB", (17, 9))).size == (17, 9)
+    with pytest.raises(PainterlyError, match="too small"):
+        st(Image.new("RGB", (17, 15)))  # every method's rule: painterly.image.MIN_SIDE
+    assert st(Image.new("RGB", (17, 16))).size == (17, 16)
 
 
 def test_cpu_bf16_runs_cast_networks(decoder_file, styles) -> None:
@@ -289,7 +295,7 @@ def test_input_rules_shared_with_the_server() -> None:
     assert [tuple(s.shape) for s in styles] == [(1, 3, 32, 64), (1, 3, 64, 21)]
     with pytest.raises(PainterlyError, match="style image 2 is too small"):
         style_tensors([make_image(120, 60), make_image(200, 10)], 64, min_side=16)
-    check_content_size(9, 40)
+    check_content_size(16, 40)
     with pytest.raises(PainterlyError, match="too small"):
         check_content_size(15, 40, min_side=16)
     out = torch.rand(1, 3, 8, 8) * 1.4 - 0.2

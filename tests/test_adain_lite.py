@@ -18,11 +18,12 @@ from painterly.adain.lite import (
     save_lite,
 )
 from painterly.adain.model import Decoder, save_decoder
-from painterly.adain.networks import auto_network, resolve_decoder
+from painterly.adain.networks import resolve_decoder
 from painterly.adain.pipeline import AdaINPipeline
 from painterly.cli import main
 from painterly.errors import PainterlyError
 from painterly.features import build_extractor
+from painterly.registry import resolve_network
 
 
 def _spread_lite(seed: int = 0, skip: str = "", upsample: str = "nearest") -> LiteNetwork:
@@ -186,14 +187,14 @@ def test_file_round_trip_and_refusals(lite_file, tmp_path):
 def test_resolve_picks_the_kind_of_the_file(lite_file, tmp_path):
     model, _ = resolve_decoder(str(lite_file), "auto")
     assert isinstance(model, LiteNetwork)
-    with pytest.raises(PainterlyError, match="--network vgg, but the decoder given is a lite"):
+    with pytest.raises(PainterlyError, match="network vgg was asked for, but .* is a lite network"):
         resolve_decoder(str(lite_file), "vgg")
     save_decoder(Decoder(), str(tmp_path / "dec.safetensors"))
-    with pytest.raises(PainterlyError, match="--network lite, but the decoder given is a vgg"):
+    with pytest.raises(PainterlyError, match="network lite was asked for, but dec.safetensors is a vgg"):
         resolve_decoder(str(tmp_path / "dec.safetensors"), "lite")
     with pytest.raises(PainterlyError, match="unknown network"):
         resolve_decoder(None, "mobile")
-    assert auto_network("cuda") == "vgg"
+    assert resolve_network("auto", "cuda") == "vgg" and resolve_network("auto", "cpu") == "lite"
 
 
 def test_stylizer_with_lite_matches_the_pipeline_and_keeps_size(lite_file, content_image, style_image):
@@ -315,7 +316,7 @@ def test_server_engine_picks_the_network_and_keys_styles_by_it(lite_file, tmp_pa
     engine = AdaINEngine(str(lite_file), "cpu")
     assert engine.network == "lite" and engine.resolve_network("auto") == "lite"
     # a user's model is served alone: never a shipped network in its place
-    with pytest.raises(PainterlyError, match="network 'vgg' is not served here"):
+    with pytest.raises(PainterlyError, match="network vgg was asked for, but .* is a lite network"):
         engine.resolve_network("vgg")
     c = pil_to_tensor(content_image)
     shipped = AdaINEngine(None, "cpu")  # the shipped networks: both served
@@ -323,8 +324,8 @@ def test_server_engine_picks_the_network_and_keys_styles_by_it(lite_file, tmp_pa
                                           AdaINOptions(style_size=64, network="lite"))
     (_, key_vgg), = shipped.style_inputs([style_image], [b"x"], c,
                                          AdaINOptions(style_size=64, network="vgg"))
-    (_, key_auto), = shipped.style_inputs([style_image], [b"x"], c,
-                                          AdaINOptions(style_size=64, alpha=0.5))
+    (_, key_auto), = shipped.style_inputs([style_image], [b"x"], c, AdaINOptions(
+        style_size=64, alpha=0.5, network=shipped.resolve_network("auto")))
     assert key_lite != key_vgg  # the statistics differ per network, so must their cache keys
     assert key_auto == key_lite  # auto is the CPU's lite; alpha acts after the statistics
     (s, _), = engine.style_inputs([style_image], [b"x"], c, AdaINOptions(style_size=64))

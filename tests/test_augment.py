@@ -129,8 +129,8 @@ def test_bad_arguments_are_one_line_errors(styles, tmp_path):
         aug((_image() - 0.5) / 0.25)
     with pytest.raises(PainterlyError, match="1 or 3 channels"):
         aug(torch.rand(4, 16, 16))
-    with pytest.raises(PainterlyError, match="at least 9 px"):
-        aug(torch.rand(3, 8, 16))
+    with pytest.raises(PainterlyError, match="at least 16 px"):
+        aug(torch.rand(3, 15, 16))
     with pytest.raises(PainterlyError, match="PIL image or a tensor"):
         aug(np.zeros((16, 16, 3)))
 
@@ -183,7 +183,7 @@ def test_a_device_that_is_not_there_is_refused_at_construction(device, words):
 
 
 @pytest.mark.parametrize("make, words", [
-    (lambda: Image.new("RGB", (8, 20)), "at least 9 px"),  # a padding RuntimeError before
+    (lambda: Image.new("RGB", (8, 20)), "at least 16 px"),  # a padding RuntimeError before
     (lambda: torch.empty(1, 3, 32, 32, device="meta"), "meta tensor"),
     (lambda: torch.zeros(3, 8000, 8000, dtype=torch.uint8), "64.0 megapixels"),
     (lambda: Image.new("RGB", (8000, 8000)), "over RandomStyle's max_pixels"),
@@ -201,11 +201,11 @@ def test_images_it_cannot_take_are_refused_from_their_size(make, words, monkeypa
 
 
 def test_an_empty_batch_comes_back_and_max_pixels_is_the_callers():
-    aug = RandomStyle("builtin:udnie", p=1.0, style_size=32, max_pixels=100)
+    aug = RandomStyle("builtin:udnie", p=1.0, style_size=32, max_pixels=300)
     empty = torch.rand(0, 3, 32, 32)
     assert aug(empty) is empty
     with pytest.raises(PainterlyError, match="max_pixels"):
-        aug(torch.rand(3, 11, 11))
+        aug(torch.rand(3, 18, 18))
     with pytest.raises(PainterlyError, match="max_pixels must be"):
         RandomStyle("builtin:udnie", max_pixels=0)
 

@@ -128,7 +128,7 @@ def test_export_refuses_overwrite_and_bad_inputs(adain_export, fast_export, tmp_
     junk.write_bytes(b"not a model")
     cases = [
         (["--method", "adain", "--decoder", str(junk)], "cannot read"),
-        (["--method", "adain", "--decoder", str(fd / "fast.safetensors")], "not an AdaIN decoder"),
+        (["--method", "adain", "--decoder", str(fd / "fast.safetensors")], "not an AdaIN model"),
         (["--method", "fast", "--model", dec], "fast-network"),
         (["--method", "fast", "--model", str(tmp_path / "missing.safetensors")], "not found"),
         (["--method", "adain", "--decoder", str(tmp_path / "d.txt")], ".safetensors or .pth"),

@@ -97,7 +97,7 @@ def test_weights_count_mismatch(model_file):
         FastStylizer([], [0.0, 0.0], model=str(model_file))
 
 
-@pytest.mark.parametrize("size", [(37, 29), (50, 50), (9, 9)])
+@pytest.mark.parametrize("size", [(37, 29), (50, 50), (16, 16)])
 def test_sizes_kept(model_file, size):
     out = FastStylizer([], None, model=str(model_file), device="cpu")(_img(*size))
     assert out.size == size
@@ -273,15 +273,15 @@ def test_cli_style_by_name(model_file, tmp_path, capsys):
     assert err.startswith("error:") and "mosaic, candy" in err
 
 
-@pytest.mark.parametrize("size", [(1, 20000), (20000, 1), (6, 200), (1, 1), (8, 8)])
+@pytest.mark.parametrize("size", [(1, 20000), (20000, 1), (6, 200), (1, 1), (15, 15)])
 def test_thin_or_tiny_images_are_a_clear_error(model_file, size):
     """A strip's result would be a line a few pixels wide, a 1x1 image a grey pixel: one error
-    naming its size instead, by the rule AdaIN applies too (9 px; 9x9 keeps its size)."""
+    naming its size instead, by every method's rule (16 px; 16x16 keeps its size)."""
     img = Image.new("RGB", size, (120, 60, 200))
-    with pytest.raises(PainterlyError, match=f"{size[0]}x{size[1]}: its short side is under 9 px"):
+    with pytest.raises(PainterlyError, match=f"{size[0]}x{size[1]}: its short side is under 16 px"):
         FastStylizer([], None, model=str(model_file), device="cpu")(img)
     if max(size) > 100:
-        with pytest.raises(PainterlyError, match="short side is under 9 px"):  # resized first
+        with pytest.raises(PainterlyError, match="short side is under 16 px"):  # resized first
             stylize(img, method="fast", model=str(model_file), size=100, device="cpu")
 
 

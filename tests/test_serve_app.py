@@ -74,12 +74,12 @@ def test_methods_lists_methods_models_and_builtin_styles(client, decoder_file):
 
 def test_methods_without_decoder_says_why_adain_is_unavailable(tmp_path, monkeypatch):
     # An install without the shipped decoder (deleted, or a build that left assets out).
-    import painterly.adain.networks as adain_networks  # where the server looks the decoder up
+    from dataclasses import replace
 
-    missing = tmp_path / "no_decoder.safetensors"
-    monkeypatch.setattr(adain_networks, "default_decoder_path", lambda: missing)
-    monkeypatch.setattr(adain_networks, "default_lite_path", lambda: tmp_path / "no_lite.safetensors")
-    monkeypatch.setattr(adain_networks, "is_available", lambda: False)
+    from painterly import registry  # where every front end looks the shipped files up
+
+    for name, row in list(registry.NETWORKS.items()):
+        monkeypatch.setitem(registry.NETWORKS, name, replace(row, asset=tmp_path / f"no_{name}.safetensors"))
     with TestClient(create_app(config(None))) as c:
         adain = c.get("/v1/methods").json()["methods"]["adain"]
         r = stylize(c, method="adain")

@@ -144,4 +144,4 @@ def test_network_picks_a_shipped_network_and_never_replaces_a_users_model(client
     assert stylize(client, network="vgg").headers["X-Painterly-Network"] == "vgg"
     r = stylize(client, network=ADAIN_CHANGES["network"])
     assert r.status_code == 400, r.text
-    assert "not served here" in r.json()["error"] and "vgg" in r.json()["error"]
+    assert "was asked for, but" in r.json()["error"] and "vgg network" in r.json()["error"]

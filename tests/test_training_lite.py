@@ -107,11 +107,11 @@ def test_a_wider_decoder_run_widens_its_init_and_a_narrower_run_prunes_it(data, 
 def test_a_lite_teacher_names_the_flag_and_the_way(tmp_path, capsys):
     """--teacher takes the VGG decoder a lite network is cut from; a lite file there says so
     (it said '--network vgg, but the decoder given is a lite network', a flag never given)."""
-    from painterly.adain.networks import default_lite_path
+    from painterly.adain.networks import default_model_path
     from painterly.cli import main
 
     styles = str(Path(__file__).resolve().parents[1] / "src" / "painterly" / "assets" / "styles")
-    rc = main(["train", "adain", "--network", "lite", "--teacher", str(default_lite_path()),
+    rc = main(["train", "adain", "--network", "lite", "--teacher", str(default_model_path("lite")),
                "--content-dir", styles, "--style-dir", styles, "--out", str(tmp_path / "run"),
                "--iterations", "1", "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -100,10 +100,10 @@ def zero_files(tmp_path_factory) -> dict[str, Path]:
     """The shipped lite network with every weight zeroed, and a fast network likewise: finite,
     so they load, but each paints one flat colour."""
     from painterly.adain.lite import load_lite, save_lite
-    from painterly.adain.networks import default_lite_path
+    from painterly.adain.networks import default_model_path
 
     root = tmp_path_factory.mktemp("zero_weights")
-    lite, config = load_lite(str(default_lite_path()))
+    lite, config = load_lite(str(default_model_path("lite")))
     with torch.no_grad():
         for p in lite.parameters():
             p.zero_()
@@ -137,8 +137,8 @@ def test_a_model_that_paints_a_flat_image_is_refused(zero_files, tmp_path, conte
 
 
 def test_the_shipped_models_pass_the_probe():
-    from painterly.adain.networks import default_lite_path, networks_for
+    from painterly.adain.networks import default_model_path, networks_for
     from painterly.fast.stylize import _load_network
 
-    networks_for(str(default_lite_path()), "lite", torch.device("cpu"))  # no error
+    networks_for(str(default_model_path("lite")), "lite", torch.device("cpu"))  # no error
     _load_network("artworks8")

@@ -30,15 +30,13 @@ import torch
 from PIL import Image
 
 from .errors import PainterlyError, echo
-from .image import ImageLike, list_images, load_image, pil_to_tensor, resize, tensor_to_pil
+from .image import MIN_SIDE, ImageLike, list_images, load_image, pil_to_tensor, resize, tensor_to_pil
 
 __all__ = ["DEFAULT_AUGMENT_STYLE_SIZE", "RandomStyle"]
 
 #: Long side styles are resized to: training images are small (224 px), and the style's
 #: statistics are taken at the scale its texture will be painted at.
 DEFAULT_AUGMENT_STYLE_SIZE = 256
-#: Smallest image side AdaIN accepts (its relu4_1 grid must be at least 2 px).
-MIN_SIDE = 9
 #: Slack on the [0, 1] range check of float inputs (resampling overshoot).
 RANGE_SLACK = 1e-3
 #: Most pixels one call stylizes (all images of a batch together), checked from the shape before
@@ -141,11 +139,11 @@ class RandomStyle:
 
             device = resolve_device(device)  # unknown or missing devices: one line, now
         self.device = device
-        from .adain.networks import NETWORKS_CHOICES, PRECISIONS
+        from . import registry
+        from .adain.networks import PRECISIONS
 
-        if network not in NETWORKS_CHOICES:
-            raise PainterlyError(f"unknown network {echo(network)} "
-                                 f"(choose from {', '.join(NETWORKS_CHOICES)})")
+        if network != registry.AUTO:
+            registry.spec(network)  # unknown: one line naming the choices
         self.network = network
 
         if precision not in PRECISIONS:

@@ -87,6 +87,17 @@ def auto_bf16(device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The concrete precision ("fp32", "bf16" or "fp16") ``precision`` means on ``device``, for
+    every method: "auto" is bf16 where :func:`auto_bf16` (fp16 on a CUDA device without bf16),
+    else fp32; a CUDA device without bf16 runs a "bf16" request in fp16."""
+    if precision == "auto":
+        precision = "bf16" if auto_bf16(device) else "fp32"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "fp16"
+    return precision
+
+
 def available_memory(device: torch.device) -> int | None:
     """Bytes free for new tensors on ``device`` (CPU: the kernel's MemAvailable), or None."""
     if device.type == "cuda":

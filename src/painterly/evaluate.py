@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import registry
 from .errors import PainterlyError, echo
 from .image import contact_sheet, list_images, load_image, pil_to_tensor, resize, save_image
 from .losses import content_loss, grid_score, hatch_score, mean_std, style_loss_mean_std
@@ -135,8 +136,22 @@ class Scorer:
         return float(c_loss), float(s_loss)
 
 
-#: Methods ``painterly eval`` can score.
-EVAL_METHODS = ("adain", "adain-lite", "stl", "gatys", "fast")
+#: Methods ``painterly eval`` can score besides AdaIN's networks (:func:`eval_methods`).
+OTHER_METHODS = ("stl", "gatys", "fast")
+
+
+def adain_method_network(method: str) -> str | None:
+    """The AdaIN network an eval method runs: "adain" the VGG decoder, "adain-NAME" any other
+    registered network (``adain-lite``); None for a method that is not AdaIN."""
+    if method == "adain":
+        return "vgg"
+    name = method.removeprefix("adain-")
+    return name if method.startswith("adain-") and name in registry.NETWORKS and name != "vgg" else None
+
+
+def eval_methods() -> tuple[str, ...]:
+    """Every method ``painterly eval`` can score: one per registered AdaIN network, then the rest."""
+    return ("adain", *(f"adain-{n}" for n in registry.NETWORKS if n != "vgg"), *OTHER_METHODS)
 
 
 def _stl_method() -> Callable[[Image.Image, Image.Image], Image.Image] | None:
@@ -164,12 +179,10 @@ def build_methods(methods: Sequence[str], decoder: str | None, gatys_steps: int,
 
     out: dict[str, Runner] = {}
     for m in methods:
-        if m in ("adain", "adain-lite"):
-            if m == "adain":
-                opts = {"device": device, "network": "vgg", **({"decoder": decoder} if decoder else {})}
-            else:
-                opts = {"device": device, "network": "lite",
-                        **({"decoder": lite_model} if lite_model else {})}
+        network = adain_method_network(m)
+        if network is not None:
+            given = {"vgg": decoder, "lite": lite_model}.get(network)
+            opts = {"device": device, "network": network, **({"decoder": given} if given else {})}
             stylizers: dict[str, object] = {}  # one per style: its statistics are computed once
 
             def adain(c, s, n, o=opts, cache=stylizers):
@@ -197,7 +210,7 @@ def build_methods(methods: Sequence[str], decoder: str | None, gatys_steps: int,
                                  "painterly's lite network is 'adain-lite'")
         else:
             raise PainterlyError(f"unknown evaluation method {echo(m)} "
-                                 f"(choose from {', '.join(EVAL_METHODS)})")
+                                 f"(choose from {', '.join(eval_methods())})")
     return out
 
 

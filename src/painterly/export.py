@@ -41,14 +41,15 @@ from torch import nn
 
 from .atomic import atomic_path, write_atomic
 from .errors import PainterlyError
+from .image import MIN_SIDE as IMAGE_MIN_SIDE
 
 #: Default and lowest supported ONNX opset.
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
 #: Highest opset the TorchScript-based exporter writes.
 MAX_OPSET = 20
-#: Smallest image side the exported graphs accept (AdaIN's decoder reflect-pads at 1/8 scale).
-MIN_SIDE = {"adain": 16, "fast": 8}
+#: Smallest image side the exported graphs are run at (every method's rule).
+MIN_SIDE = IMAGE_MIN_SIDE
 #: Stride multiple each graph pads to internally.
 MULTIPLE = {"adain": 8, "fast": 4}
 FORMAT_VERSION = 1
@@ -138,14 +139,19 @@ def export_adain(decoder_path: str | os.PathLike | None, output: str | os.PathLi
                  network: str = "auto") -> dict[str, Path]:
     """Export an AdaIN model as a style graph and a content graph: the VGG decoder with the
     VGG19 encoder it was trained with (Caffe weights), or a lite network (its own encoder).
-    ``decoder_path`` None means the installed default of ``network`` ("auto": the lite one if
-    installed). The graphs trace the one inference path (:class:`AdaINPipeline`'s graphs)."""
+    ``decoder_path`` None means the installed default of ``network`` ("auto": the one
+    ``painterly stylize`` picks on this machine's device). The graphs trace the one inference
+    path (:class:`AdaINPipeline`'s graphs), on the CPU in fp32."""
+    from . import registry
     from .adain.networks import default_model_path, encoder_padding
     from .adain.pipeline import AdaINPipeline
+    from .device import resolve_device
 
     paths = output_paths(output, "adain")
     _refuse_existing(paths, overwrite)
     opset = _check_opset(opset)
+    if decoder_path is None:  # "auto" means what stylize would run here, not "the CPU's"
+        network = registry.resolve_network(network, resolve_device("auto").type)
     pipeline = AdaINPipeline.load(decoder_path, network, "cpu", precision="fp32", channels_last=False)
     dconfig = pipeline.nets.config
     padding = encoder_padding(dconfig)
@@ -174,11 +180,11 @@ def export_adain(decoder_path: str | os.PathLike | None, output: str | os.PathLi
         "network": pipeline.network, "channels": channels,
         "style_inputs": {"style": "N,3,H,W"},
         "padding": f"reflect to a multiple of {MULTIPLE['adain']} inside the graph, output cropped",
-        "multiple": MULTIPLE["adain"], "min_side": MIN_SIDE["adain"],
+        "multiple": MULTIPLE["adain"], "min_side": MIN_SIDE,
         "blend": "weighted average of style_mean and style_std (exact for AdaIN)",
         "source": str(decoder_path or default_model_path(pipeline.network)), "decoder_config": dconfig,
         "encoder": (f"VGG19 to relu4_1, Caffe weights, {padding} padding" if pipeline.network == "vgg"
-                    else f"lite: slim VGG19 to relu4_1, widths {dconfig.get('widths')}"
+                    else f"{pipeline.network}: its own encoder to relu4_1, widths {dconfig.get('widths')}"
                     + (f", {dconfig['skip']} skip (space-to-depth, concatenated)"
                        if dconfig.get("skip") else "")),
     })
@@ -211,7 +217,7 @@ def export_fast(model: str | os.PathLike | None, output: str | os.PathLike, *,
         "pixels": "RGB float32 in [0, 1], NCHW; output clamped to [0, 1]",
         "inputs": {"content": "N,3,H,W", "style": f"N|1,{net.n_styles} (style blend weights)"},
         "padding": f"reflect to a multiple of {multiple} inside the graph, output cropped",
-        "multiple": multiple, "min_side": getattr(net, "min_side", MIN_SIDE["fast"]),
+        "multiple": multiple, "min_side": max(MIN_SIDE, getattr(net, "min_side", MIN_SIDE)),
         "network": config.get("kind", "fast-transformer"),
         "n_styles": net.n_styles, "style_names": list(names), "source": str(model_path),
     })

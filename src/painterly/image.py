@@ -462,10 +462,11 @@ def encode_image(img: Image.Image, fmt: str = "PNG", quality: int = 95) -> bytes
     return buf.getvalue()
 
 
-#: The smallest content side every feed-forward method (AdaIN, fast) paints: the image is padded
-#: to a multiple of 8 and its 1/8 feature grid must be at least 2 px for reflection padding.
-#: One rule, so a 1x1 image is refused by every method, not painted as one grey pixel by one.
-MIN_CONTENT_SIDE = 9
+#: The smallest image side painterly takes, for every method and front end (CLI, server, video,
+#: live, augment, export): VGG19 pools four times before relu5_1 (Gatys), and AdaIN's and the
+#: fast networks' 1/8 feature grids need 2 px for reflection padding. One rule, so a 1x1 image is
+#: refused by every method, not painted as one grey pixel by one.
+MIN_SIDE = 16
 
 
 def check_min_side(width: int, height: int, minimum: int, what: str, hint: str = "") -> None:

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import PainterlyError
-from .image import MIN_CONTENT_SIDE, ImageLike, resized_size
+from .image import MIN_SIDE, ImageLike, resized_size
 
 #: The long side live frames are painted at unless told otherwise (the camera's frame is shrunk
 #: to it; a snapshot at full resolution goes through the still path).
@@ -60,9 +60,9 @@ class LiveSettings:
         if self.method not in LIVE_METHODS:
             raise PainterlyError(f"live mode runs method adain or fast, not {self.method!r}")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or \
-                not MIN_CONTENT_SIDE <= self.size <= MAX_LIVE_SIZE:
+                not MIN_SIDE <= self.size <= MAX_LIVE_SIZE:
             raise PainterlyError(f"live size must be a whole number of pixels in "
-                                 f"{MIN_CONTENT_SIDE}..{MAX_LIVE_SIZE}, got {self.size!r}")
+                                 f"{MIN_SIDE}..{MAX_LIVE_SIZE}, got {self.size!r}")
         if self.method == "adain" and not self.style:
             raise PainterlyError("live mode with method adain needs a style (a painting or "
                                  "builtin:NAME)")
@@ -115,9 +115,9 @@ class LivePainter:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise PainterlyError(f"a live frame must be HxWx3 uint8, got {frame.shape} {frame.dtype}")
         h, w = frame.shape[:2]
-        if min(h, w) < MIN_CONTENT_SIDE:
+        if min(h, w) < MIN_SIDE:
             raise PainterlyError(f"frames of {w}x{h} are too small: every method needs at least "
-                                 f"{MIN_CONTENT_SIDE} px a side")
+                                 f"{MIN_SIDE} px a side")
         size = frame_size(frame.shape, self.settings.size)
         if size != (w, h):
             frame = np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR))

@@ -95,9 +95,9 @@ def adain_lite_status() -> tuple[Path, bool]:
 def adain_decoder_status() -> tuple[Path, bool]:
     """(default AdaIN decoder path, whether it is installed)."""
     try:  # imported here: a build may leave the adain method out
-        from .adain import default_decoder_path
+        from .adain import default_model_path
 
-        path = Path(default_decoder_path())
+        path = Path(default_model_path("vgg"))
     except (ImportError, PainterlyError):
         path = Path(__file__).resolve().parent / "assets" / "adain_decoder.safetensors"
     return path, path.is_file()

@@ -24,7 +24,9 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
+from . import registry
 from .errors import PainterlyError, echo
+from .image import MIN_SIDE
 from .schema import Limit, MethodOptions, Option, option, options_of
 
 # ----------------------------------------------------------------------------------------------
@@ -45,12 +47,14 @@ ADAIN_PRECISIONS = (*PRECISIONS, "fp16")
 #: Seeds torch takes: a signed or unsigned 64-bit integer.
 SEED_RANGE = (-(2**63), 2**64 - 1)
 
-#: AdaIN networks (adain.networks.NETWORKS_CHOICES): auto (lite on a CPU, vgg on a GPU), vgg, lite.
-ADAIN_NETWORKS = ("auto", "vgg", "lite")
+#: AdaIN networks: "auto" and every name of the registry's table (live: a network registered
+#: later is a choice too).
+ADAIN_NETWORKS = registry.CHOICES
 #: How a decoder upsamples 2x: "nearest" (the paper's, and every file before this option) or
 #: "bilinear". A nearest upsampling followed by a 3x3 conv paints with a kernel that depends on
 #: the output pixel's phase on the 2x grid: the lite decoder's 2-pixel hatch and most of its
-#: swimming under sub-stride motion (docs/MODEL_CARD.md measures each upsampling's share).
+#: swimming under sub-stride motion (docs/runs/adain_lite.md, runs 9 to 13, measures each
+#: upsampling's share).
 UPSAMPLINGS = ("nearest", "bilinear")
 #: AdaIN: long side the style image is resized to before encoding (the paper's test setting).
 DEFAULT_STYLE_SIZE = 512
@@ -59,8 +63,8 @@ DEFAULT_SIZE = 512
 DEFAULT_CONTENT_WEIGHT = 1.0
 DEFAULT_STYLE_WEIGHT = 3.0
 DEFAULT_TV_WEIGHT = 1.0
-#: Gatys: smallest short side of any image the network sees (VGG19 pools four times before relu5_1).
-GATYS_MIN_SIDE = 16
+#: Gatys: smallest short side of any image the network sees (every method's rule).
+GATYS_MIN_SIDE = MIN_SIDE
 
 # ----------------------------------------------------------------------------------------------
 # Options several methods take, declared once (each method sets its default and minimum)

@@ -40,7 +40,7 @@ from .adain.core import SmoothedStats, mean_std
 from .adain.stylize import AdaINStylizer
 from .atomic import atomic_path, temp_path
 from .errors import PainterlyError
-from .image import MIN_CONTENT_SIDE, ImageLike, load_image
+from .image import MIN_SIDE, ImageLike, load_image
 from .options import AdaINOptions, check_style_weights, option_names, require_styles
 from .temporal import DEFAULT_SMOOTH
 
@@ -195,9 +195,9 @@ class AdaINVideo:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
-        if min(h, w) < MIN_CONTENT_SIDE:
+        if min(h, w) < MIN_SIDE:
             raise PainterlyError(f"frames of {w}x{h} are too small: every method needs at least "
-                                 f"{MIN_CONTENT_SIDE} px a side")
+                                 f"{MIN_SIDE} px a side")
         x = torch.from_numpy(np.array(frame, np.uint8)).permute(2, 0, 1)[None].float().div_(255.0)
         cut = self._is_cut(frame)
         self.cuts += int(cut)
@@ -466,10 +466,10 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike | None,
     info, frames = _open_frames(src)
     fps = exact_fps(info.fps)
     w, h = output_size(info.size, size)
-    if min(w, h) < MIN_CONTENT_SIDE:  # before the writer and the progress bar start
+    if min(w, h) < MIN_SIDE:  # before the writer and the progress bar start
         frames.close()
         raise PainterlyError(f"frames of {w}x{h} are too small: every method needs at least "
-                             f"{MIN_CONTENT_SIDE} px a side")
+                             f"{MIN_SIDE} px a side")
     if out is not None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,10 @@ Layout, bottom up:
 from __future__ import annotations
 
 from .core import StyleStats, adain, adain_transform
-from .networks import AdaINNetworks, default_decoder_path, is_available, resolve_decoder
+from .networks import AdaINNetworks, default_model_path, is_available, resolve_decoder
 from .stylize import AdaINStylizer
 from .tiling import encode_transform_decode, plan_tiles
 
 __all__ = ["AdaINNetworks", "AdaINStylizer", "StyleStats", "adain", "adain_transform",
-           "default_decoder_path", "encode_transform_decode", "is_available", "plan_tiles",
+           "default_model_path", "encode_transform_decode", "is_available", "plan_tiles",
            "resolve_decoder"]

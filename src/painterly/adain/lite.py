@@ -175,6 +175,9 @@ class LiteNetwork(nn.Module):
     """Encoder + decoder of the lite network, and the training-only linear embedding
     (``embed``: 1x1 conv from the lite relu4_1 to VGG19's 512 channels)."""
 
+    #: The registered network it is (:mod:`painterly.adain.registry`).
+    network_name = "lite"
+
     def __init__(self, widths: Sequence[int] = LITE_WIDTHS, encoder_padding: str = "zeros",
                  decoder_padding: str = "reflect", vgg_channels: int = 512, skip: str = "",
                  decoder_widths: Sequence[int] | None = None, upsample: str = "nearest") -> None:

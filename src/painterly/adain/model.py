@@ -50,6 +50,8 @@ class Decoder(nn.Module):
 
     #: (in, out) channels of each 3x3 conv; "up" marks a 2x nearest upsample.
     PLAN = mirror_plan()
+    #: The registered network a decoder on its own is (:mod:`painterly.adain.registry`).
+    network_name = "vgg"
 
     def __init__(self, padding: str = "reflect", input_scale: float = DEFAULT_INPUT_SCALE,
                  plan: tuple | None = None, upsample: str = "nearest") -> None:

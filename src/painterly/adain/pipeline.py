@@ -10,7 +10,7 @@ a precision: :class:`~painterly.adain.networks.AdaINNetworks`) and runs that pat
 end: the stylizer, the server's engine (a batch whose items each carry their own style and
 alpha), video (content statistics smoothed over frames), style augmentation, the fast trainer's
 teacher, and the ONNX export (which traces :class:`PipelineGraph`, the same steps as a module).
-A new network plugs in at :func:`~painterly.adain.networks.resolve_decoder`; a new option in
+A new network is a row of :mod:`painterly.registry`; a new option in
 feature space at :mod:`painterly.adain.core` and :mod:`painterly.options`.
 """
 
@@ -63,7 +63,7 @@ class AdaINPipeline:
 
     @property
     def network(self) -> str:
-        """"vgg" or "lite"."""
+        """The registered network it runs ("vgg", "lite", ...)."""
         return self.nets.network
 
     # ------------------------------------------------------------------ style statistics

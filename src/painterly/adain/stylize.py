@@ -28,7 +28,7 @@ from PIL import Image
 from ..color import luminance_transfer, match_histogram
 from ..errors import PainterlyError
 from ..image import (
-    MIN_CONTENT_SIDE,
+    MIN_SIDE,
     ImageLike,
     load_image,
     pil_to_tensor,
@@ -45,8 +45,6 @@ from .tiling import MIN_TILE
 __all__ = ["DEFAULT_STYLE_SIZE", "MIN_SIDE", "AdaINStylizer", "check_content_size", "feature_masks",
            "finish_colors", "recolor_styles", "style_tensors"]
 
-#: Smallest content side (:data:`painterly.image.MIN_CONTENT_SIDE`, the rule of every method).
-MIN_SIDE = MIN_CONTENT_SIDE
 
 
 # --------------------------------------------------------------------------------------------

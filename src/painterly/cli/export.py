@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from .. import registry
 from . import positive_int
 
 
@@ -16,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "fast: NAME.onnx and NAME.onnx.json. See docs/DEPLOY.md.")
     p.add_argument("format", choices=("onnx",), help="export format")
     p.add_argument("--method", choices=("adain", "fast"), required=True)
-    p.add_argument("--network", choices=("auto", "vgg", "lite"), default=None,
-                   help="adain: auto (default, as for stylize), vgg or lite")
+    p.add_argument("--network", choices=registry.CHOICES, default=None,
+                   help=f"adain: auto (default, as for stylize) or {', '.join(registry.NETWORKS)}")
     p.add_argument("--decoder", default=None,
                    help="adain: decoder or lite network weights (.safetensors/.pth; default: the "
                         "installed one of --network)")

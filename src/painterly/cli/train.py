@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import registry
 from ..options import UPSAMPLINGS
 from . import name_list, non_negative_float, non_negative_int, positive_float, positive_int
 
@@ -127,7 +128,7 @@ def register(subparsers) -> None:
                    help="cached augmented crops per artwork (64; 0: encode every style crop)")
     g.add_argument("--content-cache-mb", type=non_negative_float,
                    help="memory for cached content features (4096; 0: encode every content crop)")
-    g.add_argument("--network", choices=("vgg", "lite"),
+    g.add_argument("--network", choices=("vgg", "lite"),  # the two networks this trainer builds
                    help="vgg: the VGG19 mirror decoder (default); lite: the lite network (a slim "
                         "encoder and decoder, real time on a CPU), distilled with VGG19 as loss network")
     g.add_argument("--embed-weight", type=non_negative_float,
@@ -179,8 +180,8 @@ def register(subparsers) -> None:
                    help="iterations of content loss only before the style loss starts (0)")
     g.add_argument("--teacher", metavar="DECODER",
                    help="distil an AdaIN decoder: its output for each photo and style is the content "
-                        "target ('default' = the shipped VGG decoder, 'lite' = the shipped lite "
-                        "network, or a file; run in bf16 under --amp bf16)")
+                        f"target: a network's shipped file ({', '.join(registry.NETWORKS)}; "
+                        "'default' = vgg) or a model file; run in bf16 under --amp bf16")
     g.add_argument("--teacher-style-size", type=positive_int,
                    help="long side of the style images for the teacher's statistics (512)")
     g.add_argument("--pixel-weight", type=non_negative_float,

@@ -99,7 +99,7 @@ class FastStylizer:
     def __init__(self, styles: Sequence[Image.Image], style_weights: Sequence[float] | None = None,
                  options: FastOptions | None = None, *, style_names: Sequence[str] | None = None,
                  **keywords: Any) -> None:
-        from ..device import auto_bf16, cast_dtype, resolve_device
+        from ..device import cast_dtype, resolve_device, resolve_precision
 
         self.options = opts = cast(FastOptions, options_from("fast", options, keywords))
         if styles:
@@ -134,9 +134,7 @@ class FastStylizer:
                     f"{net.n_styles} style(s): {', '.join(names)} (give one weight per style)")
             weights = check_style_weights(style_weights, net.n_styles)
         self.device = resolve_device(opts.device)
-        if precision == "auto":
-            native = auto_bf16(self.device)
-            precision = "bf16" if native else "fp32"
+        precision = resolve_precision(precision, self.device) if precision == "auto" else precision
         self.precision = precision
         self.size = size
         self.preserve_color = mode
@@ -175,11 +173,11 @@ class FastStylizer:
         """:meth:`stylize_tensor` in the network's memory layout (channels-last for the lite
         network on a CPU: :meth:`__call__` turns that into pixels without a layout copy)."""
         from ..device import autocast, check_memory
-        from ..image import MIN_CONTENT_SIDE, check_min_side
+        from ..image import MIN_SIDE, check_min_side
 
         h, w = int(x.shape[-2]), int(x.shape[-1])
-        check_min_side(w, h, MIN_CONTENT_SIDE, "content image",
-                       "the same rule as AdaIN's; enlarge or crop it to a less extreme shape")
+        check_min_side(w, h, MIN_SIDE, "content image",
+                       "every method's rule; enlarge or crop it to a less extreme shape")
 
         # Peak of one pass: about four full-resolution fp32 maps of `width` channels.
         check_memory(x.shape[0] * x.shape[-2] * x.shape[-1], 16 * self.width, self.device,

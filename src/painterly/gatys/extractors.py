@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..device import auto_bf16, cast_dtype, resolve_device
+from ..device import cast_dtype, resolve_device, resolve_precision
 from ..features import FeatureExtractor, build_extractor, canonical_layer, vgg_layer_names
 from .config import GatysConfig, parse_options
 
@@ -90,11 +90,8 @@ def network_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     on CUDA (autocast; fp16 where bf16 is missing) and on CPUs with native bf16 math
     (AVX512-BF16/AMX), where the weights themselves are cast: no per-layer autocast casts,
     2x faster per step than float32 with the same final losses."""
-    if precision == "bf16" or (precision == "auto" and auto_bf16(device)):
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
-    return None
+    concrete = resolve_precision(precision, device)
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(concrete)
 
 
 def extractor_for(cfg: GatysConfig, device: torch.device,

@@ -9,15 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import PainterlyError
+from ..errors import PainterlyError, echo
+from ..image import MIN_SIDE as IMAGE_MIN_SIDE
 
 #: Most style images (uploaded + built-in) one request may blend.
 MAX_STYLES = 8
 #: Seconds a live stream's painted frame may wait for a client that does not read before the
 #: stream is closed (the frame in flight is all it holds meanwhile).
 LIVE_SEND_TIMEOUT = 10.0
-#: Smallest image side AdaIN takes: the decoder's reflection padding needs a 2x2 feature map.
-MIN_SIDE = 16
+#: Smallest image side (every method's: :data:`painterly.image.MIN_SIDE`).
+MIN_SIDE = IMAGE_MIN_SIDE
 #: Most commas a JSON body may hold, counted before it is parsed: every list item and key after
 #: the first needs one, and a request has at most 8 styles and one value per option (base64 has
 #: none), so a body over this is refused (400) without building millions of objects.
@@ -53,6 +54,9 @@ class ServeConfig:
 
     device: str = setting("auto", "auto, cpu, cuda, mps")
     decoder: str | None = setting(None, "AdaIN decoder or lite network file", "the shipped one")
+    network: str = setting("auto", "AdaIN network a request without one gets: auto (lite on a "
+                                   "CPU, vgg on a GPU) or a registered name; with --decoder, the "
+                                   "file's network or auto")
     model: str | None = setting(None, "default fast-network model (file or name)", "none")
     max_upload_mb: float = setting(20.0, "largest request body in MB (413 above)")
     max_pixels: int = setting(4096 * 4096, "largest uploaded image in pixels (413 above)",
@@ -111,6 +115,11 @@ class ServeConfig:
         if self.token is not None and (len(self.token) < 8 or not self.token.isprintable()
                                        or " " in self.token):
             raise PainterlyError("--token must be at least 8 printable characters without spaces")
+        from .. import registry
+
+        if self.network not in registry.CHOICES:
+            raise PainterlyError(f"--network {echo(self.network)} is unknown "
+                                 f"(choose from {', '.join(registry.CHOICES)})")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise PainterlyError("--ssl-certfile and --ssl-keyfile go together (give both)")
         for flag, path in (("--ssl-certfile", self.ssl_certfile), ("--ssl-keyfile", self.ssl_keyfile)):

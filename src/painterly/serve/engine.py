@@ -19,12 +19,13 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
 
+from .. import registry
 from ..adain.core import Stats, StyleStats
 from ..adain.model import MULTIPLE, pad_to_multiple
 from ..adain.pipeline import AdaINPipeline
@@ -36,7 +37,6 @@ from ..adain.stylize import (
     style_tensors,
 )
 from ..device import resolve_device
-from ..errors import PainterlyError, echo
 from ..image import pil_to_tensor, tensor_to_pil
 from ..options import AdaINOptions
 from .config import MIN_SIDE
@@ -100,11 +100,9 @@ class AdaINEngine:
         answered with a shipped model the user did not choose."""
         if network in (None, "auto", self.network):
             return self.network
-        if self.decoder_path is not None:
-            raise PainterlyError(f"network {echo(str(network))} is not served here: this server serves "
-                                 f"its {self.network} model ({Path(self.decoder_path).name}); use "
-                                 f"network {self.network} or auto")
-        return network
+        if self.decoder_path is not None:  # the message the CLI gives for the same mix
+            raise registry.mismatch(str(network), self.network, Path(self.decoder_path).name)
+        return registry.spec(network).name
 
     @staticmethod
     def cache_key(data: bytes, *extra: object) -> str:
@@ -128,11 +126,11 @@ class AdaINEngine:
         (:meth:`AdaINOptions.style_key`: the style size, the network...). With
         ``preserve_color="histogram"`` the styles are recolored to ``content`` and get no key:
         their statistics depend on the content."""
-        nets = self.pipeline(self.resolve_network(options.network)).nets
+        nets = self.pipeline(options.network).nets  # the caller resolved it (resolve_network)
         tensors = style_tensors(styles, options.style_size, min_side=MIN_SIDE, nets=nets)
         if options.preserve_color == "histogram":
             return [(s, None) for s in recolor_styles(tensors, content)]
-        key = replace(options, network=self.resolve_network(options.network)).style_key()
+        key = options.style_key()
         return [(s, self.cache_key(src, key)) for s, src in zip(tensors, sources)]
 
     @staticmethod

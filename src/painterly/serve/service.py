@@ -167,15 +167,16 @@ class Service:
                 from ..adain import networks
             except ImportError:  # a build without AdaIN: reported below like a missing decoder
                 networks = None
-            if networks is None or not (networks.is_available() or networks.default_lite_path().is_file()):
+            if networks is None or not networks.is_available():
                 self.adain_reason = ("no AdaIN decoder installed: start the server with --decoder FILE "
                                      "(train one with `painterly train adain`)")
                 return
         from .engine import AdaINEngine  # here: the engine needs the AdaIN package, a build may lack it
 
         try:
-            # No --decoder: the shipped model of network "auto" (lite on a CPU, vgg on a GPU).
-            self.adain = AdaINEngine(path, self.config.device, self.config.style_cache)
+            # No --decoder: the shipped model of --network (auto: lite on a CPU, vgg on a GPU).
+            self.adain = AdaINEngine(path, self.config.device, self.config.style_cache,
+                                     self.config.network)
         except PainterlyError as exc:
             self.adain_reason = f"decoder could not be loaded: {exc}"
             return

@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .. import registry
 from ..adain.core import StyleStats, adain
 from ..adain.model import CONTENT_LAYER, MULTIPLE, STYLE_LAYERS
 from ..adain.networks import resolve_decoder
@@ -201,10 +202,10 @@ class FastObjective:
         run's styles (their statistics at ``teacher_style_size``, as the AdaIN stylizer sees
         them), its decoder pruned or widened to ``lite_decoder_widths`` if given."""
         from ..adain.lite import load_lite
-        from ..adain.networks import default_lite_path
+        from ..adain.networks import default_model_path
         from ..fast.lite import bake
 
-        path = str(lite_path or default_lite_path())
+        path = str(lite_path or default_model_path("lite"))
         lite, _ = load_lite(path)
         return bake(lite, [self._prep_image(img) for img in self.style_images],
                     self.cfg.teacher_style_size, self.cfg.lite_decoder_widths or None,
@@ -223,10 +224,11 @@ class FastObjective:
         if self.train.crop % MULTIPLE:
             raise PainterlyError(f"--teacher needs a crop that is a multiple of {MULTIPLE}, "
                                  f"got {self.train.crop}")
-        # "default": the shipped VGG decoder; "lite": the shipped lite network; else a file
-        decoder = None if self.cfg.teacher in ("default", "lite") else self.cfg.teacher
-        model, _ = resolve_decoder(decoder, "auto" if decoder else
-                                   "lite" if self.cfg.teacher == "lite" else "vgg")
+        # A registered network's name (its shipped file; "default": the VGG decoder, the
+        # option's old word), else a model file of any network.
+        name = "vgg" if self.cfg.teacher == "default" else self.cfg.teacher
+        shipped = name in registry.NETWORKS
+        model, _ = resolve_decoder(None if shipped else name, name if shipped else "auto")
         bf16 = self.train.amp == "bf16"
         pipeline = AdaINPipeline.load(copy.deepcopy(model), "auto", device,
                                       precision="bf16" if bf16 else "fp32",

@@ -307,6 +307,41 @@ def test_input_rules_shared_with_the_server() -> None:
     assert masks.shape == (1, 2, 8, 13) and masks[0, 0].min() == 1 and masks[0, 1].max() == 0
 
 
+@pytest.mark.parametrize("case", ["plain", "masks", "alpha", "smoothed"])
+def test_streamed_tiles_match_untiled(decoder_file, styles, monkeypatch, case) -> None:
+    """Over MAX_FEATURE_BYTES no feature map is kept: a first pass gathers the whole image's
+    statistics (and each mask's region statistics), the second encodes every window again with
+    a margin; the result is still the untiled one (1e-3), and every window has one shape."""
+    import painterly.adain.tiling as tiling
+
+    x = pil_to_tensor(make_image(500, 300, seed=9))  # not a multiple of 8: windows pad alone
+    kw: dict = {}
+    if case == "masks":
+        left = torch.zeros(1, 1, 300, 500)
+        left[..., :250] = 1
+        kw = {"mask": [left, 1 - left]}
+    st_styles = styles if case == "masks" else styles[:1]
+    if case == "alpha":
+        kw = {"alpha": 0.6}
+    untiled_st = _stylizer(decoder_file, st_styles, **kw)
+    tiled_st = _stylizer(decoder_file, st_styles, tile=256, **kw)
+    seen: list = []
+    hook = (lambda own: (seen.append(own[0].shape), own)[1]) if case == "smoothed" else None
+    untiled = untiled_st.stylize_tensor(x, content_stats=hook)
+    monkeypatch.setattr(tiling, "MAX_FEATURE_BYTES", 0)
+    shapes: list[tuple[int, ...]] = []
+    encode = tiled_st.nets.encode  # (the two stylizers share their networks)
+    monkeypatch.setattr(tiled_st.nets, "encode", lambda t: (shapes.append(tuple(t.shape)), encode(t))[1])
+    tiled = tiled_st.stylize_tensor(x, content_stats=hook)
+    if case == "smoothed":  # video's hook gets each image's own whole-image statistics
+        assert len(seen) == 2 and seen[0] == seen[1] == (1, 512, 1, 1)
+    plan = plan_tiles(304, 504, 256)
+    assert len(shapes) == 2 * plan.n_tiles  # two passes
+    assert len(set(shapes[plan.n_tiles:])) == 1  # the second pass's windows: one shape
+    assert tiled.shape == untiled.shape == (1, 3, 300, 500)
+    assert (tiled - untiled).abs().max() < 1e-3
+
+
 def test_tile_larger_than_the_image_is_one_pass(decoder_file, styles) -> None:
     st = _stylizer(decoder_file, styles[:1])
     x = pil_to_tensor(make_image(64, 48, seed=3))

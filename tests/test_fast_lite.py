@@ -77,6 +77,29 @@ def test_any_size_comes_back_at_its_size(baked_file, size):
     assert out.size == size
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_large_image_goes_in_tiles_as_adain_does(baked_file, monkeypatch, keep):
+    """Over the CPU's pixel budget a fast-lite network is tiled by the AdaIN pipeline's tiles
+    (each window normalized by the whole image's statistics): the untiled result to 1e-3."""
+    import painterly.adain.networks as adain_networks
+    import painterly.adain.tiling as tiling
+
+    st = FastStylizer([], model=baked_file, device="cpu", precision="fp32")
+    x = pil_to_tensor(CONTENT.resize((420, 300)))
+    whole = st.stylize_tensor(x)
+    monkeypatch.setattr(adain_networks, "CPU_TILE_PIXELS", 200 * 200)  # tile this one
+    monkeypatch.setattr(adain_networks, "CPU_TILE_STREAMED", 256)
+    if not keep:
+        monkeypatch.setattr(tiling, "MAX_FEATURE_BYTES", 0)
+    calls = []
+    encode = st.net.encode
+    monkeypatch.setattr(st.net, "encode", lambda t: (calls.append(t.shape), encode(t))[1])
+    tiled = st.stylize_tensor(x)
+    n = tiling.plan_tiles(304, 424, 256).n_tiles
+    assert n > 1 and len(calls) == (n if keep else 2 * n)  # each window once, or twice
+    assert tiled.shape == whole.shape and (tiled - whole).abs().max() < 1e-3
+
+
 def test_models_lists_it_and_refuses_a_broken_file(baked_file, tmp_path):
     from painterly.fast.registry import model_info
 

@@ -330,9 +330,14 @@ def pil_to_tensor(img: Image.Image, device: torch.device | str | None = None) ->
     """RGB PIL image -> ``(1, 3, H, W)`` float tensor in [0, 1]."""
     import torch
 
-    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    t = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    arr = np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy torch may share
+    t = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     return t.to(device) if device is not None else t
+
+
+#: Pixels converted at a time by :func:`tensor_to_pil` (its float copies are this size, not the
+#: image's: a 50-Mpx output would otherwise take 1.2 GB for them).
+TO_PIL_BAND_PIXELS = 1 << 20
 
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:
@@ -349,8 +354,13 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
         raise PainterlyError(f"expected an image with pixels, got shape {tuple(t.shape)}")
     if t.shape[0] == 1:
         t = t.expand(3, -1, -1)
-    arr = (t.detach().float().clamp(0, 1).mul(255).add_(0.5).to(torch.uint8)
-           .permute(1, 2, 0).cpu().numpy())
+    t = t.detach()
+    h, w = t.shape[1:]
+    arr = np.empty((h, w, 3), dtype=np.uint8)
+    band = max(1, TO_PIL_BAND_PIXELS // w)  # in bands: the float copies stay a band's size
+    for r in range(0, h, band):
+        arr[r: r + band] = (t[:, r: r + band].float().clamp(0, 1).mul(255).add_(0.5)
+                            .to(torch.uint8).permute(1, 2, 0).cpu().numpy())
     return Image.fromarray(arr)
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .adain.core import SmoothedStats, mean_std
+from .adain.core import SmoothedStats
 from .adain.stylize import AdaINStylizer
 from .atomic import atomic_path, temp_path
 from .errors import PainterlyError
@@ -202,8 +202,8 @@ class AdaINVideo:
         cut = self._is_cut(frame)
         self.cuts += int(cut)
 
-        def smoothed(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return self.content_stats.update(*mean_std(f), restart=cut)
+        def smoothed(own: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.content_stats.update(*own, restart=cut)
 
         # The stylizer's one path (tiled above the pixel budget: a 4K frame goes in tiles).
         y = self.stylizer.stylize_tensor(x, content_stats=smoothed).clamp(0, 1)

@@ -49,13 +49,15 @@ def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tens
 
 
 def masked_adain(features: torch.Tensor, masks: torch.Tensor, style_mean: torch.Tensor,
-                 style_std: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+                 style_std: torch.Tensor, eps: float = 1e-5,
+                 regions: Sequence[Stats] | None = None) -> torch.Tensor:
     """AdaIN with spatial control: style ``k`` where mask ``k`` is on, the content elsewhere.
 
     ``masks``: ``(1 or N, S, h, w)`` in [0, 1], one per style; ``style_mean``/``style_std``:
     ``(S, C, 1, 1)``. Each style is applied with the content statistics of its own region and the
     results are mixed by the masks; where the masks sum to less than 1 the content features are
-    kept, masks summing above 1 are normalized.
+    kept, masks summing above 1 are normalized. ``regions``: each mask's region statistics,
+    given (a tile of a larger image: those of the whole image's region) instead of computed.
     """
     masks = masks.to(features)
     total = masks.sum(1, keepdim=True)
@@ -64,7 +66,7 @@ def masked_adain(features: torch.Tensor, masks: torch.Tensor, style_mean: torch.
     t = features * (1.0 - masks.sum(1, keepdim=True))
     for k in range(masks.shape[1]):
         m = masks[:, k: k + 1]
-        region = masked_mean_std(features, m, eps)
+        region = regions[k] if regions is not None else masked_mean_std(features, m, eps)
         t = t + m * adain(features, style_mean[k: k + 1], style_std[k: k + 1], content_stats=region)
     return t
 
@@ -122,12 +124,13 @@ class StyleStats:
 
 def adain_transform(features: torch.Tensor, stats: StyleStats, alpha: float = 1.0,
                     masks: torch.Tensor | None = None, eps: float = 1e-5,
-                    content_stats: Stats | None = None) -> torch.Tensor:
+                    content_stats: Stats | None = None,
+                    regions: Sequence[Stats] | None = None) -> torch.Tensor:
     """The feature-space part of AdaIN for a batch ``(N, C, h, w)`` (float32).
 
     Without ``masks``: normalize by the content's own statistics (or ``content_stats``) and apply
-    the blended style target. With ``masks`` (one per style): :func:`masked_adain`. Then the
-    trade-off ``alpha * t + (1 - alpha) * features``.
+    the blended style target. With ``masks`` (one per style): :func:`masked_adain` (``regions``:
+    their region statistics, when given). Then the trade-off ``alpha * t + (1 - alpha) * features``.
     """
     if masks is None:
         s_mean, s_std = stats.blended()
@@ -137,7 +140,7 @@ def adain_transform(features: torch.Tensor, stats: StyleStats, alpha: float = 1.
             raise ValueError("content_stats and masks exclude each other (masks use region statistics)")
         if masks.shape[1] != stats.n_styles:
             raise PainterlyError(f"{masks.shape[1]} mask(s) for {stats.n_styles} style(s)")
-        t = masked_adain(features, masks, stats.mean, stats.std, eps)
+        t = masked_adain(features, masks, stats.mean, stats.std, eps, regions)
     return trade_off(t, features, alpha)
 
 

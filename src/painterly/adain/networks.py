@@ -25,12 +25,15 @@ from ..device import cast_dtype, resolve_precision
 from ..errors import PainterlyError, echo
 from .core import Stats, mean_std
 from .model import MULTIPLE, Decoder, Encoder, inference_decoder, pad_to_multiple
-from .tiling import MIN_TILE
+from .tiling import MAX_FEATURE_BYTES, MIN_TILE, STREAMED_BYTES_PER_PIXEL
 
 #: Above this many pixels a CPU run is tiled (peak memory of one pass is ~800 bytes/pixel fp32).
 CPU_TILE_PIXELS = 2048 * 2048
 #: Tile side used when a CPU run is tiled automatically (a 4096x4096 image takes 3x3 tiles).
 CPU_TILE = 1536
+#: The same when the image's relu4_1 map is not kept (over ``tiling.MAX_FEATURE_BYTES``): a
+#: 1536 px window's decoder activations alone took 0.8 GB at 12.6 Mpx.
+CPU_TILE_STREAMED = 1024
 #: Bytes of device memory per pixel of one untiled pass, used for the CUDA tiling budget.
 _BYTES_PER_PIXEL = {torch.float32: 800, torch.bfloat16: 420, torch.float16: 420}
 #: channels_last on CPU: measured with benchmarks/bench_adain.py (see docs/ADAIN.md).
@@ -288,9 +291,18 @@ class AdaINNetworks:
 
     @torch.inference_mode()
     def style_stats(self, style: torch.Tensor) -> Stats:
-        """relu4_1 ``(N, C, 1, 1)`` mean and std of a style batch ``(N, 3, H, W)`` of any size."""
-        self.check_memory(style.shape[0], style.shape[-2], style.shape[-1],
-                          f"a {style.shape[-1]}x{style.shape[-2]} style image", whole=True,
+        """relu4_1 ``(N, C, 1, 1)`` mean and std of a style batch ``(N, 3, H, W)`` of any size:
+        one pass, or above the pixel budget window by window with only the statistics kept
+        (:class:`~painterly.adain.tiling.WholeStats`: the same figures to float rounding)."""
+        h, w = style.shape[-2:]
+        hp, wp = h + (-h) % MULTIPLE, w + (-w) % MULTIPLE
+        if hp * wp > self.pixel_budget():
+            from .tiling import WholeStats, encode_tiled, plan_tiles
+
+            whole = WholeStats()
+            encode_tiled(self, style, plan_tiles(hp, wp, CPU_TILE_STREAMED), whole, keep=False)
+            return whole.content()
+        self.check_memory(style.shape[0], h, w, f"a {w}x{h} style image", whole=True,
                           hint="use a smaller --style-size")
         x, _ = pad_to_multiple(style, MULTIPLE)
         return mean_std(self.encode(x))
@@ -306,6 +318,9 @@ class AdaINNetworks:
         act = _BYTES_PER_PIXEL[self.dtype] * first // 64
         if whole:
             return per_pixel + act, 0
+        if pixels > self.pixel_budget() and self.default_tile(pixels) == CPU_TILE_STREAMED:
+            # streamed tiles (adain.tiling): the input, the output and a window's activations
+            return STREAMED_BYTES_PER_PIXEL, CPU_TILE_STREAMED ** 2 * act * 2
         return per_pixel, min(pixels, self.pixel_budget()) * act
 
     def check_memory(self, n: int, height: int, width: int, what: str, whole: bool = False,
@@ -325,15 +340,20 @@ class AdaINNetworks:
             return max(512 * 512, int(free * 0.5 / _BYTES_PER_PIXEL[self.dtype]))
         return CPU_TILE_PIXELS
 
-    def default_tile(self) -> int:
-        """Tile side used when an image is over :meth:`pixel_budget`."""
+    def default_tile(self, pixels: int = 0) -> int:
+        """Tile side used when an image of ``pixels`` is over :meth:`pixel_budget`: on a CPU,
+        :data:`CPU_TILE`, or :data:`CPU_TILE_STREAMED` when its relu4_1 map is too large to keep
+        (the windows are then the working set: smaller ones keep the peak near the output's)."""
         if self.device.type == "cuda":
             return max(MIN_TILE, min(4096, int(math.sqrt(self.pixel_budget())) // 8 * 8))
+        channels = getattr(self.encoder, "out_channels", 512)
+        if pixels // (MULTIPLE * MULTIPLE) * channels * 4 > MAX_FEATURE_BYTES:
+            return CPU_TILE_STREAMED
         return CPU_TILE
 
     def tile_for(self, height: int, width: int, tile: int | None = None) -> int | None:
         """Tile side for a padded ``height x width`` batch: ``tile`` if given, else the default
         tile above the pixel budget, else None (one pass)."""
         if tile is None and height * width > self.pixel_budget():
-            return self.default_tile()
+            return self.default_tile(height * width)
         return tile

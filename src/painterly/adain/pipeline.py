@@ -25,12 +25,13 @@ from torch import nn
 
 from ..device import resolve_device
 from .core import Stats, StyleStats, adain, adain_transform, mean_std, trade_off
-from .model import MULTIPLE, pad_to_multiple
+from .model import MULTIPLE
 from .networks import AdaINModel, AdaINNetworks, networks_for
-from .tiling import encode_transform_decode
+from .tiling import Rect, WholeStats, encode_transform_decode
 
-#: Per-item content statistics: given, or computed from each image's features (video's hook).
-ContentStats = Stats | Callable[[torch.Tensor], Stats] | None
+#: Per-item content statistics: given, or a function of each image's own (whole-image) relu4_1
+#: statistics that returns the ones to use (video's hook: smoothed over frames).
+ContentStats = Stats | Callable[[Stats], Stats] | None
 
 
 class AdaINPipeline:
@@ -90,34 +91,57 @@ class AdaINPipeline:
         ``stats``: one style set for the whole batch, or one per item (the server's batches mix
         requests); ``alpha``: one value, or one per item. ``masks``: feature-grid masks, one per
         style (:func:`painterly.adain.stylize.feature_masks`). ``content_stats``: the statistics
-        to normalize by instead of each image's own (or a function of the features that gives
-        them: video smoothing). ``tile``: tile side; with ``auto_tile`` an image over the
-        device's pixel budget is tiled anyway.
+        to normalize by instead of each image's own (or a function of its own that gives them:
+        video smoothing). ``tile``: tile side; with ``auto_tile`` an image over the device's
+        pixel budget is tiled anyway (a tile is normalized by the whole image's statistics).
         """
         self.nets.check_memory(content.shape[0], content.shape[-2], content.shape[-1],
                                f"a {content.shape[-1]}x{content.shape[-2]} image")
-        x, (h, w) = pad_to_multiple(content.float(), MULTIPLE)
+        x = content.float()
+        h, w = x.shape[-2:]
         per_item = not isinstance(stats, StyleStats)
         alphas = alpha if isinstance(alpha, (list, tuple, torch.Tensor)) else None
 
-        def transform(f: torch.Tensor) -> torch.Tensor:
-            cs = content_stats(f) if callable(content_stats) else content_stats
+        memo: dict[str, Any] = {}  # a tiled image's statistics, once for all its windows
+
+        def image_stats(f: torch.Tensor, whole: WholeStats | None) -> tuple[Any, Any]:
+            if whole is not None and "cs" in memo:
+                return memo["cs"], memo["regions"]
+            own = whole.content() if whole is not None else None
+            regions = whole.regions() if whole is not None else None
+            if callable(content_stats):  # once per image: video's hook folds each frame in once
+                cs = content_stats(own if own is not None else mean_std(f))
+            else:
+                cs = content_stats if content_stats is not None else own
+            if regions is not None:  # region statistics replace the content's (masked AdaIN)
+                cs = None
+            memo.update(cs=cs, regions=regions)
+            return cs, regions
+
+        def transform(f: torch.Tensor, whole: WholeStats | None = None,
+                      rect: Rect | None = None) -> torch.Tensor:
+            cs, regions = image_stats(f, whole)
+            m = masks if masks is None or rect is None else masks[..., rect[0]: rect[1], rect[2]: rect[3]]
             if not per_item and alphas is None:
-                return adain_transform(f, stats.to(f.device), float(alpha), masks, content_stats=cs)
+                return adain_transform(f, stats.to(f.device), float(alpha), m, content_stats=cs,
+                                       regions=regions)
             items = []
             for i in range(f.shape[0]):
                 s = stats[i] if per_item else stats
                 a = alphas[i] if alphas is not None else alpha
                 a = float(a) if not isinstance(a, torch.Tensor) else float(a.item())
                 c_i = None if cs is None else (cs[0][i: i + 1], cs[1][i: i + 1])
-                m_i = None if masks is None else masks[i: i + 1] if masks.shape[0] > 1 else masks
-                items.append(adain_transform(f[i: i + 1], s.to(f.device), a, m_i, content_stats=c_i))
+                m_i = None if m is None else m[i: i + 1] if m.shape[0] > 1 else m
+                r_i = None if regions is None else [(rm[i: i + 1] if rm.shape[0] > 1 else rm,
+                                                     rs[i: i + 1] if rs.shape[0] > 1 else rs)
+                                                    for rm, rs in regions]
+                items.append(adain_transform(f[i: i + 1], s.to(f.device), a, m_i, content_stats=c_i,
+                                             regions=r_i))
             return torch.cat(items)
 
         if tile is None and auto_tile:
-            tile = self.nets.tile_for(x.shape[-2], x.shape[-1])
-        y = encode_transform_decode(self.nets, x, transform, tile)
-        return y[..., :h, :w]
+            tile = self.nets.tile_for(h + (-h) % MULTIPLE, w + (-w) % MULTIPLE)
+        return encode_transform_decode(self.nets, x, transform, tile, masks)
 
     def graph(self) -> PipelineGraph:
         """The same path as a traceable module (fp32, untiled, one style target): ONNX export."""

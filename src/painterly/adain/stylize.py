@@ -85,10 +85,12 @@ def recolor_styles(styles: Sequence[torch.Tensor], content: torch.Tensor) -> lis
     return [match_histogram(s, content) for s in styles]
 
 
-def finish_colors(out: torch.Tensor, content: torch.Tensor, preserve_color: str | None) -> torch.Tensor:
-    """Decoder output clamped to [0, 1]; with ``preserve_color="luminance"`` the result's
-    luminance on the content's chrominance."""
-    out = out.clamp(0, 1)
+def finish_colors(out: torch.Tensor, content: torch.Tensor, preserve_color: str | None,
+                  inplace: bool = False) -> torch.Tensor:
+    """Decoder output clamped to [0, 1] (``inplace``: in ``out`` itself, no copy of a large
+    image); with ``preserve_color="luminance"`` the result's luminance on the content's
+    chrominance."""
+    out = out.clamp_(0, 1) if inplace else out.clamp(0, 1)
     if preserve_color == "luminance":
         out = luminance_transfer(out, content)
     return out
@@ -219,7 +221,7 @@ class AdaINStylizer:
                 styles = recolor_styles(self._style_images, c)
                 outs.append(self._run(c, self.compute_style_stats(styles), masks, content_stats))
             out = torch.cat(outs)
-        return finish_colors(out, content, self.preserve_color)
+        return finish_colors(out, content, self.preserve_color, inplace=True)  # out is ours
 
     def _feature_masks(self, h: int, w: int) -> torch.Tensor | None:
         """Masks resized to the content, padded like it, then averaged to relu4_1's grid."""

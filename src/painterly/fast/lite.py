@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -182,6 +183,34 @@ class FrozenLiteFast(nn.Module):
         n = x.shape[0]
         t = _restyle(f, self.mean.expand(n, -1), self.std.expand(n, -1)).to(self.dtype)
         return self.decoder(t)[..., :h, :w]
+
+    # The face tiling needs (adain.tiling.Codec): an image too large for one pass goes through
+    # the AdaIN pipeline's tiles, each window normalized by the whole image's statistics.
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """A window (sides multiples of 8) -> its features."""
+        return self.encoder(x.float().contiguous(memory_format=self.memory_format))
+
+    def decode(self, t: torch.Tensor) -> torch.Tensor:
+        """Restyled features -> float32 RGB (not clamped)."""
+        return self.decoder(t.to(self.dtype).contiguous(memory_format=self.memory_format)).float()
+
+    def restyle(self, f: torch.Tensor, whole: Any = None, rect: Any = None) -> torch.Tensor:
+        """The baked AdaIN step of a window, by the whole image's statistics when tiled."""
+        n = f.shape[0]
+        mean, std = self.mean.expand(n, -1), self.std.expand(n, -1)
+        if whole is None:
+            return _restyle(f, mean, std)
+        c_mean, c_std = whole.content()
+        return ((f.float() - c_mean) / c_std * std.float()[:, :, None, None]
+                + mean.float()[:, :, None, None]).to(f.dtype)
+
+    def tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:
+        """:meth:`forward` of an image in windows of ``tile`` px (the AdaIN tiling: the working
+        set is a few windows and the output, not the image's feature maps)."""
+        from ..adain.tiling import encode_transform_decode
+
+        return encode_transform_decode(self, x.float(), self.restyle, tile)
 
 
 @torch.no_grad()

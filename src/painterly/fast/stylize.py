@@ -172,6 +172,8 @@ class FastStylizer:
     def _stylize(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`stylize_tensor` in the network's memory layout (channels-last for the lite
         network on a CPU: :meth:`__call__` turns that into pixels without a layout copy)."""
+        from ..adain.networks import CPU_TILE_PIXELS, CPU_TILE_STREAMED
+        from ..adain.tiling import STREAMED_BYTES_PER_PIXEL
         from ..device import autocast, check_memory
         from ..image import MIN_SIDE, check_min_side
 
@@ -179,9 +181,14 @@ class FastStylizer:
         check_min_side(w, h, MIN_SIDE, "content image",
                        "every method's rule; enlarge or crop it to a less extreme shape")
 
-        # Peak of one pass: about four full-resolution fp32 maps of `width` channels.
-        check_memory(x.shape[0] * x.shape[-2] * x.shape[-1], 16 * self.width, self.device,
-                     f"a {x.shape[-1]}x{x.shape[-2]} image")
+        pixels = x.shape[0] * h * w
+        # A fast-lite network tiles a large image as the AdaIN pipeline does (its working set
+        # follows the output); one pass of any other takes about four full-resolution fp32
+        # maps of `width` channels.
+        tile = CPU_TILE_STREAMED if (self._casts_input and self.device.type == "cpu"
+                                     and pixels > CPU_TILE_PIXELS) else None
+        check_memory(pixels, STREAMED_BYTES_PER_PIXEL if tile else 16 * self.width, self.device,
+                     f"a {w}x{h} image", extra=16 * self.width * (tile or 0) ** 2)
         x = x.to(self.device, torch.float32)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
@@ -197,7 +204,7 @@ class FastStylizer:
             if self._dtype is not None and not self._casts_input:
                 inp = inp.to(self._dtype)
             with amp:
-                y = self.net(inp)
+                y = self.net.tiled(inp, tile) if tile else self.net(inp)
             y = y.float().clamp_(0, 1)
             if self.preserve_color == "luminance" or self.luminance_model:
                 from ..color import luminance_transfer

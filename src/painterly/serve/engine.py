@@ -172,7 +172,9 @@ class AdaINEngine:
         """Stylize contents that pad to one size; returns ``(1, 3, H, W)`` CPU tensors in [0, 1]."""
         padded, sizes = [], []
         for job in jobs:  # contents of one padded size (batch_key), each cropped back below
-            x, hw = pad_to_multiple(job.content.float(), MULTIPLE)
+            # one image goes in as it is (the pipeline pads it, window by window when tiled)
+            x, hw = ((job.content.float(), tuple(job.content.shape[-2:])) if len(jobs) == 1
+                     else pad_to_multiple(job.content.float(), MULTIPLE))
             padded.append(x)
             sizes.append(hw)
         # Each item its own target and alpha; only a single image is tiled (a batch is of

@@ -2,10 +2,10 @@
 
 For every pair, each method's output is scored with the same frozen VGG19 encoder:
 
-* content loss: relu4_1 of the output vs the AdaIN target ``AdaIN(f(c), f(s))`` (normalized MSE,
-  :func:`painterly.losses.content_loss`);
-* style loss: per-channel mean/std at relu1_1..relu4_1 vs the style image
-  (:func:`painterly.losses.style_loss_mean_std`, normalized per layer, summed);
+* content loss: relu4_1 of the output vs the AdaIN target ``AdaIN(f(c), f(s))`` (normalized MSE);
+* style loss: per-channel mean/std at relu1_1..relu4_1 vs the style image (normalized per layer,
+  summed) -- both :func:`painterly.losses.adain_losses`, the loss every AdaIN-loss trainer
+  optimizes;
 * SSIM of the output vs the content, in grayscale (structure kept);
 * grid score: how strongly the output shows an 8-pixel lattice (:func:`painterly.losses.grid_score`;
   photographs about 0.03-0.14); over ``GRID_FLAG`` the output is flagged "grid";
@@ -33,7 +33,7 @@ from PIL import Image
 from . import registry
 from .errors import PainterlyError, echo
 from .image import contact_sheet, list_images, load_image, pil_to_tensor, resize, save_image
-from .losses import content_loss, grid_score, hatch_score, mean_std, style_loss_mean_std
+from .losses import adain_losses, grid_score, hatch_score, layer_stats
 
 EVAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
@@ -128,11 +128,9 @@ class Scorer:
             self._content = (content, self.encoder(pil_to_tensor(content, self.device)))
         if id(style) not in self._styles:
             f_s = self.encoder.layers(pil_to_tensor(style, self.device))
-            self._styles[id(style)] = (style, {k: mean_std(f_s[k]) for k in EVAL_LAYERS})
+            self._styles[id(style)] = (style, layer_stats(f_s, EVAL_LAYERS))
         stats = self._styles[id(style)][1]
-        target = self._adain(self._content[1], *stats["relu4_1"])
-        c_loss = content_loss(f_out["relu4_1"], target)
-        s_loss = style_loss_mean_std(f_out, stats)
+        c_loss, s_loss = adain_losses(f_out, self._adain(self._content[1], *stats["relu4_1"]), stats)
         return float(c_loss), float(s_loss)
 
 

@@ -14,7 +14,7 @@ one weight works across layers, image sizes and backbones:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -126,6 +126,49 @@ def style_loss_mean_std(output: Mapping[str, torch.Tensor],
         losses.append(d * w)
     total = torch.stack(losses).sum()
     return total / len(losses) if reduce == "mean" else total
+
+
+def per_sample_content_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``content_loss`` of each batch item (normalized by its own target), averaged."""
+    return torch.stack([content_loss(output[i:i + 1], target[i:i + 1])
+                        for i in range(output.shape[0])]).mean()
+
+
+def layer_stats(features: Mapping[str, torch.Tensor],
+                layers: Sequence[str] | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``mean_std`` of each layer of ``features`` (float32; ``layers``: these only, in order)."""
+    return {k: mean_std(features[k].float()) for k in (features if layers is None else layers)}
+
+
+def per_sample_features(features: Mapping[str, torch.Tensor],
+                        layers: Iterable[str]) -> list[dict[str, torch.Tensor]]:
+    """Each batch item's features at ``layers``, as ``(1, C, H, W)`` float32 tensors."""
+    n = next(iter(features.values())).shape[0]
+    return [{k: features[k][i:i + 1].float() for k in layers} for i in range(n)]
+
+
+def adain_losses(output: Mapping[str, torch.Tensor], target: torch.Tensor,
+                 style_stats: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                 reduce: str = "sum", distance: str = "mse", content_layer: str = "relu4_1",
+                 items: list[dict[str, torch.Tensor]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The AdaIN objective's (content, style) losses, the two figures ``painterly eval`` reports
+    and every AdaIN-loss trainer optimizes, of the encoder's features ``output`` of a batch:
+
+    * content: ``output[content_layer]`` against ``target`` (the AdaIN target
+      ``AdaIN(f(c), f(s))``), :func:`content_loss`;
+    * style: the per-channel mean/std at ``style_stats``' layers against the style's
+      (:func:`style_loss_mean_std` with ``reduce`` and ``distance``).
+
+    Both per sample (each normalized by its own targets), then averaged over the batch.
+    ``items``: the batch's :func:`per_sample_features` at those layers, where the caller reuses
+    them for another term (one float32 copy of each)."""
+    lc = per_sample_content_loss(output[content_layer].float(), target)
+    items = per_sample_features(output, style_stats) if items is None else items
+    ls = torch.stack([
+        style_loss_mean_std(feats, {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in style_stats.items()},
+                            reduce=reduce, distance=distance)
+        for i, feats in enumerate(items)]).mean()
+    return lc, ls
 
 
 def grid_profile(image: torch.Tensor, period: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

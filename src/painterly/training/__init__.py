@@ -1,5 +1,6 @@
 """Training: one framework (data, optimizer, schedule, AMP, DDP, checkpoints, logs, health checks)
-and one small objective class per method (AdaIN decoder, fast feed-forward network).
+and one small objective class per network (:class:`.objective.Objective`: the AdaIN decoder, the
+lite AdaIN network, the fast transformer network, the fast-lite network).
 
     from painterly.training import TrainConfig, AdaINConfig, build_trainer
     build_trainer(TrainConfig(method="adain", content_dir=..., style_dir=..., out="runs/x"),
@@ -13,6 +14,7 @@ from __future__ import annotations
 from ..errors import PainterlyError, echo
 from .config import AdaINConfig, FastConfig, TrainConfig
 from .health import TrainingHealthError, TrainingHealthWarning
+from .objective import Objective
 from .trainer import Trainer
 
 
@@ -28,6 +30,10 @@ def build_trainer(cfg: TrainConfig, objective_cfg: AdaINConfig | FastConfig, res
         from .adain import AdaINObjective
 
         objective = AdaINObjective(objective_cfg, cfg, **objective_kwargs)
+    elif cfg.method == "fast" and getattr(objective_cfg, "network", "transformer") == "lite":
+        from .fast_lite import FastLiteObjective
+
+        objective = FastLiteObjective(objective_cfg, cfg, **objective_kwargs)
     elif cfg.method == "fast":
         from .fast import FastObjective
 
@@ -37,5 +43,5 @@ def build_trainer(cfg: TrainConfig, objective_cfg: AdaINConfig | FastConfig, res
     return Trainer(cfg, objective_cfg, objective, resume=resume)
 
 
-__all__ = ["AdaINConfig", "FastConfig", "TrainConfig", "Trainer", "TrainingHealthError",
+__all__ = ["AdaINConfig", "FastConfig", "Objective", "TrainConfig", "Trainer", "TrainingHealthError",
            "TrainingHealthWarning", "build_trainer"]

@@ -23,22 +23,17 @@ from PIL import Image
 from torch import nn
 
 from ..adain.core import adain
-from ..adain.model import CONTENT_LAYER, STYLE_LAYERS, Decoder, Encoder, load_decoder, save_decoder
+from ..adain.model import CONTENT_LAYER, Decoder, Encoder, load_decoder, save_decoder
 from ..errors import PainterlyError
 from ..image import pil_to_tensor, tensor_to_pil
-from ..losses import content_loss, grid_loss, mean_std, style_loss_mean_std
+from ..losses import adain_losses, grid_loss, layer_stats, mean_std, per_sample_content_loss
 from ..weights import save_model_file
 from .cache import ContentFeatureCache, StyleStatsBank, cached_batches
 from .config import AdaINConfig, TrainConfig
+from .objective import Objective, add_term, sum_terms
 
 
-def per_sample_content_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``content_loss`` of each batch item (normalized by its own target), averaged."""
-    return torch.stack([content_loss(output[i:i + 1], target[i:i + 1])
-                        for i in range(output.shape[0])]).mean()
-
-
-class AdaINObjective:
+class AdaINObjective(Objective):
     """Builds the decoder, computes the loss of a batch, renders validation rows, exports."""
 
     name = "adain"
@@ -77,35 +72,32 @@ class AdaINObjective:
             total = pixel + feat
             return total, {"loss": total.detach(), "recon_pixel": pixel.detach(),
                            "recon_feature": feat.detach()}, g
-        with torch.no_grad():
-            if "content_features" in batch:  # the cached path (cache.py): the encoder's work is done
-                f_c, s_stats = batch["content_features"], batch["style_stats"]
-            else:
-                f_c = self.encoder(batch["content"])
-                s_stats = {k: mean_std(v.float()) for k, v in self.encoder.layers(batch["style"]).items()}
-            t = adain(f_c.float(), *s_stats[CONTENT_LAYER])
+        f_c, s_stats, t = self.targets(batch)
         g = net(t.to(f_c.dtype))
         lc, ls = self.content_style_losses(g, t, s_stats)
         total = self.cfg.content_weight * lc + self.cfg.style_weight * ls
         parts = {"content": lc.detach(), "style": ls.detach()}
-        if self.cfg.grid_weight > 0:
-            lg = grid_loss(g)
-            total = total + self.cfg.grid_weight * lg
-            parts["grid"] = lg.detach()
+        terms = add_term({}, "grid", self.cfg.grid_weight, lambda: grid_loss(g))
+        total = sum_terms(total, terms, parts)
         return total, {"loss": total.detach(), **parts}, g
+
+    @torch.no_grad()
+    def targets(self, batch: dict) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """The content's relu4_1 features, the style's statistics at relu1_1..relu4_1 (from the
+        caches, see cache.py, or the frozen encoder) and the AdaIN target ``AdaIN(f(c), f(s))``."""
+        if "content_features" in batch:  # the cached path: the encoder's work is done
+            f_c, s_stats = batch["content_features"], batch["style_stats"]
+        else:
+            f_c = self.encoder(batch["content"])
+            s_stats = layer_stats(self.encoder.layers(batch["style"]))
+        return f_c, s_stats, adain(f_c.float(), *s_stats[CONTENT_LAYER])
 
     def content_style_losses(self, g: torch.Tensor, target: torch.Tensor,
                              s_stats: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """The AdaIN losses of output ``g``, per sample and averaged: relu4_1 against ``target``,
-        mean/std at every style layer against the style statistics ``s_stats``."""
-        g_layers = self.encoder.layers(g)
-        lc = per_sample_content_loss(g_layers[CONTENT_LAYER].float(), target)
-        ls = torch.stack([
-            style_loss_mean_std({k: g_layers[k][i:i + 1].float() for k in STYLE_LAYERS},
-                                {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in s_stats.items()},
-                                reduce=self.cfg.style_loss_reduce, distance=self.cfg.style_distance)
-            for i in range(g.shape[0])]).mean()
-        return lc, ls
+        """The AdaIN losses of output ``g`` (:func:`painterly.losses.adain_losses`, the figures
+        ``painterly eval`` reports), with this run's style reduction and distance."""
+        return adain_losses(self.encoder.layers(g), target, s_stats, reduce=self.cfg.style_loss_reduce,
+                            distance=self.cfg.style_distance)
 
     def uses_cache(self, iteration: int) -> bool:
         """Whether ``iteration`` takes its batch from the caches (style phase, caching on)."""

@@ -1,5 +1,7 @@
 """The fast feed-forward objective (Johnson et al. 2016), one network for one or several styles
-via conditional instance norm (Dumoulin et al. 2017).
+via conditional instance norm (Dumoulin et al. 2017): the part both fast networks share (styles,
+targets, the two losses and their terms) and the transformer network's own (build, ``--init``,
+export); the fast-lite network's are in :mod:`.fast_lite`.
 
 Perceptual loss from the shared VGG19 extractor: content at ``content_layers`` (relu2_2), Gram
 style at ``style_layers`` (relu1_2, relu2_2, relu3_3, relu4_3), total variation. Each batch item
@@ -11,11 +13,8 @@ Losses are per layer normalized (see :mod:`painterly.losses`) and computed per s
 ``warmup_recon``: the first iterations train the content loss alone (the style loss is still
 computed and logged), then the style loss's weight rises linearly over as many iterations again.
 
-``teacher``: distillation. The content target is not the photo but an AdaIN decoder's
-stylization of it with the sample's style (the shipped decoder or a file), so the network learns
-to reproduce a known-good stylization (a supervised target converges in far fewer iterations
-than the perceptual objective alone, which is what a CPU budget needs); the Gram style loss
-still pulls towards the painting itself.
+``teacher``: distillation: the content target is an AdaIN model's stylization of the photo with
+the sample's style (see :mod:`.fast_targets`, which computes every fixed target of a run).
 
 ``luminance``: train on luminance (Y of YIQ, as gray RGB) for both content and styles, so the
 network learns texture, not color; at inference the content's colors are put back
@@ -24,54 +23,47 @@ network learns texture, not color; at inference the content's colors are put bac
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image
 from torch import nn
 
-from .. import registry
-from ..adain.core import StyleStats, adain
-from ..adain.model import CONTENT_LAYER, MULTIPLE, STYLE_LAYERS
-from ..adain.networks import resolve_decoder
-from ..adain.pipeline import AdaINPipeline
-from ..color import rgb_to_yiq
+from ..adain.core import adain
+from ..adain.model import CONTENT_LAYER, STYLE_LAYERS
 from ..errors import PainterlyError
 from ..fast.model import TransformerNet, load_model, save_model
-from ..features import build_extractor
-from ..image import load_image, pil_to_tensor, resize, tensor_to_pil
+from ..image import load_image, pil_to_tensor, tensor_to_pil
 from ..losses import (
+    adain_losses,
     color_loss,
     content_loss,
-    gram_matrix,
     grid_loss,
     laplacian_loss,
-    mean_std,
+    per_sample_features,
     style_loss_gram,
-    style_loss_mean_std,
     tv_loss,
 )
-from .adain import per_sample_content_loss
 from .config import FastConfig, TrainConfig
-from .data import resize_short
+from .fast_targets import adain_targets, build_teacher, perceptual_targets, style_target_size, to_luminance
+from .objective import Objective, Terms, add_term, sum_terms
 from .stability import stability_terms
 
-#: Memory per pixel of a style image's VGG19 forward for its Gram targets (as gatys's targets).
-STYLE_BYTES_PER_PIXEL = 1500
 
-
-def to_luminance(x: torch.Tensor) -> torch.Tensor:
-    """RGB -> its luminance as a gray RGB image (same shape)."""
-    return rgb_to_yiq(x)[:, :1].expand(-1, 3, -1, -1).contiguous()
-
-
-class FastObjective:
-    """Builds the transformer network, computes the perceptual loss, validation rows, exports."""
+class FastObjective(Objective):
+    """Styles, targets and the loss of a fast network, and the transformer network's build,
+    ``--init`` and export. ``FastObjective(cfg, train)`` with ``cfg.network == "lite"`` is a
+    :class:`~.fast_lite.FastLiteObjective`."""
 
     name = "fast"
     uses_style_stream = False
+
+    def __new__(cls, cfg: FastConfig, *args, **kwargs):
+        if cls is FastObjective and cfg.network == "lite":
+            from .fast_lite import FastLiteObjective
+
+            cls = FastLiteObjective
+        return super().__new__(cls)
 
     def __init__(self, cfg: FastConfig, train: TrainConfig) -> None:
         cfg.check()
@@ -85,31 +77,8 @@ class FastObjective:
 
     def _style_target_size(self, img: Image.Image, source: str, device: torch.device | None = None
                            ) -> tuple[int, int]:
-        """The size a style image is resized to (short side ``style_size``, else the crop), refused
-        with one line when it would be over the pixel cap or (on ``device``) over the memory its
-        Gram targets need: a 1x20000 image would become 256x5120000 and take ~20 GB."""
-        from ..image import max_pixels
-
-        w, h = img.size
-        crop = self.cfg.style_size or self.train.crop
-        scale = crop / min(w, h)
-        tw, th = max(crop, round(w * scale)), max(crop, round(h * scale))
-        cap = max_pixels()
-        if tw * th > cap:
-            raise PainterlyError(f"style image {source} is {w}x{h}: with its short side resized to "
-                                 f"{crop} px it would be {tw}x{th} = {tw * th / 1e6:.0f} megapixels, "
-                                 f"over the {cap / 1e6:.0f} megapixel cap; crop it to a less extreme shape")
-        if device is not None:
-            from ..device import available_memory
-
-            need, free = tw * th * STYLE_BYTES_PER_PIXEL, available_memory(device)
-            if free is not None and need > free:
-                raise PainterlyError(f"style image {source} ({w}x{h}, {tw}x{th} at a short side of "
-                                     f"{crop} px) "
-                                     f"needs about {need / 2**30:.1f} GiB for its style targets, but only "
-                                     f"{free / 2**30:.1f} GiB is free on {device.type}: crop it to a less "
-                                     f"extreme shape or lower --crop / --style-size")
-        return tw, th
+        """:func:`~.fast_targets.style_target_size` at this run's style size."""
+        return style_target_size(img, source, self.cfg.style_size or self.train.crop, device)
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         return to_luminance(x) if self.cfg.luminance else x
@@ -119,127 +88,20 @@ class FastObjective:
         matrices for the perceptual loss, VGG19 statistics for the adain loss)."""
         self.targets: dict[str, torch.Tensor] = {}
         self.style_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        crop = self.cfg.style_size or self.train.crop
         if self.cfg.loss_kind() == "adain":
-            self._build_adain_targets(device)
+            self.encoder, self.style_stats, self.style_grams = adain_targets(
+                self.cfg, crop, self.style_images, self._prep, device)
         else:
-            self._build_perceptual_targets(device)
-        self.teacher = self._build_teacher(device) if self.cfg.teacher else None
-        n = len(self.style_images)
-        if self.cfg.network == "lite":
-            # The shipped lite AdaIN network with these styles baked in: it starts at the
-            # arbitrary model's pictures (an --init file's weights replace these after this; its
-            # architecture, a skip or none, is the one built here).
-            return self._lite_start().to(device)
-        return TransformerNet(n, self.cfg.width, self.cfg.n_residual).to(device)
+            self.extractor, self.targets = perceptual_targets(self.cfg, crop, self.style_images,
+                                                              self._prep, device)
+        self.teacher = (build_teacher(self.cfg, self.train, self.style_images, self._prep, device)
+                        if self.cfg.teacher else None)
+        return self._network(device)
 
-    def _build_adain_targets(self, device: torch.device) -> None:
-        """The frozen VGG19 to relu4_1 and each painting's statistics at relu1_1..relu4_1 (and
-        their Gram matrices for ``gram_weight``), the painting resized to ``teacher_style_size``
-        on its long side (as ``painterly eval`` and the AdaIN stylizer see it), stacked per style."""
-        from ..adain.model import Encoder
-
-        self.encoder = Encoder().to(device)
-        per_style, grams = [], []
-        with torch.no_grad():
-            for src, img in zip(self.cfg.styles, self.style_images):
-                self._style_target_size(img, src, device)
-                s = self._prep(pil_to_tensor(resize(img, self.cfg.teacher_style_size), device))
-                feats = self.encoder.layers(s)
-                per_style.append({k: mean_std(v.float()) for k, v in feats.items()})
-                if self.cfg.gram_weight > 0:
-                    grams.append({k: gram_matrix(v.float()) for k, v in feats.items()})
-        self.style_stats = {k: (torch.cat([p[k][0] for p in per_style]),
-                                torch.cat([p[k][1] for p in per_style])) for k in STYLE_LAYERS}
-        self.style_grams = {k: torch.cat([g[k] for g in grams]) for k in STYLE_LAYERS} if grams else {}
-
-    def _build_perceptual_targets(self, device: torch.device) -> None:
-        """The VGG19 extractor and each style's Gram matrices at ``style_layers``."""
-        layers = list(self.cfg.content_layers) + list(self.cfg.style_layers)
-        self.extractor = build_extractor("vgg19").to(device)
-        self.extractor.resolve(layers)  # unknown layer names fail here, before training
-        with torch.no_grad():
-            grams = []
-            for src, img in zip(self.cfg.styles, self.style_images):
-                self._style_target_size(img, src, device)
-                s = self._prep(pil_to_tensor(resize_short(img, self.cfg.style_size or self.train.crop),
-                                             device))
-                feats = self.extractor(s, self.cfg.style_layers)
-                grams.append({k: gram_matrix(v) for k, v in feats.items()})
-            self.targets = {k: torch.cat([g[k] for g in grams]) for k in self.cfg.style_layers}
-
-    def _lite_start(self) -> nn.Module:
-        """The network a ``--network lite`` run builds: the ``--init`` file's architecture (a
-        lite AdaIN file baked with this run's styles, or a fast-lite file's own), else the
-        shipped lite network baked."""
-        from ..adain.lite import is_lite_config
-        from ..fast.lite import fast_lite_from_state, is_fast_lite_config
-        from ..weights import load_model_file
-
-        if self.train.init:
-            state, config = load_model_file(self.train.init)
-            if is_lite_config(config):
-                return self._bake(self.train.init)
-            if is_fast_lite_config(config):
-                return self._fast_lite_init(fast_lite_from_state(state, config, self.train.init),
-                                            config, self.cfg.lite_decoder_widths or None)
-        return self._bake(None)
-
-    def _fast_lite_init(self, net: nn.Module, config: dict,
-                        decoder_widths: Sequence[int] | None) -> nn.Module:
-        """A fast-lite ``--init`` network for this run: as it is for the same styles (a
-        fine-tune or a continuation), else its encoder and decoder with this run's styles baked
-        in (:func:`~painterly.fast.lite.rebake`: a user's painting started from the shipped
-        eight); its decoder refit to ``decoder_widths`` if given."""
-        from ..fast.lite import rebake, refit
-
-        if list(config.get("style_names") or []) != self.style_names:
-            net = rebake(net, [self._prep_image(img) for img in self.style_images],
-                         self.cfg.teacher_style_size)
-        return refit(net, decoder_widths, self.cfg.upsample or None)
-
-    def _bake(self, lite_path: str | None) -> nn.Module:
-        """A fast-lite network from a lite AdaIN network file (None: the shipped one) and this
-        run's styles (their statistics at ``teacher_style_size``, as the AdaIN stylizer sees
-        them), its decoder pruned or widened to ``lite_decoder_widths`` if given."""
-        from ..adain.lite import load_lite
-        from ..adain.networks import default_model_path
-        from ..fast.lite import bake
-
-        path = str(lite_path or default_model_path("lite"))
-        lite, _ = load_lite(path)
-        return bake(lite, [self._prep_image(img) for img in self.style_images],
-                    self.cfg.teacher_style_size, self.cfg.lite_decoder_widths or None,
-                    self.cfg.upsample or None)
-
-    def _prep_image(self, img: Image.Image) -> Image.Image:
-        """A style image as the network sees it (gray for a --luminance run)."""
-        return tensor_to_pil(self._prep(pil_to_tensor(img))) if self.cfg.luminance else img
-
-    def _build_teacher(self, device: torch.device) -> tuple[AdaINPipeline, list[StyleStats]]:
-        """The AdaIN model to distil (the VGG decoder by default, or any AdaIN model file), with
-        each style's statistics. In fp32, or in bf16 (channels-last on a CPU) when the run is
-        ``--amp bf16``: its pictures are targets of 4x4-block colors or pixels, which bf16 moves
-        by about 0.001, and the VGG decoder's forward was most of a fast-lite iteration in fp32
-        (0.84 -> 0.31 s for 4 crops of 192 px on a 2-core CPU with native bf16)."""
-        if self.train.crop % MULTIPLE:
-            raise PainterlyError(f"--teacher needs a crop that is a multiple of {MULTIPLE}, "
-                                 f"got {self.train.crop}")
-        # A registered network's name (its shipped file; "default": the VGG decoder, the
-        # option's old word), else a model file of any network.
-        name = "vgg" if self.cfg.teacher == "default" else self.cfg.teacher
-        shipped = name in registry.NETWORKS
-        model, _ = resolve_decoder(None if shipped else name, name if shipped else "auto")
-        bf16 = self.train.amp == "bf16"
-        pipeline = AdaINPipeline.load(copy.deepcopy(model), "auto", device,
-                                      precision="bf16" if bf16 else "fp32",
-                                      channels_last=bf16 and device.type == "cpu")
-        one = torch.ones(1, device=device)
-        stats = []
-        for img in self.style_images:
-            style = pil_to_tensor(resize(img, self.cfg.teacher_style_size), device)
-            mean, std = pipeline.style_stats(self._prep(style))
-            stats.append(StyleStats(mean.clone(), std.clone(), one))
-        return pipeline, stats
+    def _network(self, device: torch.device) -> nn.Module:
+        """The trainable network on ``device``."""
+        return TransformerNet(len(self.style_images), self.cfg.width, self.cfg.n_residual).to(device)
 
     @torch.no_grad()
     def teacher_output(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -275,64 +137,46 @@ class FastObjective:
         return self._total(x, y, target, lc, ls, iteration, stable)
 
     def _adain_loss(self, x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, iteration: int,
-                    stable: dict[str, tuple[float, torch.Tensor]]
-                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """The AdaIN model's loss with each item's painting: relu4_1 of the output against AdaIN
-        of the photo's relu4_1 with the painting's statistics, and mean/std distances at
-        relu1_1..relu4_1 to the painting's (the two figures ``painterly eval`` reports); with
-        ``gram_weight``, Gram-matrix distances at the same layers too (channel statistics fix a
-        palette and a contrast per channel, not which features occur together: the strokes)."""
+                    stable: Terms) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """The AdaIN model's loss with each item's painting (:func:`painterly.losses.adain_losses`,
+        the two figures ``painterly eval`` reports); with ``gram_weight``, Gram-matrix distances
+        at relu1_1..relu4_1 too (channel statistics fix a palette and a contrast per channel, not
+        which features occur together: the strokes)."""
         stats = {k: (m[idx], sd[idx]) for k, (m, sd) in self.style_stats.items()}
         with torch.no_grad():
             target = adain(self.encoder(x).float(), *stats[CONTENT_LAYER])
             pixel_target = x if self.teacher is None else self._prep(self.teacher_output(x, idx))
         layers = self.encoder.layers(self._prep(y) if self.cfg.luminance else y)
-        lc = per_sample_content_loss(layers[CONTENT_LAYER].float(), target)
-        # Each item against its own painting: the style losses are per sample, then averaged.
-        items = [{k: layers[k][i:i + 1].float() for k in STYLE_LAYERS} for i in range(x.shape[0])]
-        ls = torch.stack([
-            style_loss_mean_std(feats, {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in stats.items()})
-            for i, feats in enumerate(items)]).mean()
-        extra = dict(stable)  # the hatch and shift terms (training.stability)
-        if self.cfg.gram_weight > 0:
+        items = per_sample_features(layers, STYLE_LAYERS)  # each item against its own painting
+        lc, ls = adain_losses(layers, target, stats, items=items)
+
+        def gram() -> torch.Tensor:
             grams = {k: g[idx] for k, g in self.style_grams.items()}
-            lg = torch.stack([
-                style_loss_gram(feats, {k: g[i:i + 1] for k, g in grams.items()})
-                for i, feats in enumerate(items)]).mean() / len(STYLE_LAYERS)
-            extra["gram"] = (self.cfg.gram_weight * self.style_ramp(iteration), lg)
+            return torch.stack([style_loss_gram(feats, {k: g[i:i + 1] for k, g in grams.items()})
+                                for i, feats in enumerate(items)]).mean() / len(STYLE_LAYERS)
+
+        extra = add_term(dict(stable), "gram", self.cfg.gram_weight, gram, self.style_ramp(iteration))
         return self._total(x, y, pixel_target, lc, ls, iteration, extra)
 
     def _total(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, lc: torch.Tensor,
-               ls: torch.Tensor, iteration: int,
-               extra: dict[str, tuple[float, torch.Tensor]] | None = None
+               ls: torch.Tensor, iteration: int, extra: Terms | None = None
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """Content and style losses weighted, plus total variation, the optional pixel, color,
-        Laplacian and grid terms (pixel and color against ``target``: the teacher's output or
-        the photo) and ``extra`` terms (name: (weight, loss))."""
+        """Content and style losses weighted, plus total variation, the ``extra`` terms, then the
+        optional pixel, color, Laplacian and grid terms (pixel and color against ``target``: the
+        teacher's output or the photo)."""
         ltv = tv_loss(y.float())
         style_weight = self.cfg.style_weight * self.style_ramp(iteration)
         total = self.cfg.content_weight * lc + style_weight * ls + self.cfg.tv_weight * ltv
-        parts = {}
-        for name, (weight, term) in (extra or {}).items():
-            total = total + weight * term
-            parts[name] = term.detach()
         y_px = self._prep(y) if self.cfg.luminance else y  # compared with the target in pixels
-        if self.cfg.pixel_weight > 0:
-            lpix = torch.nn.functional.l1_loss(y_px.float(), target.float())
-            total = total + self.cfg.pixel_weight * lpix
-            parts["pixel"] = lpix.detach()
-        if self.cfg.color_weight > 0:
-            lcol = color_loss(y_px.float(), target.float())
-            total = total + self.cfg.color_weight * lcol
-            parts["color"] = lcol.detach()
-        if self.cfg.laplacian_weight > 0:
-            ll = laplacian_loss(y_px.float(), x.float())
-            total = total + self.cfg.laplacian_weight * ll
-            parts["laplacian"] = ll.detach()
-        if self.cfg.grid_weight > 0:
-            lg = grid_loss(y.float().clamp(0, 1))
-            total = total + self.cfg.grid_weight * lg
-            parts["grid"] = lg.detach()
+        terms = dict(extra or {})
+        add_term(terms, "pixel", self.cfg.pixel_weight,
+                 lambda: torch.nn.functional.l1_loss(y_px.float(), target.float()))
+        add_term(terms, "color", self.cfg.color_weight, lambda: color_loss(y_px.float(), target.float()))
+        add_term(terms, "laplacian", self.cfg.laplacian_weight,
+                 lambda: laplacian_loss(y_px.float(), x.float()))
+        add_term(terms, "grid", self.cfg.grid_weight, lambda: grid_loss(y.float().clamp(0, 1)))
+        parts: dict[str, torch.Tensor] = {}
+        total = sum_terms(total, terms, parts)
         return total, {"loss": total.detach(), "content": lc.detach(), "style": ls.detach(),
                        "tv": ltv.detach(), **parts}, y
 
@@ -354,30 +198,7 @@ class FastObjective:
 
     def load_init(self, net: nn.Module, path: str) -> None:
         """Warm start from an exported network of the same architecture and style count (its
-        per-style norms become this run's, in order: fine-tune on the same styles or refine).
-        A ``--network lite`` run also takes a lite AdaIN network file, baked with this run's
-        styles."""
-        from ..weights import load_model_file
-
-        if self.cfg.network == "lite":
-            from ..adain.lite import is_lite_config
-            from ..fast.lite import is_fast_lite_config
-
-            _, config = load_model_file(path)
-            if is_lite_config(config):
-                init = self._bake(path)
-            elif is_fast_lite_config(config):
-                init = self._fast_lite_init(load_model(path)[0], config, net.decoder_widths)
-            else:
-                raise PainterlyError(f"--init {path}: a --network lite run starts from a lite AdaIN "
-                                     f"network or a fast-lite network, not kind "
-                                     f"'{config.get('kind', 'unknown')}'")
-            if (init.n_styles, init.widths) != (net.n_styles, net.widths):
-                raise PainterlyError(f"--init {path}: a fast-lite network with {init.n_styles} "
-                                     f"style(s), widths {list(init.widths)}; this run trains "
-                                     f"{net.n_styles}, {list(net.widths)}")
-            net.load_state_dict(init.state_dict())
-            return
+        per-style norms become this run's, in order: fine-tune on the same styles or refine)."""
         init, config = load_model(path)
         if not isinstance(init, TransformerNet):
             raise PainterlyError(f"--init {path}: a {config.get('kind')} network; this run trains "
@@ -406,11 +227,8 @@ class FastObjective:
     def export(self, net: nn.Module, run_dir, config: dict) -> str:
         """``RUN_DIR/model.safetensors`` + JSON (style names, architecture, training config)."""
         path = str(run_dir / "model.safetensors")
-        extra = {"luminance": self.cfg.luminance, "training": config}
-        if self.cfg.network == "lite":
-            from ..fast.lite import save_fast_lite
-
-            save_fast_lite(net, path, self.style_names, extra)
-        else:
-            save_model(net, path, self.style_names, extra)
+        self._save(net, path, {"luminance": self.cfg.luminance, "training": config})
         return path
+
+    def _save(self, net: nn.Module, path: str, extra: dict) -> None:
+        save_model(net, path, self.style_names, extra)

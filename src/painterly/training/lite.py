@@ -24,12 +24,13 @@ from torch import nn
 
 from ..adain.core import adain
 from ..adain.lite import LiteNetwork, fit_decoder, lite_from_teachers, load_lite, save_lite
-from ..adain.model import CONTENT_LAYER, Encoder
+from ..adain.model import Encoder
 from ..errors import PainterlyError
 from ..image import pil_to_tensor, tensor_to_pil
 from ..losses import content_loss, grid_loss, laplacian_loss, mean_std
 from .adain import AdaINObjective
 from .cache import ContentFeatureCache, StyleStatsBank, cached_batches
+from .objective import add_term, sum_terms
 from .stability import stability_terms
 
 
@@ -73,34 +74,18 @@ class LiteObjective(AdaINObjective):
     def loss(self, net: nn.Module, batch: dict, iteration: int
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         c, s = batch["content"], batch["style"]
-        with torch.no_grad():
-            if "content_features" in batch:
-                f_c, s_stats = batch["content_features"], batch["style_stats"]
-            else:
-                f_c = self.encoder(c)
-                s_stats = {k: mean_std(v.float()) for k, v in self.encoder.layers(s).items()}
-            target = adain(f_c.float(), *s_stats[CONTENT_LAYER])
+        f_c, s_stats, target = self.targets(batch)
         g, embedded = net(c, s)
         lc, ls = self.content_style_losses(g, target, s_stats)
         total = self.cfg.content_weight * lc + self.cfg.style_weight * ls
         parts = {"content": lc.detach(), "style": ls.detach()}
-        if self.cfg.embed_weight > 0:
-            le = content_loss(embedded.float(), f_c.float())
-            total = total + self.cfg.embed_weight * le
-            parts["embed"] = le.detach()
-        if self.cfg.laplacian_weight > 0:
-            ll = laplacian_loss(g, c)
-            total = total + self.cfg.laplacian_weight * ll
-            parts["laplacian"] = ll.detach()
-        if self.cfg.grid_weight > 0:
-            lg = grid_loss(g)
-            total = total + self.cfg.grid_weight * lg
-            parts["grid"] = lg.detach()
-        terms = stability_terms(lambda view: net(view, s)[0], c, g, iteration, self.train.seed,
-                                self.cfg.hatch_weight, self.cfg.shift_weight)
-        for name, (weight, term) in terms.items():
-            total = total + weight * term
-            parts[name] = term.detach()
+        terms = add_term({}, "embed", self.cfg.embed_weight,
+                         lambda: content_loss(embedded.float(), f_c.float()))
+        add_term(terms, "laplacian", self.cfg.laplacian_weight, lambda: laplacian_loss(g, c))
+        add_term(terms, "grid", self.cfg.grid_weight, lambda: grid_loss(g))
+        terms.update(stability_terms(lambda view: net(view, s)[0], c, g, iteration, self.train.seed,
+                                     self.cfg.hatch_weight, self.cfg.shift_weight))
+        total = sum_terms(total, terms, parts)
         return total, {"loss": total.detach(), **parts}, g
 
     def uses_cache(self, iteration: int) -> bool:

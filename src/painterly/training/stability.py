@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 
 from ..losses import hatch_loss, shift_consistency_loss
+from .objective import Terms, add_term
 
 #: Largest shift, in pixels: every offset within one encoder stride (8) but the identity.
 MAX_SHIFT = 7
@@ -52,20 +53,19 @@ def shifted_view(x: torch.Tensor, dy: int, dx: int, iteration: int, seed: int,
 
 
 def stability_terms(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                    iteration: int, seed: int, hatch_weight: float, shift_weight: float
-                    ) -> dict[str, tuple[float, torch.Tensor]]:
+                    iteration: int, seed: int, hatch_weight: float, shift_weight: float) -> Terms:
     """The weighted hatch and shift terms of output ``y`` of input ``x`` (name: (weight, loss));
     ``run`` is the network on another input of the same batch (its styles). Terms of weight 0
     are left out (and cost nothing)."""
-    out: dict[str, tuple[float, torch.Tensor]] = {}
-    if hatch_weight > 0:
-        out["hatch"] = (hatch_weight, hatch_loss(y.float(), HATCH_TARGET))
-    if shift_weight > 0:
+
+    def shift() -> torch.Tensor:
         if min(x.shape[-2:]) < 48:
             from ..errors import PainterlyError
 
             raise PainterlyError("--shift-weight needs crops of at least 48 px")
         dy, dx = draw_shift(iteration, seed)
-        y_shift = run(shifted_view(x, dy, dx, iteration, seed))
-        out["shift"] = (shift_weight, shift_consistency_loss(y_shift, y, dy, dx))
-    return out
+        return shift_consistency_loss(run(shifted_view(x, dy, dx, iteration, seed)), y, dy, dx)
+
+    out: Terms = {}
+    add_term(out, "hatch", hatch_weight, lambda: hatch_loss(y.float(), HATCH_TARGET))
+    return add_term(out, "shift", shift_weight, shift)

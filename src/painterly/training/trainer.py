@@ -1,13 +1,9 @@
 """The training loop, shared by every objective (nanoGPT-style: read it top to bottom).
 
 The framework owns data, optimizer, learning-rate schedule, mixed precision, DDP, checkpoints,
-logs and health checks; an *objective* (``AdaINObjective``, ``FastObjective``) owns its networks
-and its loss::
-
-    net = objective.build(device)                       # the trainable network
-    loss, parts, output = objective.loss(net, batch, iteration)
-    rows, labels = objective.validation_rows(net, device)
-    objective.export(net, run_dir, config)               # the model file users load
+logs and health checks; an *objective* (:class:`.objective.Objective`) owns its networks and
+its loss: ``net = objective.build(device)``, ``loss, parts, output = objective.loss(net, batch,
+iteration)``, ``objective.export(net, run_dir, config)`` (the model file users load).
 
 Run directory: ``config.json``, ``checkpoint.pt`` (latest, atomic), the exported model,
 ``losses.csv``, ``val_XXXXXX.png`` grids and ``tb/`` (TensorBoard).
@@ -40,6 +36,7 @@ from .data import ImageStream, make_loader, scan_folder, validation_images
 from .health import HealthMonitor, TrainingHealthError, check_finite, lint_output_layer
 from .lock import RunLock
 from .logs import RunLogger, plot_training_losses
+from .objective import Objective
 from .signals import StopSignals, TrainingInterrupted
 
 
@@ -66,7 +63,7 @@ def existing_run(run_dir: Path) -> bool:
 class Trainer:
     """One training run: ``Trainer(cfg, objective_cfg, objective).run()``."""
 
-    def __init__(self, cfg: TrainConfig, objective_cfg, objective, resume: bool = False) -> None:
+    def __init__(self, cfg: TrainConfig, objective_cfg, objective: Objective, resume: bool = False) -> None:
         cfg.check()
         self.cfg, self.objective_cfg, self.objective = cfg, objective_cfg, objective
         self.resume = resume
@@ -184,7 +181,7 @@ class Trainer:
     def next_batch(self, iteration: int | None = None) -> dict:
         """The batch of this rank for ``iteration`` (the next one by default), on the device."""
         iteration = self.start if iteration is None else iteration
-        if self.cached_iter is None and getattr(self.objective, "uses_cache", lambda it: False)(iteration):
+        if self.cached_iter is None and self.objective.uses_cache(iteration):
             self.cached_iter = self.objective.cached_batches(
                 self.cfg, self.content_paths, self.style_paths, self.device, self.info.rank,
                 self.info.world_size, iteration)

@@ -1,12 +1,13 @@
 """The option schema: how one option is declared, checked and converted.
 
-An :class:`Option` is one stylize option's rule: its kind (``int``, ``float``, ``choice``...),
-default, range or choices, help text, and where it may come from (a ``painterly stylize`` flag,
-a field of the HTTP API with the server's tighter :class:`Limit`, the ONNX backend). Each method's
-options are a dataclass whose fields are declared with :func:`option` (see
-:mod:`painterly.options`); the CLI's arguments, the server's parsing and OpenAPI fields, sweep's
-keys and the ONNX backend's options are all derived from those declarations, and every value from
-any of them passes the same :meth:`Option.check`.
+An :class:`Option` is one option's rule: its kind (``int``, ``float``, ``choice``...), default,
+range or choices, help text, and where it may come from (a command-line flag, a field of the HTTP
+API with the server's tighter :class:`Limit`, the ONNX backend). Each method's stylize options are
+a dataclass whose fields are declared with :func:`option` (see :mod:`painterly.options`); the CLI's
+arguments, the server's parsing and OpenAPI fields, sweep's keys and the ONNX backend's options
+are all derived from those declarations, and every value from any of them passes the same
+:meth:`Option.check`. The training options are declared the same way
+(:mod:`painterly.train_options`: ``painterly train``'s flags and its ``--loss-config`` keys).
 
 Plain Python only (no torch, no PIL): the ONNX backend and the CLI's argument parser import it.
 """
@@ -22,9 +23,12 @@ from typing import Any, ClassVar
 from .errors import PainterlyError, echo
 
 #: What an option's value is: a whole number, a finite number, one of ``choices``, a list of
-#: numbers or of names (a list or comma-separated text), free text, a yes/no flag, or any object
-#: (a file name or an in-memory network, an image, a device).
-KINDS = ("int", "float", "choice", "floats", "names", "text", "flag", "value")
+#: numbers, of whole numbers (``length`` of them, if given) or of names (a list or comma-separated
+#: text), free text, a yes/no flag, or any object (a file name or an in-memory network, an image,
+#: a device).
+KINDS = ("int", "float", "choice", "floats", "ints", "names", "text", "flag", "value")
+#: The kinds whose value is a list.
+LIST_KINDS = ("floats", "ints", "names")
 #: Largest whole number any option takes (a torch size or index is a signed 64-bit integer).
 INT_MAX = 2**63 - 1
 #: Longest digit string read as a number: ``int()`` of a huge one is slow, and no option needs one.
@@ -68,7 +72,11 @@ class Option:
     choices: tuple[str, ...] = ()
     label: str = ""  # words for a bad choice ("color preservation mode"); default: the name
     empty: tuple[str, ...] = ()  # words meaning "none" for a choice ("none" for preserve_color)
-    cli: bool = True  # a `painterly stylize` flag
+    empty_value: Any = None  # what an ``empty`` word gives (None; "" for a training option)
+    length: int | None = None  # ints: exactly this many
+    cli: bool = True  # a command-line flag (`painterly stylize`; `painterly train`: listed in --help)
+    cli_name: str = ""  # the flag's name where it is not the option's ("style" for styles)
+    group: str = ""  # the --help group of a training option's flag
     http: bool = False  # a field of the HTTP API
     server: Limit | None = None  # the server's tighter rule (with http)
     onnx: bool = False  # honored by the ONNX backend
@@ -78,8 +86,8 @@ class Option:
 
     @property
     def flag(self) -> str:
-        """The CLI flag: ``--style-size`` for ``style_size``."""
-        return "--" + self.name.replace("_", "-")
+        """The CLI flag: ``--style-size`` for ``style_size`` (``cli_name`` where given)."""
+        return "--" + (self.cli_name or self.name).replace("_", "-")
 
     def check(self, value: Any, server: bool = False) -> Any:
         """``value`` (a Python value, or the text of a flag, form field or query parameter)
@@ -100,9 +108,14 @@ class Option:
 
 
 def option(default: Any = None, **rule: Any) -> Any:
-    """A dataclass field declaring one option: its default and the :class:`Option` rule."""
+    """A dataclass field declaring one option: its default and the :class:`Option` rule. A list
+    default gives each object its own copy (the rule keeps it as a tuple)."""
     if rule.get("kind", "text") not in KINDS:
         raise ValueError(f"unknown option kind {rule['kind']!r}")
+    if isinstance(default, list):
+        frozen = tuple(default)
+        return field(default_factory=lambda: list(frozen),
+                     metadata={"option": Option(default=frozen, **rule)})
     return field(default=default, metadata={"option": Option(default=default, **rule)})
 
 
@@ -198,7 +211,7 @@ def _number(opt: Option, v: Any) -> float:
 def _choice(opt: Option, v: Any) -> str | None:
     s = str(v).lower()
     if s in opt.empty:
-        return None
+        return opt.empty_value
     if s not in opt.choices:
         what = opt.label or opt.name
         where = f"{opt.name}: " if opt.label else ""
@@ -226,6 +239,38 @@ def _numbers(opt: Option, v: Any) -> list[float]:
     return out
 
 
+_COUNTS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+def _integers(opt: Option, v: Any) -> list[int]:
+    """Whole numbers in [minimum, maximum], ``length`` of them if given; none at all is the
+    empty list (an option's "not given")."""
+    items = _items(v)
+    if not items:
+        return []
+    out = []
+    for t in items:
+        try:
+            x = int(t) if isinstance(t, int) and not isinstance(t, bool) else int(str(t).strip())
+        except ValueError:
+            x = None
+        if isinstance(t, bool) or x is None or (opt.minimum is not None and x < opt.minimum) or (
+                opt.maximum is not None and x > opt.maximum):
+            out = None
+            break
+        out.append(x)
+    if out is None or (opt.length is not None and len(out) != opt.length):
+        count = _COUNTS.get(opt.length, str(opt.length)) + " " if opt.length else ""
+        words = ("positive integers" if opt.minimum == 1 else
+                 f"integers >= {_show(opt.minimum)}" if opt.minimum is not None else "integers")
+        if opt.maximum is not None:
+            words += f" (at most {_show(opt.maximum)})"
+        text = ",".join(str(t) for t in items) if isinstance(v, (list, tuple)) else str(v)
+        reason = f"{echo(text)} is not {count}{words}"
+        raise opt.fail(reason, f"{opt.name}: {reason}")
+    return out
+
+
 def _names(opt: Option, v: Any) -> list[str]:
     out = [str(t).strip() for t in _items(v)]
     if not out or any(not _NAME.fullmatch(t) for t in out):
@@ -242,7 +287,8 @@ def _flag(opt: Option, v: Any) -> bool:
 
 
 _CHECKS = {
-    "int": _whole, "float": _number, "choice": _choice, "floats": _numbers, "names": _names,
+    "int": _whole, "float": _number, "choice": _choice, "floats": _numbers, "ints": _integers,
+    "names": _names,
     "text": lambda opt, v: str(v), "flag": _flag, "value": lambda opt, v: v,
 }
 

@@ -392,3 +392,24 @@ def test_adain_refuses_what_cannot_fit_before_allocating_it(monkeypatch, tmp_pat
     # what fits still runs
     assert main(["stylize", "builtin:chelsea", "--style", "builtin:udnie", "--network", "lite",
                  "--size", "64", "--style-size", "64", "-o", str(tmp_path / "o.png")]) == 0
+
+
+def test_a_content_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch, capsys) -> None:
+    """The CLI reads the content's size from its header and asks the stylizer first: a
+    8000x8000 image under 2 GiB of free memory is one line and exit 2, and no pixel is decoded."""
+    import painterly.device as device
+    import painterly.image as image
+    from painterly.cli import main
+
+    big = tmp_path / "big.png"
+    Image.new("1", (8000, 8000), 1).save(big)
+    monkeypatch.setattr(device, "available_memory", lambda dev: 2 * 2**30)
+    decoded = []
+    real = image.load_image
+    monkeypatch.setattr(image, "load_image", lambda *a, **k: (decoded.append(a), real(*a, **k))[1])
+    for method in (["--network", "lite"], ["--method", "fast", "--style", "udnie"]):
+        style = [] if "fast" in method else ["--style", "builtin:udnie"]
+        assert main(["stylize", str(big), *style, *method, "-o", str(tmp_path / "o.png")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: a 8000x8000 image needs about") and err.count("\n") == 1, err
+    assert not any(str(big) in map(str, a) for a in decoded)

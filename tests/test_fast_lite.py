@@ -87,7 +87,7 @@ def test_a_large_image_goes_in_tiles_as_adain_does(baked_file, monkeypatch, keep
     st = FastStylizer([], model=baked_file, device="cpu", precision="fp32")
     x = pil_to_tensor(CONTENT.resize((420, 300)))
     whole = st.stylize_tensor(x)
-    monkeypatch.setattr(adain_networks, "CPU_TILE_PIXELS", 200 * 200)  # tile this one
+    monkeypatch.setattr(adain_networks, "CPU_PASS_BUDGET", 200 * 200 * 640)  # tile this one
     monkeypatch.setattr(adain_networks, "CPU_TILE_STREAMED", 256)
     if not keep:
         monkeypatch.setattr(tiling, "MAX_FEATURE_BYTES", 0)

@@ -260,6 +260,27 @@ def load_image(source: ImageLike, *, what: str = "image", draft: int | None = No
     return _to_rgb(img)
 
 
+#: Bytes a source pixel takes while it is decoded and made RGB (the decoded file and Pillow's
+#: 4-byte RGB copy), for a refusal before decoding (:func:`header_size`).
+LOAD_BYTES_PER_PIXEL = 8
+
+
+def header_size(source: ImageLike) -> tuple[int, int] | None:
+    """The ``(width, height)`` a file's header declares, before anything is decoded (None for
+    what is not a readable file: :func:`load_image` says what is wrong with it)."""
+    if not isinstance(source, (str, os.PathLike)) or str(source).startswith("builtin:"):
+        return None
+    old = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None  # a header only: load_image applies the pixel cap
+        with Image.open(source) as img:
+            return img.size
+    except Exception:  # unreadable: load_image's own message
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
 def _is_tensor(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 

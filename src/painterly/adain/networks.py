@@ -27,13 +27,31 @@ from .core import Stats, mean_std
 from .model import MULTIPLE, Decoder, Encoder, inference_decoder, pad_to_multiple
 from .tiling import MAX_FEATURE_BYTES, MIN_TILE, STREAMED_BYTES_PER_PIXEL
 
-#: Above this many pixels a CPU run is tiled (peak memory of one pass is ~800 bytes/pixel fp32).
-CPU_TILE_PIXELS = 2048 * 2048
-#: Tile side used when a CPU run is tiled automatically (a 4096x4096 image takes 3x3 tiles).
-CPU_TILE = 1536
-#: The same when the image's relu4_1 map is not kept (over ``tiling.MAX_FEATURE_BYTES``): a
-#: 1536 px window's decoder activations alone took 0.8 GB at 12.6 Mpx.
+#: What one untiled pass (or one window of a tiled one) may take on a CPU, so that with the
+#: process itself (0.3-0.45 GB) the peak stays under docs/LIMITS.md's memory rule (1 GB + 40 bytes
+#: per output pixel). Larger images are tiled.
+CPU_PASS_BUDGET = 512 * 2**20
+#: Bytes per pixel of one pass of a network with its own slim encoder (the lite network,
+#: fast-lite) on a CPU, by precision (peak RSS over the process at 2.36 Mpx: lite 530 / 300,
+#: fast-lite 330 / 190 in fp32 / bf16, with a margin); the VGG network's is :data:`_BYTES_PER_PIXEL`.
+CPU_PASS_BYTES = {torch.float32: 640, torch.bfloat16: 360, torch.float16: 360}
+#: The largest tile side when the image's relu4_1 map is not kept (over
+#: ``tiling.MAX_FEATURE_BYTES``): the windows are then the working set.
 CPU_TILE_STREAMED = 1024
+
+
+def cpu_pixel_budget(bytes_per_pixel: int) -> int:
+    """Largest image (pixels) a CPU paints in one pass of ``bytes_per_pixel``
+    (:data:`CPU_PASS_BUDGET`): the lite network about 0.8 Mpx in fp32 and 1.5 Mpx in bf16, the
+    VGG one 0.7 and 1.3."""
+    return CPU_PASS_BUDGET // bytes_per_pixel
+
+
+def cpu_tile(bytes_per_pixel: int, streamed: bool = False) -> int:
+    """Tile side of a tiled CPU run: the square of :func:`cpu_pixel_budget` (a multiple of 8),
+    at most :data:`CPU_TILE_STREAMED` when the feature map is not kept."""
+    side = max(MIN_TILE, int(math.sqrt(cpu_pixel_budget(bytes_per_pixel))) // 8 * 8)
+    return min(side, CPU_TILE_STREAMED) if streamed else side
 #: Bytes of device memory per pixel of one untiled pass, used for the CUDA tiling budget.
 _BYTES_PER_PIXEL = {torch.float32: 800, torch.bfloat16: 420, torch.float16: 420}
 #: channels_last on CPU: measured with benchmarks/bench_adain.py (see docs/ADAIN.md).
@@ -244,7 +262,8 @@ class AdaINNetworks:
         # bf16 on a CPU: the networks themselves are cast (see device.cast_dtype); CUDA: autocast.
         self.cast = cast_dtype(self.dtype, device) is not None
         weights_dtype = self.dtype if self.cast else torch.float32
-        if hasattr(decoder, "encoder"):  # its own encoder (the lite network: a private copy)
+        self.own_encoder = hasattr(decoder, "encoder")
+        if self.own_encoder:  # its own encoder (the lite network: a private copy)
             own = decoder.to(device).eval().requires_grad_(False)
             self.encoder = own.encoder.to(memory_format=self.memory_format)
             self.encoder.vgg.cast_weights(weights_dtype)
@@ -300,10 +319,12 @@ class AdaINNetworks:
             from .tiling import WholeStats, encode_tiled, plan_tiles
 
             whole = WholeStats()
-            encode_tiled(self, style, plan_tiles(hp, wp, CPU_TILE_STREAMED), whole, keep=False)
+            encode_tiled(self, style, plan_tiles(hp, wp, self.default_tile(hp * wp)), whole, keep=False)
             return whole.content()
         self.check_memory(style.shape[0], h, w, f"a {w}x{h} style image", whole=True,
                           hint="use a smaller --style-size")
+        if not style.is_floating_point():  # 8-bit (style_tensors keeps large styles so)
+            style = style.float().div(255)
         x, _ = pad_to_multiple(style, MULTIPLE)
         return mean_std(self.encode(x))
 
@@ -318,27 +339,33 @@ class AdaINNetworks:
         act = _BYTES_PER_PIXEL[self.dtype] * first // 64
         if whole:
             return per_pixel + act, 0
-        if pixels > self.pixel_budget() and self.default_tile(pixels) == CPU_TILE_STREAMED:
-            # streamed tiles (adain.tiling): the input, the output and a window's activations
-            return STREAMED_BYTES_PER_PIXEL, CPU_TILE_STREAMED ** 2 * act * 2
+        if pixels > self.pixel_budget() and self.device.type == "cpu":
+            # tiles (adain.tiling): the input, the output and a window's activations
+            return STREAMED_BYTES_PER_PIXEL, CPU_PASS_BUDGET
         return per_pixel, min(pixels, self.pixel_budget()) * act
 
     def check_memory(self, n: int, height: int, width: int, what: str, whole: bool = False,
-                     hint: str = "use a smaller --size") -> None:
-        """Refuse a pass over ``n`` images of ``height x width`` that cannot fit in memory, with
-        one line naming its size and the free memory (:func:`painterly.device.check_memory`)."""
+                     hint: str = "use a smaller --size", extra: int = 0) -> None:
+        """Refuse a pass over ``n`` images of ``height x width`` that cannot fit in memory (with
+        ``extra`` bytes besides), with one line naming its size and the free memory
+        (:func:`painterly.device.check_memory`)."""
         from ..device import check_memory
 
         pixels = n * height * width
         per_pixel, fixed = self.memory_need(pixels, whole)
-        check_memory(pixels, per_pixel, self.device, what, hint, fixed)
+        check_memory(pixels, per_pixel, self.device, what, hint, fixed + extra)
+
+    def pass_bytes(self) -> int:
+        """Bytes per pixel one pass of these networks takes on a CPU."""
+        table = CPU_PASS_BYTES if self.own_encoder else _BYTES_PER_PIXEL
+        return table.get(self.dtype, table[torch.float32])
 
     def pixel_budget(self) -> int:
         """Largest image (pixels) processed in one pass before tiling kicks in."""
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
             return max(512 * 512, int(free * 0.5 / _BYTES_PER_PIXEL[self.dtype]))
-        return CPU_TILE_PIXELS
+        return cpu_pixel_budget(self.pass_bytes())
 
     def default_tile(self, pixels: int = 0) -> int:
         """Tile side used when an image of ``pixels`` is over :meth:`pixel_budget`: on a CPU,
@@ -347,9 +374,8 @@ class AdaINNetworks:
         if self.device.type == "cuda":
             return max(MIN_TILE, min(4096, int(math.sqrt(self.pixel_budget())) // 8 * 8))
         channels = getattr(self.encoder, "out_channels", 512)
-        if pixels // (MULTIPLE * MULTIPLE) * channels * 4 > MAX_FEATURE_BYTES:
-            return CPU_TILE_STREAMED
-        return CPU_TILE
+        return cpu_tile(self.pass_bytes(),
+                        pixels // (MULTIPLE * MULTIPLE) * channels * 4 > MAX_FEATURE_BYTES)
 
     def tile_for(self, height: int, width: int, tile: int | None = None) -> int | None:
         """Tile side for a padded ``height x width`` batch: ``tile`` if given, else the default

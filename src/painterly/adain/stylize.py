@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -28,6 +29,7 @@ from PIL import Image
 from ..color import luminance_transfer, match_histogram
 from ..errors import PainterlyError
 from ..image import (
+    LOAD_BYTES_PER_PIXEL,
     MIN_SIDE,
     ImageLike,
     load_image,
@@ -63,26 +65,33 @@ def style_tensors(styles: Sequence[Image.Image], style_size: int,
     """Each style resized to ``style_size`` on its long side, as ``(1, 3, H, W)`` in [0, 1];
     ``min_side``: refuse a style that comes out thinner than that; ``nets``
     (:class:`~painterly.adain.networks.AdaINNetworks`): refuse, before resizing, a style whose
-    encoding would not fit in memory."""
+    encoding would not fit in memory, and keep one over its pixel budget as 8-bit
+    (``uint8``, 0..255: a quarter of the memory; it is encoded window by window, each window
+    made float as it goes: :meth:`~painterly.adain.networks.AdaINNetworks.style_stats`)."""
     out = []
     for i, style in enumerate(styles):
+        w, h = resized_size(style.size, style_size)
+        large = nets is not None and w * h > nets.pixel_budget()
         if nets is not None:
-            w, h = resized_size(style.size, style_size)
-            nets.check_memory(1, h, w, f"a {w}x{h} style image", whole=True,
+            nets.check_memory(1, h, w, f"a {w}x{h} style image", whole=not large,
                               hint="use a smaller --style-size")
         style = resize(style, style_size)
         if min_side is not None and min(style.size) < min_side:
             raise PainterlyError(f"style image {i + 1} is too small or thin at style_size {style_size} "
                                  f"({style.width}x{style.height}; each side must be at least "
                                  f"{min_side} px)")
-        out.append(pil_to_tensor(style))
+        if large:
+            out.append(torch.from_numpy(np.array(style.convert("RGB"))).permute(2, 0, 1)[None])
+        else:
+            out.append(pil_to_tensor(style))
     return out
 
 
 def recolor_styles(styles: Sequence[torch.Tensor], content: torch.Tensor) -> list[torch.Tensor]:
     """``preserve_color="histogram"``: each style recolored to the content's color histogram
     (the statistics then depend on the content, so they are not cached)."""
-    return [match_histogram(s, content) for s in styles]
+    return [match_histogram(s if s.is_floating_point() else s.float().div_(255), content)
+            for s in styles]
 
 
 def finish_colors(out: torch.Tensor, content: torch.Tensor, preserve_color: str | None,
@@ -189,11 +198,18 @@ class AdaINStylizer:
     def __call__(self, content: Image.Image) -> Image.Image:
         """Stylize one PIL image (resized to ``size`` if set) and return a PIL image."""
         content = load_image(content, what="content image")
-        w, h = resized_size(content.size, self.size)
-        self.nets.check_memory(1, h, w, f"a {w}x{h} image")  # before the resize allocates it
+        self.check_fits(content.size, decoded=True)  # before the resize allocates it
         if self.size is not None:
             content = resize(content, self.size)
         return tensor_to_pil(self.stylize_tensor(pil_to_tensor(content))[0])
+
+    def check_fits(self, size: tuple[int, int], decoded: bool = False) -> None:
+        """Refuse a content of ``size`` (width, height; before the resize to ``size``) whose
+        pass cannot fit in memory, with one line naming its size and the free memory; before
+        it is ``decoded``, its decoding counts too."""
+        w, h = resized_size(size, self.size)
+        load = 0 if decoded else size[0] * size[1] * LOAD_BYTES_PER_PIXEL
+        self.nets.check_memory(1, h, w, f"a {w}x{h} image", extra=load)
 
     @torch.inference_mode()
     def stylize_tensor(self, content: torch.Tensor, stats: StyleStats | None = None,

@@ -186,6 +186,8 @@ def _window(x: torch.Tensor, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor
     a window past the bottom or right edge is padded alone, which gives the same pixels."""
     h, w = x.shape[-2:]
     win = x[..., y0: min(y1, h), x0: min(x1, w)]
+    if not win.is_floating_point():  # an 8-bit image (a large style): float window by window
+        win = win.float().div_(255)
     ph, pw = max(0, y1 - h), max(0, x1 - w)
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"

@@ -112,7 +112,7 @@ def _inputs(args: argparse.Namespace) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     from ..errors import PainterlyError, printable
-    from ..image import check_output, load_image, save_image
+    from ..image import check_output, header_size, load_image, save_image
 
     options = method_options(args)
     if getattr(args, "ray", None) is not None:
@@ -135,6 +135,9 @@ def _run(args: argparse.Namespace) -> int:
     # The content is resized to --size (gatys: 512 by default) anyway: a large JPEG may decode
     # at a reduced scale that still covers it.
     draft = options.get("size") or (512 if (args.method or "") == "gatys" else None)
+    header = header_size(args.content)
+    if header is not None and hasattr(stylizer, "check_fits"):
+        stylizer.check_fits(header)  # a refusal before the file is decoded (a 16000^2 PNG)
     try:
         result = stylizer(load_image(args.content, what="content image", draft=draft))
     except PainterlyError as exc:

@@ -165,6 +165,32 @@ class FastStylizer:
         if opts.compile:
             self.net = torch.compile(frozen, dynamic=True)
 
+    def _check_memory(self, n: int, w: int, h: int, extra: int = 0) -> int | None:
+        """Refuse a pass over ``n`` images of ``w x h`` that cannot fit (one line naming the size
+        and the free memory); the tile side it will run in (None: one pass). A fast-lite
+        network tiles a large image as the AdaIN pipeline does (its working set follows the
+        output); one pass of any other takes about four full-resolution fp32 maps of ``width``
+        channels."""
+        from ..adain.networks import CPU_PASS_BUDGET, CPU_PASS_BYTES, cpu_pixel_budget, cpu_tile
+        from ..adain.tiling import STREAMED_BYTES_PER_PIXEL
+        from ..device import check_memory
+
+        pixels = n * w * h
+        per_pixel = CPU_PASS_BYTES[self._dtype or torch.float32]
+        tile = (cpu_tile(per_pixel, streamed=True) if self._casts_input and self.device.type == "cpu"
+                and pixels > cpu_pixel_budget(per_pixel) else None)
+        check_memory(pixels, STREAMED_BYTES_PER_PIXEL if tile else 16 * self.width, self.device,
+                     f"a {w}x{h} image", extra=extra + (CPU_PASS_BUDGET if tile else 0))
+        return tile
+
+    def check_fits(self, size: tuple[int, int]) -> None:
+        """Refuse a content of ``size`` (width, height; before the resize to ``size``) whose pass
+        cannot fit in memory: before the file is even decoded."""
+        from ..image import LOAD_BYTES_PER_PIXEL, resized_size
+
+        self._check_memory(1, *resized_size(size, self.size),
+                           extra=size[0] * size[1] * LOAD_BYTES_PER_PIXEL)
+
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` RGB in [0, 1] -> stylized, same size, clamped to [0, 1]."""
         return self._stylize(x).contiguous()
@@ -172,23 +198,14 @@ class FastStylizer:
     def _stylize(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`stylize_tensor` in the network's memory layout (channels-last for the lite
         network on a CPU: :meth:`__call__` turns that into pixels without a layout copy)."""
-        from ..adain.networks import CPU_TILE_PIXELS, CPU_TILE_STREAMED
-        from ..adain.tiling import STREAMED_BYTES_PER_PIXEL
-        from ..device import autocast, check_memory
+        from ..device import autocast
         from ..image import MIN_SIDE, check_min_side
 
         h, w = int(x.shape[-2]), int(x.shape[-1])
         check_min_side(w, h, MIN_SIDE, "content image",
                        "every method's rule; enlarge or crop it to a less extreme shape")
 
-        pixels = x.shape[0] * h * w
-        # A fast-lite network tiles a large image as the AdaIN pipeline does (its working set
-        # follows the output); one pass of any other takes about four full-resolution fp32
-        # maps of `width` channels.
-        tile = CPU_TILE_STREAMED if (self._casts_input and self.device.type == "cpu"
-                                     and pixels > CPU_TILE_PIXELS) else None
-        check_memory(pixels, STREAMED_BYTES_PER_PIXEL if tile else 16 * self.width, self.device,
-                     f"a {w}x{h} image", extra=16 * self.width * (tile or 0) ** 2)
+        tile = self._check_memory(x.shape[0], w, h)
         x = x.to(self.device, torch.float32)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)

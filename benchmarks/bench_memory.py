@@ -9,10 +9,13 @@ own peak (VmHWM) when the command returns, so one case's peak never hides anothe
 * ``style``: ``--style-size 8000`` with a 512 px content (the output is small, the style is not);
 * ``refuse lite`` / ``refuse fast``: a 16000x16000 1-bit PNG (under the 268-Mpx decoding cap)
   at full size under an address-space cap of ``--cap-gb`` (8 GiB, as a small machine or a
-  container has): the command must exit 2 with one line, spending at most 1 GB.
+  container has): the command must exit 2 with one line, spending at most 1 GB;
+* ``server lite`` / ``server vgg`` (``--server``): ``painterly serve --network N`` takes 16
+  concurrent 4096x4096 JPEG uploads; its peak must stay within ``--memory-budget-mb`` (2048)
+  + the loaded models (its RSS after one warm-up request) + 1 GB, and ``/ping`` answers.
 
     python benchmarks/bench_memory.py                  # all cases at 8192 (several minutes)
-    python benchmarks/bench_memory.py --size 4096 --no-vgg
+    python benchmarks/bench_memory.py --size 4096 --no-vgg --server
 """
 
 from __future__ import annotations
@@ -74,12 +77,80 @@ def run(args: list[str], cap_gb: float | None = None) -> tuple[int, int, float, 
     return int(m.group(1)), int(m.group(2)), seconds, err
 
 
+def server_case(network: str, style: Path, photo: Path, port: int) -> str:
+    """One row: a server flooded with 16 concurrent 4096x4096 uploads (see the module doc)."""
+    import io
+    import signal
+    import threading
+
+    import httpx
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(photo).convert("RGB").resize((4096, 4096)).save(buf, "JPEG", quality=90)
+    content, style_bytes = buf.getvalue(), style.read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "painterly", "serve", "--port", str(port),
+                             "--network", network], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def mb(key: str) -> int:
+        text = open(f"/proc/{proc.pid}/status").read()
+        return int(re.search(key + r":\s+(\d+)", text).group(1)) // 1024
+
+    def post(data: bytes) -> int:
+        files = [("content", ("c.jpg", data, "image/jpeg")), ("style", ("s.jpg", style_bytes, "image/jpeg"))]
+        try:
+            return httpx.post(f"{url}/v1/stylize", files=files, timeout=900).status_code
+        except httpx.HTTPError:
+            return -1
+
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        post(style_bytes)  # loads the models
+        models = mb("VmRSS")
+        codes: list[int] = []
+        pings: list[float] = []
+        threads = [threading.Thread(target=lambda: codes.append(post(content))) for _ in range(16)]
+
+        def ping() -> None:
+            while len(codes) < 16:
+                t = time.perf_counter()
+                try:
+                    httpx.get(f"{url}/ping", timeout=30)
+                except httpx.HTTPError:
+                    pass
+                pings.append(time.perf_counter() - t)
+                time.sleep(0.5)
+
+        threads.append(threading.Thread(target=ping))
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        peak, bar = mb("VmHWM"), 2048 + models + GB
+        ok = peak <= bar and codes.count(200) > 0 and all(c in (200, 503) for c in codes)
+        return (f"{'server ' + network:<12} {'16 x 16.8':>10} {peak:>8} {bar:>7} {'yes' if ok else 'NO':>5} "
+                f"{'':>4} {time.perf_counter() - t0:>6.1f}  {codes.count(200)} x 200, "
+                f"{codes.count(503)} x 503; models {models} MB; /ping max {max(pings):.2f} s")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=8192, help="long side of the painted photo (8192)")
     p.add_argument("--style-size", type=int, default=8000)
     p.add_argument("--cap-gb", type=float, default=8.0, help="address-space cap of the refusals")
-    p.add_argument("--no-vgg", action="store_true", help="skip the VGG case (the slow one)")
+    p.add_argument("--no-vgg", action="store_true", help="skip the VGG cases (the slow ones)")
+    p.add_argument("--server", action="store_true", help="also flood a server (lite, vgg)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -109,7 +180,12 @@ def main() -> None:
             refused = name.startswith("refuse")
             ok = peak >= 0 and peak <= bar and (rc == 2 if refused else rc == 0)
             print(f"{name:<12} {pixels / 1e6:>10.1f} {peak:>8} {bar:>7.0f} {'yes' if ok else 'NO':>5} "
-                  f"{rc:>4} {seconds:>6.1f}  {err[:90] if (refused or rc) else ''}")
+                  f"{rc:>4} {seconds:>6.1f}  {err[:90] if (refused or rc) else ''}", flush=True)
+        if args.server:
+            style = SHARED / "style" / "brushstrokes.jpg"
+            style = style if style.is_file() else small
+            for i, network in enumerate(["lite"] + ([] if args.no_vgg else ["vgg"])):
+                print(server_case(network, style, big, 18790 + i), flush=True)
 
 
 if __name__ == "__main__":

@@ -31,3 +31,16 @@ def test_server_matches_the_adain_stylizer(client, decoder_file):
                         style_size=SMALL_STYLE, decoder=decoder_file, device="cpu")(CONTENT)
     diff = np.abs(decode(r) - np.asarray(ref, dtype=np.int16))
     assert diff.max() <= 2, diff.max()
+
+
+def test_large_contents_are_not_batched():
+    """A batch is one untiled pass over all its pixels: a content over the limit runs alone
+    (and is tiled), smaller ones of one padded size share a key."""
+    import torch
+
+    from painterly.serve.engine import batch_key
+
+    small, big = torch.zeros(1, 3, 60, 90), torch.zeros(1, 3, 2048, 2048)
+    assert batch_key(small, "lite", 10_000) == batch_key(small.clone(), "lite", 10_000)
+    assert batch_key(big, "lite", 10_000) != batch_key(big.clone(), "lite", 10_000)
+    assert batch_key(big, "lite") == batch_key(big.clone(), "lite")  # no limit: by size alone

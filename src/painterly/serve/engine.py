@@ -55,10 +55,16 @@ class AdaINJob:
     network: str = "auto"
 
 
-def batch_key(content: torch.Tensor, network: str = "auto") -> tuple[int, int, str]:
-    """Contents that pad to the same size, for the same network, can share a batch."""
+def batch_key(content: torch.Tensor, network: str = "auto",
+              alone_above: int | None = None) -> tuple:
+    """Contents that pad to the same size, for the same network, can share a batch; one over
+    ``alone_above`` pixels gets a key of its own (a batch of them would be one untiled pass
+    over all their pixels: a batch of six 2048x2048 images took 5 GB)."""
     h, w = content.shape[-2:]
-    return (h + (-h) % MULTIPLE, w + (-w) % MULTIPLE, network)
+    hp, wp = h + (-h) % MULTIPLE, w + (-w) % MULTIPLE
+    if alone_above is not None and hp * wp > alone_above:
+        return (hp, wp, network, object())
+    return (hp, wp, network)
 
 
 class AdaINEngine:
@@ -103,6 +109,11 @@ class AdaINEngine:
         if self.decoder_path is not None:  # the message the CLI gives for the same mix
             raise registry.mismatch(str(network), self.network, Path(self.decoder_path).name)
         return registry.spec(network).name
+
+    def batch_limit(self, network: str, max_batch: int) -> int:
+        """Pixels above which a content is painted alone: a full batch of contents at this size
+        stays within one pass's memory budget (its pipeline's pixel budget)."""
+        return max(1, self.pipeline(network).nets.pixel_budget() // max(1, max_batch))
 
     @staticmethod
     def cache_key(data: bytes, *extra: object) -> str:

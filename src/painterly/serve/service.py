@@ -369,7 +369,8 @@ class Service:
                  await self.run_in(self.model_executor, token, engine.style_stats, s, key, network)
                  for s, key in prepared]
         job = AdaINJob(c, StyleStats.stack(stats, weights), options.alpha, network)
-        out, batch_size = await self.batcher.submit_with_size(batch_key(c, network), job, token)
+        key = batch_key(c, network, engine.batch_limit(network, self.config.max_batch))
+        out, batch_size = await self.batcher.submit_with_size(key, job, token)
         image = await self.run_in(None, token, engine.finish, out, c, options.preserve_color)
         return image, {"X-Painterly-Method": "adain", "X-Painterly-Network": network,
                        "X-Painterly-Batch-Size": str(batch_size)}

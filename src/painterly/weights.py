@@ -199,6 +199,23 @@ def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source
     module.load_state_dict({key: state[key] for key in own})
 
 
+def load_exact(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, what: str,
+               optional: tuple[str, ...] = ()) -> None:
+    """Load ``state`` (float32) into ``module`` when its tensors are exactly the module's: a
+    missing key (but those starting with an ``optional`` prefix, which keep their values), a
+    wrong shape or an unknown tensor is a one-line :class:`PainterlyError`
+    (``"{source} is not a valid {what} (missing KEY)"``)."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state and not k.startswith(optional)]
+    wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    unknown = [k for k in state if k not in own]
+    if missing or wrong or unknown:
+        detail = (f"missing {missing[0]}" if missing else f"wrong shape for {wrong[0]}" if wrong
+                  else f"unknown tensor {unknown[0]}")
+        raise PainterlyError(f"{source} is not a valid {what} ({detail})")
+    module.load_state_dict({**own, **{k: v.float() for k, v in state.items()}})
+
+
 def download_torchvision(arch: str) -> dict[str, torch.Tensor]:
     """torchvision's ImageNet weights for ``arch`` via ``torch.hub``'s cache (needs internet once)."""
     url = TORCHVISION_URLS[arch]

@@ -35,7 +35,7 @@ from torch import nn
 from ..errors import PainterlyError, echo
 from ..features import VGG, build_extractor
 from ..options import UPSAMPLINGS
-from ..weights import Preprocess, load_model_file, save_model_file
+from ..weights import Preprocess, load_exact, load_model_file, save_model_file
 from .model import (
     CONTENT_LAYER,
     DEFAULT_INPUT_SCALE,
@@ -396,13 +396,5 @@ def load_lite(path: str) -> tuple[LiteNetwork, dict]:
     net = LiteNetwork(widths, str(config.get("encoder_padding", "zeros")),
                       str(config.get("padding", "reflect")), skip=config_skip(config, path),
                       decoder_widths=decoder_widths, upsample=config_upsample(config, path))
-    own = net.state_dict()
-    missing = [k for k in own if k not in state and not k.startswith("embed.")]
-    wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    unknown = [k for k in state if k not in own]
-    if missing or wrong or unknown:
-        what = (f"missing {missing[0]}" if missing else f"wrong shape for {wrong[0]}" if wrong
-                else f"unknown tensor {unknown[0]}")
-        raise PainterlyError(f"{path} is not a valid lite AdaIN network ({what})")
-    net.load_state_dict({**own, **{k: v.float() for k, v in state.items()}})
+    load_exact(net, state, path, "lite AdaIN network", optional=("embed.",))  # embed: training's
     return net.eval(), config

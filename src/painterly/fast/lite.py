@@ -44,7 +44,7 @@ from ..adain.lite import (
 )
 from ..adain.model import MULTIPLE, inference_decoder
 from ..errors import PainterlyError
-from ..weights import load_model_file, save_model_file
+from ..weights import load_exact, load_model_file, save_model_file
 
 #: The kind written into the config of a fast network of this architecture.
 KIND = "fast-lite"
@@ -302,15 +302,7 @@ def fast_lite_from_state(state: dict[str, torch.Tensor], config: dict, path: str
     net = LiteFastNet(n, widths, str(config.get("encoder_padding", "zeros")),
                       str(config.get("padding", "reflect")), config_skip(config, path), decoder_widths,
                       config_upsample(config, path))
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    unknown = [k for k in state if k not in own]
-    if missing or wrong or unknown:
-        what = (f"missing {missing[0]}" if missing else f"wrong shape for {wrong[0]}" if wrong
-                else f"unknown tensor {unknown[0]}")
-        raise PainterlyError(f"{path} is not a valid fast-lite network ({what})")
-    net.load_state_dict({k: v.float() for k, v in state.items()})
+    load_exact(net, state, path, "fast-lite network")
     return net.eval()
 
 

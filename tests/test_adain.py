@@ -413,3 +413,11 @@ def test_a_content_too_large_for_memory_is_refused_before_decoding(tmp_path, mon
         err = capsys.readouterr().err
         assert err.startswith("error: a 8000x8000 image needs about") and err.count("\n") == 1, err
     assert not any(str(big) in map(str, a) for a in decoded)
+
+
+def test_the_stylizer_takes_style_paths_as_load_image_does(tmp_path) -> None:
+    """A path or builtin:NAME in the library's AdaINStylizer is loaded, not an AttributeError."""
+    st = AdaINStylizer(["builtin:udnie"], network="lite", device="cpu", style_size=64)
+    assert st.style_stats is not None and st.style_stats.n_styles == 1
+    with pytest.raises(PainterlyError, match="style image 1 not found"):
+        AdaINStylizer([str(tmp_path / "nope.png")], network="lite", device="cpu")

@@ -70,6 +70,8 @@ def style_tensors(styles: Sequence[Image.Image], style_size: int,
     made float as it goes: :meth:`~painterly.adain.networks.AdaINNetworks.style_stats`)."""
     out = []
     for i, style in enumerate(styles):
+        if not isinstance(style, Image.Image):  # a path, builtin:NAME, an array: as load_image takes
+            style = load_image(style, what=f"style image {i + 1}")
         w, h = resized_size(style.size, style_size)
         large = nets is not None and w * h > nets.pixel_budget()
         if nets is not None:

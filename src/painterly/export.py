@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .atomic import atomic_path, write_atomic
 from .errors import PainterlyError
 from .image import MIN_SIDE as IMAGE_MIN_SIDE
+from .padding import padded
 
 #: Default and lowest supported ONNX opset.
 DEFAULT_OPSET = 17
@@ -55,12 +55,6 @@ MULTIPLE = {"adain": 8, "fast": 4}
 FORMAT_VERSION = 1
 
 
-def _pad_reflect(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad H and W (bottom/right) up to a multiple; traced with dynamic sizes."""
-    h, w = x.shape[-2], x.shape[-1]
-    return F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
-
-
 class FastGraph(nn.Module):
     """Content image + style weight vector -> stylized image in [0, 1]."""
 
@@ -72,7 +66,7 @@ class FastGraph(nn.Module):
         h, w = content.shape[-2], content.shape[-1]
         # Padded here to the network's own multiple (a fast-lite network pools three times), so
         # the network's own padding is a no-op for every traced size.
-        y = self.net(_pad_reflect(content, getattr(self.net, "multiple", MULTIPLE["fast"])), style)
+        y = self.net(padded(content, getattr(self.net, "multiple", MULTIPLE["fast"])), style)
         return y[..., :h, :w].clamp(0, 1)
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import padding
 from ..features import FeatureExtractor, build_extractor
 from ..options import UPSAMPLINGS
 from ..upsample import UpsampleConv2d, fold_weight, upsample_conv
@@ -158,13 +159,9 @@ class Encoder(nn.Module):
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad H and W up to a multiple (so any size round-trips the encoder/decoder)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, (h, w)
+    """Pad H and W up to a multiple (so any size round-trips the encoder/decoder):
+    :func:`painterly.padding.pad_to_multiple`, the one padding of every network."""
+    return padding.pad_to_multiple(x, multiple)
 
 
 def save_decoder(decoder: Decoder, path: str, config: dict | None = None,

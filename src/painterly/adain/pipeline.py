@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..device import resolve_device
+from ..padding import padded
 from .core import Stats, StyleStats, adain, adain_transform, mean_std, trade_off
 from .model import MULTIPLE
 from .networks import AdaINModel, AdaINNetworks, networks_for
@@ -152,12 +152,6 @@ class AdaINPipeline:
         return StyleGraph(self.nets.encoder)
 
 
-def _pad_reflect(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad H and W (bottom/right) up to a multiple; traced with dynamic sizes."""
-    h, w = x.shape[-2], x.shape[-1]
-    return F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
-
-
 class StyleGraph(nn.Module):
     """Style image -> per-channel mean and std of its encoder features."""
 
@@ -183,6 +177,6 @@ class PipelineGraph(nn.Module):
     def forward(self, content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
                 alpha: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[-2], content.shape[-1]
-        f = self.encoder(_pad_reflect(content, MULTIPLE))
+        f = self.encoder(padded(content, MULTIPLE))
         t = trade_off(adain(f, style_mean, style_std, self.eps), f, alpha)
         return self.decoder(t)[..., :h, :w].clamp(0, 1)

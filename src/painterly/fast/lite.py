@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -44,6 +43,7 @@ from ..adain.lite import (
 )
 from ..adain.model import MULTIPLE, inference_decoder
 from ..errors import PainterlyError
+from ..padding import padded
 from ..weights import load_exact, load_model_file, save_model_file
 
 #: The kind written into the config of a fast network of this architecture.
@@ -70,13 +70,9 @@ MIN_PADDED = 2 * MULTIPLE
 
 
 def _pad(x: torch.Tensor) -> torch.Tensor:
-    """Reflect-pad to a multiple of 8 (three poolings) and at least :data:`MIN_PADDED`;
-    replicate where the image is too small to reflect."""
-    h, w = x.shape[-2:]
-    ph, pw = max((-h) % MULTIPLE, MIN_PADDED - h), max((-w) % MULTIPLE, MIN_PADDED - w)
-    if not (ph or pw):
-        return x
-    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+    """Padded to a multiple of 8 (three poolings) and at least :data:`MIN_PADDED`
+    (:func:`painterly.padding.padded`)."""
+    return padded(x, MULTIPLE, MIN_PADDED)
 
 
 def _restyle(f: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

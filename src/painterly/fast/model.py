@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PainterlyError
+from ..padding import padded
 from ..upsample import UpsampleConv2d
 from ..weights import load_checked, load_model_file, save_model_file
 
@@ -109,9 +110,7 @@ class TransformerNet(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor | int | None = None) -> torch.Tensor:
         s = self.style_vector(style, x.shape[0], x.device).to(x.dtype)
         h, w = x.shape[-2:]
-        ph, pw = (-h) % 4, (-w) % 4  # two stride-2 convs: pad so the output matches the input
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        x = padded(x, 4)  # two stride-2 convs: pad so the output matches the input
         y = x
         for layer in self.down:
             y = layer(y, s)
@@ -211,9 +210,7 @@ class FrozenFastNet(nn.Module):
         h, w = x.shape[-2:]
         # As TransformerNet.forward: pad to a multiple of 4 and crop back; tiny images are padded
         # to 8 pixels so every reflection pad inside has room.
-        ph, pw = max(8, h + (-h) % 4) - h, max(8, w + (-w) % 4) - w
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        x = padded(x, 4, min_side=8)
         y = x
         for layer in self.down:
             y = layer(y)

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..adain.core import mean_std
+from ..adain.core import adain, mean_std
 from ..adain.lite import (
     LITE_WIDTHS,
     LiteEncoder,
@@ -75,12 +75,13 @@ def _pad(x: torch.Tensor) -> torch.Tensor:
     return padded(x, MULTIPLE, MIN_PADDED)
 
 
-def _restyle(f: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """AdaIN with the given ``(N, C)`` target statistics, in float32 (a bf16 variance is too
-    coarse), returned in ``f``'s dtype."""
-    c_mean, c_std = mean_std(f.float())
-    t = (f.float() - c_mean) / c_std * std.float()[:, :, None, None] + mean.float()[:, :, None, None]
-    return t.to(f.dtype)
+def _restyle(f: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+             content_stats: Any = None) -> torch.Tensor:
+    """AdaIN (:func:`painterly.adain.core.adain`) with the given ``(N, C)`` target statistics,
+    in float32 (a bf16 variance is too coarse), returned in ``f``'s dtype; ``content_stats``:
+    the whole image's, for a window of a tiled one."""
+    return adain(f.float(), mean.float()[:, :, None, None], std.float()[:, :, None, None],
+                 content_stats=content_stats).to(f.dtype)
 
 
 class LiteFastNet(nn.Module):
@@ -194,12 +195,8 @@ class FrozenLiteFast(nn.Module):
     def restyle(self, f: torch.Tensor, whole: Any = None, rect: Any = None) -> torch.Tensor:
         """The baked AdaIN step of a window, by the whole image's statistics when tiled."""
         n = f.shape[0]
-        mean, std = self.mean.expand(n, -1), self.std.expand(n, -1)
-        if whole is None:
-            return _restyle(f, mean, std)
-        c_mean, c_std = whole.content()
-        return ((f.float() - c_mean) / c_std * std.float()[:, :, None, None]
-                + mean.float()[:, :, None, None]).to(f.dtype)
+        return _restyle(f, self.mean.expand(n, -1), self.std.expand(n, -1),
+                        whole.content() if whole is not None else None)
 
     def tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:
         """:meth:`forward` of an image in windows of ``tile`` px (the AdaIN tiling: the working

@@ -245,12 +245,12 @@ def test_the_adain_loss_is_what_eval_scores(lite, tmp_path):
     from painterly.evaluate import Scorer
     from painterly.image import resize, tensor_to_pil
     from painterly.training.config import FastConfig, TrainConfig
-    from painterly.training.fast import FastObjective
+    from painterly.training.fast_lite import FastLiteObjective
 
     STYLE_B.save(tmp_path / "b.png")
     train = TrainConfig(crop=64, resize=64)
-    obj = FastObjective(FastConfig(styles=[str(tmp_path / "b.png")], network="lite", loss="adain",
-                                   teacher_style_size=64), train)
+    obj = FastLiteObjective(FastConfig(styles=[str(tmp_path / "b.png")], network="lite", loss="adain",
+                                       teacher_style_size=64), train)
     net = obj.build(torch.device("cpu"))
     x = pil_to_tensor(CONTENT)
     with torch.no_grad():
@@ -269,6 +269,7 @@ def test_gram_weight_adds_the_paintings_texture_term(tmp_path):
     style, weighted into the total; the perceptual loss (Gram already) refuses it."""
     from painterly.training.config import FastConfig, TrainConfig
     from painterly.training.fast import FastObjective
+    from painterly.training.fast_lite import FastLiteObjective
 
     STYLE_A.save(tmp_path / "a.png")
     STYLE_B.save(tmp_path / "b.png")
@@ -276,8 +277,8 @@ def test_gram_weight_adds_the_paintings_texture_term(tmp_path):
     train = TrainConfig(crop=64, resize=64)
     made = {}
     for w in (0.0, 3.0):
-        obj = FastObjective(FastConfig(styles=styles, network="lite", gram_weight=w,
-                                       teacher_style_size=64), train)
+        obj = FastLiteObjective(FastConfig(styles=styles, network="lite", gram_weight=w,
+                                           teacher_style_size=64), train)
         made[w] = (obj, obj.build(torch.device("cpu")))
     obj, net = made[3.0]
     assert set(obj.style_grams) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1"}

@@ -52,18 +52,11 @@ from .stability import stability_terms
 
 class FastObjective(Objective):
     """Styles, targets and the loss of a fast network, and the transformer network's build,
-    ``--init`` and export. ``FastObjective(cfg, train)`` with ``cfg.network == "lite"`` is a
-    :class:`~.fast_lite.FastLiteObjective`."""
+    ``--init`` and export (``network == "lite"``: :class:`~.fast_lite.FastLiteObjective`,
+    which :func:`painterly.training.build_trainer` picks)."""
 
     name = "fast"
     uses_style_stream = False
-
-    def __new__(cls, cfg: FastConfig, *args, **kwargs):
-        if cls is FastObjective and cfg.network == "lite":
-            from .fast_lite import FastLiteObjective
-
-            cls = FastLiteObjective
-        return super().__new__(cls)
 
     def __init__(self, cfg: FastConfig, train: TrainConfig) -> None:
         cfg.check()

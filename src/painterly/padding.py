@@ -26,11 +26,17 @@ def pad_to_multiple(x: torch.Tensor, multiple: int,
     if _tracing():  # sizes are graph values: no branch on them
         return F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect"), (h, w)
     ph, pw = max((-h) % multiple, min_side - h), max((-w) % multiple, min_side - w)
-    if ph <= 0 and pw <= 0:
-        return x, (h, w)
+    return pad_bottom_right(x, ph, pw), (h, w)
+
+
+def pad_bottom_right(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+    """``x`` with ``ph`` rows and ``pw`` columns added at the bottom and right (none: ``x``
+    itself): reflected where the image is large enough to reflect, replicated where not."""
     ph, pw = max(ph, 0), max(pw, 0)
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+    if not (ph or pw):
+        return x
+    h, w = x.shape[-2], x.shape[-1]
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
 
 
 def padded(x: torch.Tensor, multiple: int, min_side: int = 0) -> torch.Tensor:

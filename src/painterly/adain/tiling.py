@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 
+from ..padding import pad_bottom_right
 from .core import Stats
 from .model import MULTIPLE, pad_to_multiple
 
@@ -188,11 +188,7 @@ def _window(x: torch.Tensor, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor
     win = x[..., y0: min(y1, h), x0: min(x1, w)]
     if not win.is_floating_point():  # an 8-bit image (a large style): float window by window
         win = win.float().div_(255)
-    ph, pw = max(0, y1 - h), max(0, x1 - w)
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        win = F.pad(win, (0, pw, 0, ph), mode=mode)
-    return win
+    return pad_bottom_right(win, y1 - h, x1 - w)
 
 
 def encode_tiled(nets: Codec, x: torch.Tensor, plan: TilePlan, whole: WholeStats | None = None,

@@ -22,8 +22,8 @@ import torch
 from ..errors import PainterlyError
 from ..losses import mean_std
 
-__all__ = ["SmoothedStats", "StyleStats", "adain", "adain_transform", "blend_stats", "masked_adain",
-           "masked_mean_std", "mean_std", "trade_off"]
+__all__ = ["SmoothedStats", "StyleStats", "StyleTarget", "adain", "adain_transform", "blend_stats",
+           "masked_adain", "masked_mean_std", "mean_std", "style_target", "trade_off"]
 
 Stats = tuple[torch.Tensor, torch.Tensor]
 
@@ -54,20 +54,23 @@ def masked_adain(features: torch.Tensor, masks: torch.Tensor, style_mean: torch.
     """AdaIN with spatial control: style ``k`` where mask ``k`` is on, the content elsewhere.
 
     ``masks``: ``(1 or N, S, h, w)`` in [0, 1], one per style; ``style_mean``/``style_std``:
-    ``(S, C, 1, 1)``. Each style is applied with the content statistics of its own region and the
-    results are mixed by the masks; where the masks sum to less than 1 the content features are
-    kept, masks summing above 1 are normalized. ``regions``: each mask's region statistics,
-    given (a tile of a larger image: those of the whole image's region) instead of computed.
+    ``(S, C, 1, 1)``, or ``(N, S, C, 1, 1)`` for styles of their own per batch item. Each style
+    is applied with the content statistics of its own region and the results are mixed by the
+    masks; where the masks sum to less than 1 the content features are kept, masks summing
+    above 1 are normalized. ``regions``: each mask's region statistics, given (a tile of a
+    larger image: those of the whole image's region) instead of computed.
     """
     masks = masks.to(features)
     total = masks.sum(1, keepdim=True)
     masks = masks / total.clamp_min(1.0)
     masks = masks.expand(features.shape[0], -1, -1, -1)
+    if style_mean.dim() == 4:  # one style set for the whole batch
+        style_mean, style_std = style_mean[None], style_std[None]
     t = features * (1.0 - masks.sum(1, keepdim=True))
     for k in range(masks.shape[1]):
         m = masks[:, k: k + 1]
         region = regions[k] if regions is not None else masked_mean_std(features, m, eps)
-        t = t + m * adain(features, style_mean[k: k + 1], style_std[k: k + 1], content_stats=region)
+        t = t + m * adain(features, style_mean[:, k], style_std[:, k], content_stats=region)
     return t
 
 
@@ -76,11 +79,13 @@ def trade_off(stylized: torch.Tensor, features: torch.Tensor,
     """The content-style trade-off in feature space: ``alpha * t + (1 - alpha) * features``.
 
     ``alpha`` is a number (1 returns ``stylized`` as it is) or a tensor of one value per batch
-    item (the exported graph's input, always mixed so the graph has one shape).
+    item (the exported graph's input, always mixed so the graph has one shape). ``1 - alpha``
+    is taken in the alpha's own dtype before the cast to the features' (and their device), so a
+    float64 tensor mixes as the numbers it holds would.
     """
     if isinstance(alpha, torch.Tensor):
         a = alpha.reshape(-1, 1, 1, 1)
-        return a * stylized + (1 - a) * features
+        return a.to(stylized) * stylized + (1 - a).to(features) * features
     if alpha == 1.0:
         return stylized
     return alpha * stylized + (1.0 - alpha) * features
@@ -122,25 +127,57 @@ class StyleStats:
         return StyleStats(self.mean.to(device), self.std.to(device), self.weights.to(device))
 
 
-def adain_transform(features: torch.Tensor, stats: StyleStats, alpha: float = 1.0,
+#: What the AdaIN step takes as its style: one style set for the whole batch, one per batch
+#: item (a server batch mixes requests), or a ready ``(mean, std)`` target ``(1 or N, C, 1, 1)``
+#: (the exported graph's inputs, a fast-lite network's baked blend).
+StyleTarget = StyleStats | Sequence[StyleStats] | Stats
+
+
+def style_target(stats: StyleTarget) -> Stats:
+    """The blended ``(mean, std)`` target of :data:`StyleTarget`: ``(1, C, 1, 1)`` for one
+    style set, ``(N, C, 1, 1)`` for one per item, a given target as it is."""
+    if isinstance(stats, StyleStats):
+        return stats.blended()
+    if isinstance(stats, tuple) and isinstance(stats[0], torch.Tensor):
+        return stats
+    pairs = [s.blended() for s in stats]
+    return torch.cat([m for m, _ in pairs]), torch.cat([s for _, s in pairs])
+
+
+def _mask_styles(stats: StyleTarget, n_masks: int) -> Stats:
+    """Each style's own ``(mean, std)`` for :func:`masked_adain`: ``(S, C, 1, 1)`` for one
+    style set, ``(N, S, C, 1, 1)`` for one per item; a mask per style."""
+    if isinstance(stats, tuple) and isinstance(stats[0], torch.Tensor):
+        raise ValueError("masks need each style's statistics, not a blended target")
+    sets = [stats] if isinstance(stats, StyleStats) else list(stats)
+    for s in sets:
+        if n_masks != s.n_styles:
+            raise PainterlyError(f"{n_masks} mask(s) for {s.n_styles} style(s)")
+    if isinstance(stats, StyleStats):
+        return stats.mean, stats.std
+    return torch.stack([s.mean for s in sets]), torch.stack([s.std for s in sets])
+
+
+def adain_transform(features: torch.Tensor, stats: StyleTarget, alpha: float | torch.Tensor = 1.0,
                     masks: torch.Tensor | None = None, eps: float = 1e-5,
                     content_stats: Stats | None = None,
                     regions: Sequence[Stats] | None = None) -> torch.Tensor:
     """The feature-space part of AdaIN for a batch ``(N, C, h, w)`` (float32).
 
-    Without ``masks``: normalize by the content's own statistics (or ``content_stats``) and apply
-    the blended style target. With ``masks`` (one per style): :func:`masked_adain` (``regions``:
-    their region statistics, when given). Then the trade-off ``alpha * t + (1 - alpha) * features``.
+    ``stats``: a :data:`StyleTarget`. Without ``masks``: normalize by the content's own
+    statistics (or ``content_stats``) and apply the blended style target. With ``masks`` (one
+    per style): :func:`masked_adain` (``regions``: their region statistics, when given). Then
+    the trade-off ``alpha * t + (1 - alpha) * features`` (``alpha``: a number, or a tensor of
+    one per item).
     """
     if masks is None:
-        s_mean, s_std = stats.blended()
+        s_mean, s_std = style_target(stats)
         t = adain(features, s_mean, s_std, eps, content_stats)
     else:
         if content_stats is not None:
             raise ValueError("content_stats and masks exclude each other (masks use region statistics)")
-        if masks.shape[1] != stats.n_styles:
-            raise PainterlyError(f"{masks.shape[1]} mask(s) for {stats.n_styles} style(s)")
-        t = masked_adain(features, masks, stats.mean, stats.std, eps, regions)
+        s_mean, s_std = _mask_styles(stats, masks.shape[1])
+        t = masked_adain(features, masks, s_mean, s_std, eps, regions)
     return trade_off(t, features, alpha)
 
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..device import resolve_device
 from ..padding import padded
-from .core import Stats, StyleStats, adain, adain_transform, mean_std, trade_off
+from .core import Stats, StyleStats, StyleTarget, adain, adain_transform, mean_std, trade_off
 from .model import MULTIPLE
 from .networks import AdaINModel, AdaINNetworks, networks_for
 from .tiling import Rect, WholeStats, encode_transform_decode
@@ -82,25 +82,29 @@ class AdaINPipeline:
 
     # ------------------------------------------------------------------ the path
 
-    def run(self, content: torch.Tensor, stats: StyleStats | Sequence[StyleStats],
+    def run(self, content: torch.Tensor, stats: StyleTarget,
             alpha: float | Sequence[float] | torch.Tensor = 1.0, masks: torch.Tensor | None = None,
             content_stats: ContentStats = None, tile: int | None = None,
             auto_tile: bool = True) -> torch.Tensor:
         """Stylize a batch ``(N, 3, H, W)`` in [0, 1] -> ``(N, 3, H, W)`` float32 on the device.
 
-        ``stats``: one style set for the whole batch, or one per item (the server's batches mix
-        requests); ``alpha``: one value, or one per item. ``masks``: feature-grid masks, one per
+        ``stats``: one style set for the whole batch, one per item (the server's batches mix
+        requests), or a ready ``(mean, std)`` target (:data:`~painterly.adain.core.StyleTarget`);
+        ``alpha``: one value, or one per item. ``masks``: feature-grid masks, one per
         style (:func:`painterly.adain.stylize.feature_masks`). ``content_stats``: the statistics
         to normalize by instead of each image's own (or a function of its own that gives them:
         video smoothing). ``tile``: tile side; with ``auto_tile`` an image over the device's
         pixel budget is tiled anyway (a tile is normalized by the whole image's statistics).
+        The whole batch goes through each step at once: the items' targets and alphas are
+        stacked, not looped over.
         """
-        self.nets.check_memory(content.shape[0], content.shape[-2], content.shape[-1],
+        n = content.shape[0]
+        self.nets.check_memory(n, content.shape[-2], content.shape[-1],
                                f"a {content.shape[-1]}x{content.shape[-2]} image")
         x = content.float()
         h, w = x.shape[-2:]
-        per_item = not isinstance(stats, StyleStats)
-        alphas = alpha if isinstance(alpha, (list, tuple, torch.Tensor)) else None
+        target = _target_on(stats, n, self.device)
+        a = _batch_alpha(alpha, n)
 
         memo: dict[str, Any] = {}  # a tiled image's statistics, once for all its windows
 
@@ -122,22 +126,7 @@ class AdaINPipeline:
                       rect: Rect | None = None) -> torch.Tensor:
             cs, regions = image_stats(f, whole)
             m = masks if masks is None or rect is None else masks[..., rect[0]: rect[1], rect[2]: rect[3]]
-            if not per_item and alphas is None:
-                return adain_transform(f, stats.to(f.device), float(alpha), m, content_stats=cs,
-                                       regions=regions)
-            items = []
-            for i in range(f.shape[0]):
-                s = stats[i] if per_item else stats
-                a = alphas[i] if alphas is not None else alpha
-                a = float(a) if not isinstance(a, torch.Tensor) else float(a.item())
-                c_i = None if cs is None else (cs[0][i: i + 1], cs[1][i: i + 1])
-                m_i = None if m is None else m[i: i + 1] if m.shape[0] > 1 else m
-                r_i = None if regions is None else [(rm[i: i + 1] if rm.shape[0] > 1 else rm,
-                                                     rs[i: i + 1] if rs.shape[0] > 1 else rs)
-                                                    for rm, rs in regions]
-                items.append(adain_transform(f[i: i + 1], s.to(f.device), a, m_i, content_stats=c_i,
-                                             regions=r_i))
-            return torch.cat(items)
+            return adain_transform(f, target, a, m, content_stats=cs, regions=regions)
 
         if tile is None and auto_tile:
             tile = self.nets.tile_for(h + (-h) % MULTIPLE, w + (-w) % MULTIPLE)
@@ -150,6 +139,33 @@ class AdaINPipeline:
     def style_graph(self) -> StyleGraph:
         """Style image -> its statistics, as a traceable module (ONNX export)."""
         return StyleGraph(self.nets.encoder)
+
+
+def _target_on(stats: StyleTarget, n: int, device: torch.device) -> StyleTarget:
+    """``stats`` on ``device``; one set per item must be ``n`` sets."""
+    if isinstance(stats, StyleStats):
+        return stats.to(device)
+    if isinstance(stats, tuple) and isinstance(stats[0], torch.Tensor):
+        return stats[0].to(device), stats[1].to(device)
+    if len(stats) != n:
+        raise ValueError(f"{len(stats)} style sets for a batch of {n}")
+    return [s.to(device) for s in stats]
+
+
+def _batch_alpha(alpha: float | Sequence[float] | torch.Tensor, n: int) -> float | torch.Tensor:
+    """The trade-off for a batch of ``n``: one number when every item has the same (at 1 the
+    mix is skipped), else one value per item (float64, so each item mixes as its number would
+    alone); a tensor (the exported graph's input) as it is."""
+    if isinstance(alpha, torch.Tensor):
+        return alpha
+    if not isinstance(alpha, (list, tuple)):
+        return float(alpha)
+    if len(alpha) != n:
+        raise ValueError(f"{len(alpha)} alphas for a batch of {n}")
+    values = [float(v) for v in alpha]
+    if all(v == values[0] for v in values):
+        return values[0]
+    return torch.tensor(values, dtype=torch.float64)
 
 
 class StyleGraph(nn.Module):

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..device import resolve_device
-from ..padding import padded
+from ..padding import pad_to_multiple, padded
 from .core import Stats, StyleStats, StyleTarget, adain, adain_transform, mean_std, trade_off
 from .model import MULTIPLE
 from .networks import AdaINModel, AdaINNetworks, networks_for
@@ -129,8 +129,28 @@ class AdaINPipeline:
             return adain_transform(f, target, a, m, content_stats=cs, regions=regions)
 
         if tile is None and auto_tile:
-            tile = self.nets.tile_for(h + (-h) % MULTIPLE, w + (-w) % MULTIPLE)
+            tile = self.nets.tile_for(*self.padded_size(h, w))
         return encode_transform_decode(self.nets, x, transform, tile, masks)
+
+    def run_items(self, contents: Sequence[torch.Tensor], stats: Sequence[StyleStats],
+                  alpha: Sequence[float]) -> list[torch.Tensor]:
+        """Contents ``(1, 3, H, W)`` of different sizes that pad to one size (the server's
+        batches), each with its own style set and alpha: one pass, each output ``(1, 3, H, W)``
+        cropped back to its content's size. Each content is padded once, here; one content
+        alone is :meth:`run` (tiled above the pixel budget), several share one untiled pass
+        (they are small enough to share it)."""
+        if len(contents) == 1:
+            return [self.run(contents[0], stats, alpha)]
+        padded = [pad_to_multiple(c.float(), MULTIPLE) for c in contents]
+        if len({x.shape[-2:] for x, _ in padded}) > 1:
+            raise ValueError("contents of one batch must pad to one size (padded_size)")
+        y = self.run(torch.cat([x for x, _ in padded]), stats, alpha, auto_tile=False)
+        return [y[i: i + 1, :, :h, :w] for i, (_, (h, w)) in enumerate(padded)]
+
+    @staticmethod
+    def padded_size(height: int, width: int) -> tuple[int, int]:
+        """The size an image of ``height x width`` is painted at (sides to the networks' multiple)."""
+        return height + (-height) % MULTIPLE, width + (-width) % MULTIPLE
 
     def graph(self) -> PipelineGraph:
         """The same path as a traceable module (fp32, untiled, one style target): ONNX export."""

@@ -8,8 +8,9 @@ AdaIN step, tiling over the device's pixel budget). The server only adds its own
 ``network`` option picks one ("auto": the server's default).
 
 Unlike ``AdaINStylizer.stylize_tensor`` (one style set per stylizer), a server batch mixes
-requests: each item carries its own style statistics and alpha. The expensive encoder and decoder
-passes run once per batch; the cheap per-item AdaIN step runs per item in between. Style
+requests: each item carries its own style statistics and alpha. The whole batch runs as one
+pass (:meth:`AdaINPipeline.run_items`: encoder, the AdaIN step with the items' targets and
+alphas stacked, decoder). Style
 statistics are cached per distinct style image (LRU), so a popular style costs one encoder pass.
 """
 
@@ -27,7 +28,6 @@ from PIL import Image
 
 from .. import registry
 from ..adain.core import Stats, StyleStats
-from ..adain.model import MULTIPLE, pad_to_multiple
 from ..adain.pipeline import AdaINPipeline
 from ..adain.stylize import (
     DEFAULT_STYLE_SIZE,
@@ -60,8 +60,7 @@ def batch_key(content: torch.Tensor, network: str = "auto",
     """Contents that pad to the same size, for the same network, can share a batch; one over
     ``alone_above`` pixels gets a key of its own (a batch of them would be one untiled pass
     over all their pixels: a batch of six 2048x2048 images took 5 GB)."""
-    h, w = content.shape[-2:]
-    hp, wp = h + (-h) % MULTIPLE, w + (-w) % MULTIPLE
+    hp, wp = AdaINPipeline.padded_size(*content.shape[-2:])
     if alone_above is not None and hp * wp > alone_above:
         return (hp, wp, network, object())
     return (hp, wp, network)
@@ -180,17 +179,10 @@ class AdaINEngine:
 
     @torch.inference_mode()
     def stylize_batch(self, jobs: Sequence[AdaINJob]) -> list[torch.Tensor]:
-        """Stylize contents that pad to one size; returns ``(1, 3, H, W)`` CPU tensors in [0, 1]."""
-        padded, sizes = [], []
-        for job in jobs:  # contents of one padded size (batch_key), each cropped back below
-            # one image goes in as it is (the pipeline pads it, window by window when tiled)
-            x, hw = ((job.content.float(), tuple(job.content.shape[-2:])) if len(jobs) == 1
-                     else pad_to_multiple(job.content.float(), MULTIPLE))
-            padded.append(x)
-            sizes.append(hw)
-        # Each item its own target and alpha; only a single image is tiled (a batch is of
-        # contents small enough to share one pass).
-        y = self.pipeline(jobs[0].network).run(torch.cat(padded), [job.stats for job in jobs],
-                                               [float(job.alpha) for job in jobs],
-                                               auto_tile=len(jobs) == 1).clamp(0, 1).cpu()
-        return [y[i: i + 1, :, :h, :w] for i, (h, w) in enumerate(sizes)]
+        """Stylize contents that pad to one size (:func:`batch_key`), each with its own style
+        target and alpha (the pipeline pads them, once); returns ``(1, 3, H, W)`` CPU tensors in
+        [0, 1]."""
+        out = self.pipeline(jobs[0].network).run_items([job.content for job in jobs],
+                                                       [job.stats for job in jobs],
+                                                       [float(job.alpha) for job in jobs])
+        return [y.clamp(0, 1).cpu() for y in out]

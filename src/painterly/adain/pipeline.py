@@ -9,7 +9,8 @@
 a precision: :class:`~painterly.adain.networks.AdaINNetworks`) and runs that path for every front
 end: the stylizer, the server's engine (a batch whose items each carry their own style and
 alpha), video (content statistics smoothed over frames), style augmentation, the fast trainer's
-teacher, and the ONNX export (which traces :class:`PipelineGraph`, the same steps as a module).
+teacher, and the ONNX export (which traces :meth:`AdaINPipeline.run` itself, as
+:class:`PipelineGraph`).
 A new network is a row of :mod:`painterly.registry`; a new option in
 feature space at :mod:`painterly.adain.core` and :mod:`painterly.options`.
 """
@@ -23,8 +24,8 @@ import torch
 from torch import nn
 
 from ..device import resolve_device
-from ..padding import pad_to_multiple, padded
-from .core import Stats, StyleStats, StyleTarget, adain, adain_transform, mean_std, trade_off
+from ..padding import pad_to_multiple
+from .core import Stats, StyleStats, StyleTarget, adain_transform, mean_std
 from .model import MULTIPLE
 from .networks import AdaINModel, AdaINNetworks, networks_for
 from .tiling import Rect, WholeStats, encode_transform_decode
@@ -141,11 +142,11 @@ class AdaINPipeline:
         (they are small enough to share it)."""
         if len(contents) == 1:
             return [self.run(contents[0], stats, alpha)]
-        padded = [pad_to_multiple(c.float(), MULTIPLE) for c in contents]
-        if len({x.shape[-2:] for x, _ in padded}) > 1:
+        items = [pad_to_multiple(c.float(), MULTIPLE) for c in contents]
+        if len({x.shape[-2:] for x, _ in items}) > 1:
             raise ValueError("contents of one batch must pad to one size (padded_size)")
-        y = self.run(torch.cat([x for x, _ in padded]), stats, alpha, auto_tile=False)
-        return [y[i: i + 1, :, :h, :w] for i, (_, (h, w)) in enumerate(padded)]
+        y = self.run(torch.cat([x for x, _ in items]), stats, alpha, auto_tile=False)
+        return [y[i: i + 1, :, :h, :w] for i, (_, (h, w)) in enumerate(items)]
 
     @staticmethod
     def padded_size(height: int, width: int) -> tuple[int, int]:
@@ -153,8 +154,8 @@ class AdaINPipeline:
         return height + (-height) % MULTIPLE, width + (-width) % MULTIPLE
 
     def graph(self) -> PipelineGraph:
-        """The same path as a traceable module (fp32, untiled, one style target): ONNX export."""
-        return PipelineGraph(self.nets.encoder, self.nets.decoder)
+        """:meth:`run` as a traceable module (untiled, one ready style target): ONNX export."""
+        return PipelineGraph(self)
 
     def style_graph(self) -> StyleGraph:
         """Style image -> its statistics, as a traceable module (ONNX export)."""
@@ -201,18 +202,17 @@ class StyleGraph(nn.Module):
 
 
 class PipelineGraph(nn.Module):
-    """Content + style statistics + alpha -> stylized image in [0, 1]: :meth:`AdaINPipeline.run`'s
-    steps for one style target, with the padding traced (dynamic sizes)."""
+    """Content + style statistics + alpha -> stylized image in [0, 1]: :meth:`AdaINPipeline.run`
+    itself, untiled, with the ``(mean, std)`` inputs as its style target (one per item, or one
+    for the batch) and a tensor alpha, so the padding is traced with dynamic sizes. The
+    networks are registered as submodules so a trace sees their weights as parameters."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, eps: float = 1e-5) -> None:
+    def __init__(self, pipeline: AdaINPipeline) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-        self.eps = eps
+        self.pipeline = pipeline
+        self.encoder = pipeline.nets.encoder
+        self.decoder = pipeline.nets.fast_decoder
 
     def forward(self, content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
                 alpha: torch.Tensor) -> torch.Tensor:
-        h, w = content.shape[-2], content.shape[-1]
-        f = self.encoder(padded(content, MULTIPLE))
-        t = trade_off(adain(f, style_mean, style_std, self.eps), f, alpha)
-        return self.decoder(t)[..., :h, :w].clamp(0, 1)
+        return self.pipeline.run(content, (style_mean, style_std), alpha, auto_tile=False).clamp(0, 1)

@@ -143,7 +143,8 @@ def test_widening_the_decoder_keeps_the_pictures_and_its_file_says_so(tmp_path):
     torch.manual_seed(5)
     c, s = torch.rand(1, 3, 40, 56), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        assert torch.equal(wide(c, s)[0], narrow(c, s)[0])
+        # equal up to float rounding (oneDNN sums more channels in another order)
+        assert torch.allclose(wide(c, s)[0], narrow(c, s)[0], atol=1e-5, rtol=0)
     # The new channels learn from the first step: their outgoing weights get gradients.
     wide.train()
     wide(c, s)[0].square().mean().backward()

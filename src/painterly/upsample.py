@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .padding import conv3x3
+
 #: How the four taps of the transposed kernel sum the 3 taps of the conv's (along one axis).
 _TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 
@@ -47,7 +49,7 @@ def smooth_2x(y: torch.Tensor, channels: int | None = None) -> torch.Tensor:
     where ``y``'s shape is symbolic, as in an ONNX trace)."""
     c = int(channels) if channels is not None else y.shape[1]
     k = (_BLUR[:, None] * _BLUR[None, :]).to(y.device, y.dtype).expand(c, 1, 3, 3)
-    return F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), k, groups=c)
+    return conv3x3(y, k, None, "replicate", groups=c)
 
 
 def upsample_conv(x: torch.Tensor, folded_weight: torch.Tensor, bias: torch.Tensor | None,

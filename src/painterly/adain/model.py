@@ -20,6 +20,7 @@ from torch import nn
 from .. import padding
 from ..features import FeatureExtractor, build_extractor
 from ..options import UPSAMPLINGS
+from ..padding import PaddedConv2d
 from ..upsample import UpsampleConv2d, fold_weight, upsample_conv
 from ..weights import load_checked, load_model_file, save_model_file
 
@@ -69,7 +70,7 @@ class Decoder(nn.Module):
                               else nn.Upsample(scale_factor=2, mode=upsample, align_corners=False))
                 continue
             cin, cout = item
-            layers.append(nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding))
+            layers.append(PaddedConv2d(cin, cout, 3, padding=1, padding_mode=padding))
             if item is not convs[-1]:
                 layers.append(nn.ReLU(inplace=True))
         self.net = nn.Sequential(*layers)

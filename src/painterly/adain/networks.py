@@ -377,6 +377,11 @@ class AdaINNetworks:
         return cpu_tile(self.pass_bytes(),
                         pixels // (MULTIPLE * MULTIPLE) * channels * 4 > MAX_FEATURE_BYTES)
 
+    def streamed_tile(self) -> int:
+        """Tile side of a CPU run whose relu4_1 map is not kept (:data:`CPU_TILE_STREAMED` at
+        most): the windows are the working set, so the peak follows the output's size."""
+        return cpu_tile(self.pass_bytes(), streamed=True)
+
     def tile_for(self, height: int, width: int, tile: int | None = None) -> int | None:
         """Tile side for a padded ``height x width`` batch: ``tile`` if given, else the default
         tile above the pixel budget, else None (one pass)."""

@@ -1,6 +1,7 @@
 """A fast network made of the lite AdaIN network with its styles baked in (kind ``fast-lite``).
 
-The lite AdaIN network (:mod:`painterly.adain.lite`: a slim VGG19 encoder to relu4_1 and its
+The lite AdaIN network (:mod:`painterly.adain.lite`, its building blocks re-exported by
+:mod:`painterly.adain`: a slim VGG19 encoder to relu4_1 and its
 mirror decoder) paints any style from the style's relu4_1 statistics. For a fixed style set those
 statistics are all a style is, so this network keeps one ``(mean, std)`` pair per style as
 parameters: no style image and no style encoding per call, and a style blend is a weighted sum of
@@ -11,8 +12,12 @@ encoder, decoder and the pairs on those paintings (Gram style loss against each 
 against the teacher), which only has to improve on its own styles.
 
 It takes the same calls as :class:`~painterly.fast.model.TransformerNet` (``net(x, style)`` with
-an index, a weight vector or a batch of them; ``freeze(weights)`` for inference), so the fast
-stylizer, the ONNX export, the server and ``painterly models`` run it unchanged.
+an index, a weight vector or a batch of them, for training and the ONNX export; ``freeze(weights)``
+for inference), so the fast stylizer, the ONNX export, the server and ``painterly models`` run it
+unchanged. Both run the AdaIN path of :mod:`painterly.adain` (its public face only): the forward
+pass is :func:`~painterly.adain.encode_transform_decode` with each item's blend as its target,
+and the frozen network is an :class:`~painterly.adain.AdaINPipeline` whose one style target is
+the blend's fixed statistics (precision, layout and tiling as for the lite AdaIN network).
 
 File: ``.safetensors`` with ``encoder.*``, ``decoder.*``, ``style_mean``, ``style_std`` and a JSON
 config of kind ``fast-lite`` (widths, paddings, style names).
@@ -22,27 +27,32 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from PIL import Image
 from torch import nn
 
-from ..adain.core import adain, mean_std
-from ..adain.lite import (
+from ..adain import (
     LITE_WIDTHS,
+    MULTIPLE,
+    AdaINNetworks,
+    AdaINPipeline,
     LiteEncoder,
     LiteNetwork,
+    Stats,
+    adain_transform,
     check_upsample,
     config_skip,
     config_upsample,
     config_widths,
     decoder_widths_for,
+    encode_transform_decode,
     fit_decoder,
     lite_decoder,
 )
-from ..adain.model import MULTIPLE, inference_decoder
+from ..device import check_memory
 from ..errors import PainterlyError
+from ..losses import mean_std
 from ..padding import padded
 from ..weights import load_exact, load_model_file, save_model_file
 
@@ -69,31 +79,28 @@ def style_vector(style: torch.Tensor | int | None, n_styles: int, batch: int,
 MIN_PADDED = 2 * MULTIPLE
 
 
-def _pad(x: torch.Tensor) -> torch.Tensor:
-    """Padded to a multiple of 8 (three poolings) and at least :data:`MIN_PADDED`
-    (:func:`painterly.padding.padded`)."""
-    return padded(x, MULTIPLE, MIN_PADDED)
-
-
-def _restyle(f: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-             content_stats: Any = None) -> torch.Tensor:
-    """AdaIN (:func:`painterly.adain.core.adain`) with the given ``(N, C)`` target statistics,
-    in float32 (a bf16 variance is too coarse), returned in ``f``'s dtype; ``content_stats``:
-    the whole image's, for a window of a tiled one."""
-    return adain(f.float(), mean.float()[:, :, None, None], std.float()[:, :, None, None],
-                 content_stats=content_stats).to(f.dtype)
+def _restyle(f: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """The AdaIN step (:func:`painterly.adain.adain_transform`) with the given ``(N, C)``
+    target statistics, in float32 (a bf16 variance is too coarse), returned in ``f``'s dtype."""
+    return adain_transform(f.float(), (mean.float()[:, :, None, None],
+                                       std.float()[:, :, None, None])).to(f.dtype)
 
 
 class LiteFastNet(nn.Module):
     """Lite encoder, AdaIN with per-style baked statistics, lite decoder.
 
     ``width`` (the first block's channels) and ``n_styles`` as on a TransformerNet, for the
-    stylizer's memory estimate and ``painterly models``.
+    stylizer's memory estimate and ``painterly models``. Its forward pass (training, the ONNX
+    export) is the AdaIN path (:func:`painterly.adain.encode_transform_decode`) with each
+    item's blend of the baked statistics as its target; inference runs the AdaIN pipeline
+    itself (:meth:`freeze`).
     """
 
     #: Sides the network pads to (three poolings), and the smallest it takes (the ONNX export's).
     multiple = MULTIPLE
     min_side = MIN_PADDED
+    #: The AdaIN network it runs as (its pipeline's, :class:`painterly.adain.AdaINNetworks`).
+    network_name = "lite"
 
     def __init__(self, n_styles: int, widths: Sequence[int] = LITE_WIDTHS,
                  encoder_padding: str = "zeros", decoder_padding: str = "reflect",
@@ -128,82 +135,65 @@ class LiteFastNet(nn.Module):
             config["upsample"] = self.upsample
         return config
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """An image (sides multiples of 8) -> its relu4_1 features."""
+        return self.encoder(x)
+
+    def decode(self, t: torch.Tensor) -> torch.Tensor:
+        """Restyled features -> RGB (not clamped)."""
+        return self.decoder(t)
+
     def forward(self, x: torch.Tensor, style: torch.Tensor | int | None = None) -> torch.Tensor:
         v = style_vector(style, self.n_styles, x.shape[0], x.device)
-        h, w = x.shape[-2:]
-        f = self.encoder(_pad(x))
         mean = v @ self.style_mean.float()
         std = (v @ self.style_std.float()).clamp_min(MIN_STD)
-        return self.decoder(_restyle(f, mean, std))[..., :h, :w]
+        return encode_transform_decode(self, x, lambda f: _restyle(f, mean, std))
 
-    def freeze(self, weights: torch.Tensor) -> nn.Module:
-        """The network for one fixed blend ``weights`` (``(n_styles,)``), for inference."""
-        return FrozenLiteFast(self, weights)
+    def freeze(self, weights: torch.Tensor, device: torch.device | None = None,
+               precision: str = "fp32", compile: bool = False) -> FrozenLiteFast:
+        """The network for one fixed blend ``weights`` (``(n_styles,)``), for inference on
+        ``device`` (None: the CPU) in ``precision``."""
+        return FrozenLiteFast(self, weights, device or torch.device("cpu"), precision, compile)
 
 
-class FrozenLiteFast(nn.Module):
-    """A :class:`LiteFastNet` for inference with its style blend fixed: the statistics are two
-    constant vectors, the decoder's upsample+conv pairs folded
-    (:func:`~painterly.adain.model.inference_decoder`), and :meth:`prepare` sets precision and
-    layout as the AdaIN pipeline does for the lite network (weights cast, not the preprocessing;
-    channels-last on a CPU)."""
+class FrozenLiteFast:
+    """A :class:`LiteFastNet` for inference with its style blend fixed: the AdaIN pipeline
+    (:class:`painterly.adain.AdaINPipeline`) of a copy of its lite network, with the blend's
+    statistics as the one fixed style target. Precision, layout, the folded decoder and the
+    tiling of an image over the pixel budget are the pipeline's, as for the lite AdaIN network."""
 
-    def __init__(self, net: LiteFastNet, weights: torch.Tensor) -> None:
-        super().__init__()
+    def __init__(self, net: LiteFastNet, weights: torch.Tensor, device: torch.device,
+                 precision: str = "fp32", compile: bool = False) -> None:
         w = weights.detach().float().reshape(1, -1)
         if w.shape[1] != net.n_styles:
             raise PainterlyError(f"{w.shape[1]} style weight(s) for a network of {net.n_styles} styles")
-        self.encoder = copy.deepcopy(net.encoder).eval().requires_grad_(False)
-        self.decoder = inference_decoder(copy.deepcopy(net.decoder))
-        self.register_buffer("mean", (w @ net.style_mean.detach().float()).clone())
-        self.register_buffer("std", (w @ net.style_std.detach().float()).clamp_min(MIN_STD).clone())
-        self.memory_format = torch.contiguous_format
-        self.dtype = torch.float32
+        mean = w @ net.style_mean.detach().float()
+        std = (w @ net.style_std.detach().float()).clamp_min(MIN_STD)
+        #: The blend's ``(1, C, 1, 1)`` target statistics.
+        self.target: Stats = (mean[:, :, None, None].to(device), std[:, :, None, None].to(device))
+        self.width = net.width
+        # a copy: the pipeline moves and casts its networks in place
+        self.pipeline = AdaINPipeline(AdaINNetworks(copy.deepcopy(net), net.config(), device,
+                                                    precision, compile=compile))
 
-    def prepare(self, device: torch.device, dtype: torch.dtype | None,
-                channels_last: bool) -> FrozenLiteFast:
-        """Move to ``device``; cast the weights to ``dtype`` (None: float32) and pick the layout."""
-        self.to(device)
-        if dtype is not None:
-            self.encoder.vgg.cast_weights(dtype)
-            self.decoder.to(dtype)
-            self.dtype = dtype
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.encoder.to(memory_format=self.memory_format)
-        self.decoder.to(memory_format=self.memory_format)
-        return self
+    def check_memory(self, n: int, width: int, height: int, what: str, extra: int = 0) -> int | None:
+        """Refuse a pass over ``n`` images of ``width x height`` that cannot fit (one line naming
+        the size and the free memory, ``extra`` bytes besides); the tile side it runs in (None:
+        one pass). On a CPU above the pipeline's pixel budget the image goes in streamed
+        windows (the working set follows the output: the pipeline's memory rule); one pass
+        takes about four full-resolution fp32 maps of the first block's width."""
+        nets = self.pipeline.nets
+        pixels = n * width * height
+        if nets.device.type == "cpu" and pixels > nets.pixel_budget():
+            nets.check_memory(n, height, width, what, extra=extra)
+            return nets.streamed_tile()
+        check_memory(pixels, 16 * self.width, nets.device, what, extra=extra)
+        return None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        # Preprocessed in float32; the encoder casts once before its first layer.
-        f = self.encoder(_pad(x.float()).contiguous(memory_format=self.memory_format))
-        n = x.shape[0]
-        t = _restyle(f, self.mean.expand(n, -1), self.std.expand(n, -1)).to(self.dtype)
-        return self.decoder(t)[..., :h, :w]
-
-    # The face tiling needs (adain.tiling.Codec): an image too large for one pass goes through
-    # the AdaIN pipeline's tiles, each window normalized by the whole image's statistics.
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """A window (sides multiples of 8) -> its features."""
-        return self.encoder(x.float().contiguous(memory_format=self.memory_format))
-
-    def decode(self, t: torch.Tensor) -> torch.Tensor:
-        """Restyled features -> float32 RGB (not clamped)."""
-        return self.decoder(t.to(self.dtype).contiguous(memory_format=self.memory_format)).float()
-
-    def restyle(self, f: torch.Tensor, whole: Any = None, rect: Any = None) -> torch.Tensor:
-        """The baked AdaIN step of a window, by the whole image's statistics when tiled."""
-        n = f.shape[0]
-        return _restyle(f, self.mean.expand(n, -1), self.std.expand(n, -1),
-                        whole.content() if whole is not None else None)
-
-    def tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:
-        """:meth:`forward` of an image in windows of ``tile`` px (the AdaIN tiling: the working
-        set is a few windows and the output, not the image's feature maps)."""
-        from ..adain.tiling import encode_transform_decode
-
-        return encode_transform_decode(self, x.float(), self.restyle, tile)
+    def __call__(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+        """A batch ``(N, 3, H, W)`` in [0, 1] -> stylized, float32, not clamped (in windows of
+        ``tile`` px when given)."""
+        return self.pipeline.run(x, self.target, tile=tile, auto_tile=False)
 
 
 @torch.no_grad()
@@ -247,7 +237,7 @@ def rebake(net: LiteFastNet, styles: Sequence[Image.Image], style_size: int = 51
     out.decoder.load_state_dict(net.decoder.state_dict())
     encoder = out.encoder.float().eval()
     for i, img in enumerate(styles):
-        m, s = mean_std(encoder(_pad(pil_to_tensor(resize(img, style_size)))))
+        m, s = mean_std(encoder(padded(pil_to_tensor(resize(img, style_size)), MULTIPLE, MIN_PADDED)))
         out.style_mean[i] = m.flatten()
         out.style_std[i] = s.flatten()
     return out.eval()

@@ -1,7 +1,8 @@
 """Inference for fast feed-forward networks: :class:`FastStylizer`.
 
 A stylizer fixes the style blend once and runs the network frozen for it
-(:class:`~painterly.fast.model.FrozenFastNet`, or a fast-lite network's own frozen form).
+(:class:`~painterly.fast.model.FrozenFastNet`; a fast-lite network as the AdaIN pipeline with
+the blend's statistics fixed, :class:`~painterly.fast.lite.FrozenLiteFast`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 from ..errors import PainterlyError
 from ..options import FastOptions, check_style_weights, options_from
 from ..weights import check_paints, probe_image
+from .lite import FrozenLiteFast, LiteFastNet
 from .model import TransformerNet, load_model
 from .registry import default_model, resolve_model
 
@@ -145,43 +147,37 @@ class FastStylizer:
         self.width = int(net.width)
         # trained with --luminance: the network saw gray luminance; colors come from the content
         self.luminance_model = bool(config.get("luminance", False))
-        frozen = net.freeze(torch.tensor(weights, dtype=torch.float32)).eval()
-        frozen.requires_grad_(False)
+        blend = torch.tensor(weights, dtype=torch.float32)
         # bf16 on a CPU: the frozen network itself is cast (weights, activations, residual
         # stream; see device.cast_dtype), on CUDA autocast.
         self._dtype = cast_dtype(torch.bfloat16 if precision == "bf16" else None, self.device)
-        # a fast-lite network casts its float32 input itself, after padding
-        self._casts_input = hasattr(frozen, "prepare")
-        if self._casts_input:  # a fast-lite network: as the AdaIN pipeline runs it
-            from ..adain.networks import CPU_CHANNELS_LAST
-
-            frozen = frozen.prepare(self.device, self._dtype,
-                                    self.device.type == "cuda" or CPU_CHANNELS_LAST)
-        elif self.device.type == "cuda":
-            frozen = frozen.to(self.device, memory_format=torch.channels_last)
+        #: A fast-lite network: the AdaIN pipeline with the blend's statistics fixed (its own
+        #: precision, layout, tiling; it takes the float32 input).
+        self._lite: FrozenLiteFast | None = None
+        if isinstance(net, LiteFastNet):
+            self._lite = net.freeze(blend, self.device, precision, opts.compile)
+            self.net: nn.Module | FrozenLiteFast = self._lite
         else:
-            frozen = frozen.to(self.device, self._dtype)
-        self.net: nn.Module = frozen
-        if opts.compile:
-            self.net = torch.compile(frozen, dynamic=True)
+            frozen = net.freeze(blend).eval().requires_grad_(False)
+            if self.device.type == "cuda":
+                frozen = frozen.to(self.device, memory_format=torch.channels_last)
+            else:
+                frozen = frozen.to(self.device, self._dtype)
+            self.net = torch.compile(frozen, dynamic=True) if opts.compile else frozen
 
     def _check_memory(self, n: int, w: int, h: int, extra: int = 0) -> int | None:
         """Refuse a pass over ``n`` images of ``w x h`` that cannot fit (one line naming the size
         and the free memory); the tile side it will run in (None: one pass). A fast-lite
         network tiles a large image as the AdaIN pipeline does (its working set follows the
-        output); one pass of any other takes about four full-resolution fp32 maps of ``width``
-        channels."""
-        from ..adain.networks import CPU_PASS_BUDGET, CPU_PASS_BYTES, cpu_pixel_budget, cpu_tile
-        from ..adain.tiling import STREAMED_BYTES_PER_PIXEL
+        output: :meth:`FrozenLiteFast.check_memory`); one pass of any other takes about four
+        full-resolution fp32 maps of ``width`` channels."""
         from ..device import check_memory
 
-        pixels = n * w * h
-        per_pixel = CPU_PASS_BYTES[self._dtype or torch.float32]
-        tile = (cpu_tile(per_pixel, streamed=True) if self._casts_input and self.device.type == "cpu"
-                and pixels > cpu_pixel_budget(per_pixel) else None)
-        check_memory(pixels, STREAMED_BYTES_PER_PIXEL if tile else 16 * self.width, self.device,
-                     f"a {w}x{h} image", extra=extra + (CPU_PASS_BUDGET if tile else 0))
-        return tile
+        what = f"a {w}x{h} image"
+        if self._lite is not None:
+            return self._lite.check_memory(n, w, h, what, extra)
+        check_memory(n * w * h, 16 * self.width, self.device, what, extra=extra)
+        return None
 
     def check_fits(self, size: tuple[int, int]) -> None:
         """Refuse a content of ``size`` (width, height; before the resize to ``size``) whose pass
@@ -218,10 +214,10 @@ class FastStylizer:
                 inp = rgb_to_yiq(x)[:, :1].expand(-1, 3, -1, -1).contiguous(
                     memory_format=torch.channels_last if x.is_contiguous(
                         memory_format=torch.channels_last) else torch.contiguous_format)
-            if self._dtype is not None and not self._casts_input:
+            if self._dtype is not None and self._lite is None:
                 inp = inp.to(self._dtype)
             with amp:
-                y = self.net.tiled(inp, tile) if tile else self.net(inp)
+                y = self._lite(inp, tile) if self._lite is not None else self.net(inp)
             y = y.float().clamp_(0, 1)
             if self.preserve_color == "luminance" or self.luminance_model:
                 from ..color import luminance_transfer

@@ -41,7 +41,6 @@ from torch import nn
 from .atomic import atomic_path, write_atomic
 from .errors import PainterlyError
 from .image import MIN_SIDE as IMAGE_MIN_SIDE
-from .padding import padded
 
 #: Default and lowest supported ONNX opset.
 DEFAULT_OPSET = 17
@@ -63,11 +62,9 @@ class FastGraph(nn.Module):
         self.net = net
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        h, w = content.shape[-2], content.shape[-1]
-        # Padded here to the network's own multiple (a fast-lite network pools three times), so
-        # the network's own padding is a no-op for every traced size.
-        y = self.net(padded(content, getattr(self.net, "multiple", MULTIPLE["fast"])), style)
-        return y[..., :h, :w].clamp(0, 1)
+        # Each network pads to its own multiple and crops back, traceably (painterly.padding),
+        # and a fast-lite network adds its right margin first, as its PyTorch path does.
+        return self.net(content, style).clamp(0, 1)
 
 
 def output_paths(output: str | os.PathLike, method: str) -> dict[str, Path]:

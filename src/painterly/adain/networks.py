@@ -250,6 +250,9 @@ class AdaINNetworks:
         self.device = device
         self.config = config
         self.network = network_kind(decoder)
+        row = registry.NETWORKS.get(self.network)
+        #: Columns of reflection the pipeline adds at the right (registry.NetworkSpec.right_margin).
+        self.right_margin = row.right_margin if row is not None else 0
         self.encoder_padding = encoder_padding(config)
         if precision not in PRECISIONS:
             raise PainterlyError(f"unknown precision {echo(precision)} (choose from {', '.join(PRECISIONS)})")

@@ -21,10 +21,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..device import resolve_device
-from ..padding import pad_to_multiple
+from ..padding import pad_bottom_right, pad_to_multiple
 from .core import Stats, StyleStats, StyleTarget, adain_transform, mean_std
 from .model import MULTIPLE
 from .networks import AdaINModel, AdaINNetworks, networks_for
@@ -103,7 +104,13 @@ class AdaINPipeline:
         self.nets.check_memory(n, content.shape[-2], content.shape[-1],
                                f"a {content.shape[-1]}x{content.shape[-2]} image")
         x = content.float()
-        h, w = x.shape[-2:]
+        w = x.shape[-1]
+        margin = self.nets.right_margin
+        if margin:  # painted with the network's right-border stripe off the picture, cut below
+            x = pad_bottom_right(x, 0, margin)
+            if masks is not None:
+                masks = F.pad(masks, (0, margin // MULTIPLE), mode="replicate")
+        h, wx = x.shape[-2:]
         target = _target_on(stats, n, self.device)
         a = _batch_alpha(alpha, n)
 
@@ -130,8 +137,9 @@ class AdaINPipeline:
             return adain_transform(f, target, a, m, content_stats=cs, regions=regions)
 
         if tile is None and auto_tile:
-            tile = self.nets.tile_for(*self.padded_size(h, w))
-        return encode_transform_decode(self.nets, x, transform, tile, masks)
+            tile = self.nets.tile_for(*self.padded_size(h, wx))
+        y = encode_transform_decode(self.nets, x, transform, tile, masks)
+        return y[..., :w] if margin else y
 
     def run_items(self, contents: Sequence[torch.Tensor], stats: Sequence[StyleStats],
                   alpha: Sequence[float]) -> list[torch.Tensor]:

@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .. import registry
 from ..adain import (
     LITE_WIDTHS,
     MULTIPLE,
@@ -53,7 +54,7 @@ from ..adain import (
 from ..device import check_memory
 from ..errors import PainterlyError
 from ..losses import mean_std
-from ..padding import padded
+from ..padding import pad_bottom_right, padded
 from ..weights import load_exact, load_model_file, save_model_file
 
 #: The kind written into the config of a fast network of this architecture.
@@ -147,7 +148,13 @@ class LiteFastNet(nn.Module):
         v = style_vector(style, self.n_styles, x.shape[0], x.device)
         mean = v @ self.style_mean.float()
         std = (v @ self.style_std.float()).clamp_min(MIN_STD)
-        return encode_transform_decode(self, x, lambda f: _restyle(f, mean, std))
+        # Out of training (the ONNX graph, an eval pass) with the lite network's right margin, as
+        # the pipeline paints it (registry.NetworkSpec.right_margin); training sees the crop as is.
+        w = x.shape[-1]
+        margin = 0 if self.training else registry.spec(self.network_name).right_margin
+        y = encode_transform_decode(self, pad_bottom_right(x, 0, margin),
+                                    lambda f: _restyle(f, mean, std))
+        return y[..., :w]
 
     def freeze(self, weights: torch.Tensor, device: torch.device | None = None,
                precision: str = "fp32", compile: bool = False) -> FrozenLiteFast:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from .conv import conv_relu
 from .errors import PainterlyError, echo
 from .weights import (
     Preprocess,
@@ -61,10 +62,19 @@ def canonical_layer(name: str) -> str:
     return name
 
 
+def _plain_relu(module: nn.Module) -> bool:
+    """A ReLU with no hooks (its work may be done in place or inside the conv before it)."""
+    return isinstance(module, nn.ReLU) and not (module._forward_hooks or module._forward_pre_hooks)
+
+
 class FeatureExtractor(nn.Module):
     """Base class: preprocessing, layer-name checking and truncated forward passes."""
 
     layer_names: list[str]
+    #: Without autograd, run a conv and the ReLU after it as one fused call (painterly.conv):
+    #: set on the AdaIN inference encoders (adain.networks.AdaINNetworks). Off elsewhere, where
+    #: targets computed without autograd must equal, to the bit, those of a pass with it (Gatys).
+    fuse_relu: bool = False
 
     def __init__(self, preprocess: Preprocess) -> None:
         super().__init__()
@@ -114,19 +124,25 @@ class FeatureExtractor(nn.Module):
         # Without autograd, a ReLU may overwrite the conv output before it (no one else holds
         # it unless that conv layer was asked for): a 512 px style's first activations are
         # 67 MB in fp32, and allocating a fresh one for each ReLU cost 10% of an AdaIN call.
+        # For the same reason a conv whose output no one asked for takes its ReLU in (fused
+        # into oneDNN's conv on a CPU: painterly.conv).
         inplace_ok = not torch.is_grad_enabled()
-        previous = ""
-        for i, (name, module) in enumerate(self.named_stages()):
-            if i > last:
-                break
-            if (inplace_ok and isinstance(module, nn.ReLU) and previous not in want
+        stages = list(self.named_stages())[: last + 1]
+        fused = False
+        for i, (name, module) in enumerate(stages):
+            if fused:  # this ReLU ran inside the conv before it
+                fused = False
+            elif (inplace_ok and self.fuse_relu and isinstance(module, nn.Conv2d) and name not in want
+                    and i + 1 < len(stages) and _plain_relu(stages[i + 1][1])
                     and not (module._forward_hooks or module._forward_pre_hooks)):
+                h, fused = conv_relu(module, h), True
+                continue
+            elif inplace_ok and _plain_relu(module) and i > 0 and stages[i - 1][0] not in want:
                 h = torch.relu_(h)
             else:
                 h = module(h)
             if name in want:
                 out[name] = h
-            previous = name
         # Keras aliases map back to what the caller asked for.
         return {name: out[canonical_layer(name)] for name in layers}
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .padding import conv3x3
+from .conv import conv3x3
 
 #: How the four taps of the transposed kernel sum the 3 taps of the conv's (along one axis).
 _TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
@@ -43,33 +43,39 @@ def fold_weight(weight: torch.Tensor) -> torch.Tensor:
 _BLUR = torch.tensor([1.0, 2.0, 1.0]) / 4.0
 
 
-def smooth_2x(y: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+def smooth_2x(y: torch.Tensor, channels: int | None = None, relu: bool = False) -> torch.Tensor:
     """The ``[1, 2, 1] / 4`` blur (both axes, replicated borders, depthwise) that turns a
     nearest 2x upsampling into a bilinear one (``channels``: ``y``'s, given as a plain number
-    where ``y``'s shape is symbolic, as in an ONNX trace)."""
+    where ``y``'s shape is symbolic, as in an ONNX trace); ``relu``: then the layer's ReLU."""
     c = int(channels) if channels is not None else y.shape[1]
     k = (_BLUR[:, None] * _BLUR[None, :]).to(y.device, y.dtype).expand(c, 1, 3, 3)
-    return conv3x3(y, k, None, "replicate", groups=c)
+    return conv3x3(y, k, None, "replicate", groups=c, relu=relu)
 
 
 def upsample_conv(x: torch.Tensor, folded_weight: torch.Tensor, bias: torch.Tensor | None,
-                  padding: str, smooth: bool = False) -> torch.Tensor:
+                  padding: str, smooth: bool = False, relu: bool = False) -> torch.Tensor:
     """``conv3x3(upsample_nearest_2x(x))`` from the kernel of :func:`fold_weight`; ``padding``
     is the 3x3 conv's ("reflect" or "zeros"); ``smooth``: the bilinear upsampling instead (the
-    blur after the conv, see the module doc). Differentiable, so training uses it too."""
+    blur after the conv, see the module doc); ``relu``: then the ReLU that follows the layer
+    (fused into the blur on a CPU: painterly.conv). Differentiable, so training uses it too."""
     if padding == "reflect":
         y = F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), folded_weight, bias,
                                stride=2, padding=3)
     else:
         y = F.conv_transpose2d(x, folded_weight, bias, stride=2, padding=1)
-    return smooth_2x(y, folded_weight.shape[1]) if smooth else y
+    if smooth:
+        return smooth_2x(y, folded_weight.shape[1], relu)
+    if not relu:
+        return y
+    return F.relu(y) if torch.is_grad_enabled() else torch.relu_(y)
 
 
 class UpsampleConv2d(nn.Module):
     """``conv3x3(upsample_2x(x))`` as one transposed conv (and, for a bilinear upsampling, the
     blur after it; inference only; see the module doc), built from the 3x3 conv it replaces."""
 
-    def __init__(self, conv: nn.Conv2d, padding: str, smooth: bool = False) -> None:
+    def __init__(self, conv: nn.Conv2d, padding: str, smooth: bool = False,
+                 relu: bool = False) -> None:
         super().__init__()
         w = conv.weight.detach().float()
         self.out_channels = w.shape[0]
@@ -77,6 +83,7 @@ class UpsampleConv2d(nn.Module):
         self.bias = nn.Parameter(conv.bias.detach().float().clone(), requires_grad=False)
         self.padding = padding
         self.smooth = smooth
+        self.relu = relu  # the ReLU after it, taken in (the inference decoders: model._folded)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upsample_conv(x, self.weight, self.bias, self.padding, self.smooth)
+        return upsample_conv(x, self.weight, self.bias, self.padding, self.smooth, self.relu)

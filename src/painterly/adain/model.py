@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import padding
+from ..conv import ConvReLU, PaddedConv2d
 from ..features import FeatureExtractor, build_extractor
 from ..options import UPSAMPLINGS
-from ..padding import PaddedConv2d
 from ..upsample import UpsampleConv2d, fold_weight, upsample_conv
 from ..weights import load_checked, load_model_file, save_model_file
 
@@ -208,14 +208,23 @@ def _from_reference_keys(state: dict, decoder: Decoder) -> dict:
 
 def _folded(modules: list[nn.Module], padding: str) -> nn.Sequential:
     """``modules`` with every upsample+conv pair as one :class:`UpsampleConv2d` (a bilinear
-    one with its blur)."""
+    one with its blur), and every conv with the ReLU after it as one layer (the ReLU fused
+    into the conv on a CPU: :mod:`painterly.conv`)."""
+    def relu_after(k: int) -> bool:
+        return k < len(modules) and isinstance(modules[k], nn.ReLU)
+
     layers: list[nn.Module] = []
     i = 0
     while i < len(modules):
         m = modules[i]
         if (isinstance(m, nn.Upsample) and i + 1 < len(modules)
                 and isinstance(modules[i + 1], nn.Conv2d)):
-            layers.append(UpsampleConv2d(modules[i + 1], padding, smooth=m.mode == "bilinear"))
+            layers.append(UpsampleConv2d(modules[i + 1], padding, smooth=m.mode == "bilinear",
+                                         relu=relu_after(i + 2)))
+            i += 3 if relu_after(i + 2) else 2
+            continue
+        if isinstance(m, nn.Conv2d) and relu_after(i + 1):
+            layers.append(ConvReLU(m))
             i += 2
             continue
         layers.append(m)

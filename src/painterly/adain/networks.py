@@ -274,6 +274,7 @@ class AdaINNetworks:
         else:
             self.encoder = NETWORKS.encoder(self.encoder_padding, device, self.memory_format,
                                             weights_dtype)
+        self.encoder.vgg.fuse_relu = True  # inference only: conv + ReLU as one call on a CPU
         self.decoder = decoder.to(device).eval().requires_grad_(False)
         # Same function, upsample+conv pairs as one transposed conv each (see UpsampleConv2d).
         self.fast_decoder = inference_decoder(self.decoder).to(device, weights_dtype).to(

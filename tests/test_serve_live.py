@@ -271,3 +271,19 @@ def test_tls_files_are_checked_at_start(tmp_path):
     cfg = ServeConfig(ssl_certfile=str(tmp_path / "c.pem"), ssl_keyfile=str(tmp_path / "k.pem"))
     cfg.check()
     assert uvicorn_options(cfg)["ssl_certfile"] == str(tmp_path / "c.pem")
+
+
+def test_live_frames_are_painted_with_one_core_left_to_the_rest():
+    """The live thread runs torch with all threads but one (the camera, browser and encoding
+    need a core); the other threads, stills among them, keep torch's count."""
+    import torch
+
+    from painterly.live import live_threads
+
+    hub = live_mod.LiveHub(2)
+    try:
+        inside = hub.executor.submit(torch.get_num_threads).result(timeout=30)
+    finally:
+        hub.executor.shutdown()
+    assert inside == live_threads() == max(1, torch.get_num_threads() - 1)
+    assert torch.get_num_threads() >= inside

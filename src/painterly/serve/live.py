@@ -44,7 +44,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import PainterlyError, brief, echo, is_out_of_memory
 from ..image import BUILTIN_STYLES, encode_image
-from ..live import DEFAULT_LIVE_SIZE, LIVE_METHODS, MAX_LIVE_SIZE, LivePainter, LiveSettings
+from ..live import (
+    DEFAULT_LIVE_SIZE,
+    LIVE_METHODS,
+    MAX_LIVE_SIZE,
+    LivePainter,
+    LiveSettings,
+    live_threads,
+)
 from .config import (
     DECODE_BYTES_PER_PIXEL,
     KEPT_BYTES_PER_PIXEL,
@@ -68,6 +75,12 @@ LIVE_JPEG_QUALITY = 85
 STREAM_KEYS = ("type", "method", "style", "style_image", "size", "temporal")
 
 
+def _set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
 class LiveHub:
     """The server's live streams: how many are open (at most ``limit``) and the one thread
     their frames are painted on (a queue of at most one frame per stream: they take turns)."""
@@ -77,7 +90,9 @@ class LiveHub:
         self.open = 0
         self.frames = 0
         self.refused = 0
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="painterly-live")
+        # Its own torch thread count (per thread): one core is left to the rest of the stream.
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="painterly-live",
+                                           initializer=_set_threads, initargs=(live_threads(),))
 
     def enter(self) -> bool:
         if self.open >= self.limit:

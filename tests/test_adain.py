@@ -465,3 +465,20 @@ def test_a_right_margin_is_painted_and_cut_off(decoder_file, styles) -> None:
     assert out.shape == plain.shape
     assert torch.allclose(out, ref[..., :40], atol=1e-5)
     assert not torch.allclose(out, plain, atol=1e-3)  # the margin changes the right edge
+
+
+@pytest.mark.parametrize("width", [96, 90])
+def test_masks_with_a_right_margin_tiled_or_not(decoder_file, styles, width) -> None:
+    """A network painted with a right margin takes masks too: they are extended with it (the
+    mask grid keeps the features' shape), and tiling gives what one pass gives."""
+    x = pil_to_tensor(make_image(width, 264, seed=9))
+    two = _stylizer(decoder_file, styles, mask=[_mask(width, 264, True), _mask(width, 264, False)])
+    masks = two._feature_masks(264, width)
+    two.pipeline.nets.right_margin = 8
+    try:
+        whole = two.pipeline.run(x, two.style_stats, 1.0, masks, auto_tile=False)
+        tiled = two.pipeline.run(x, two.style_stats, 1.0, masks, tile=256)
+    finally:
+        two.pipeline.nets.right_margin = 0
+    assert whole.shape == x.shape == tiled.shape
+    assert torch.allclose(whole, tiled, atol=2e-3)

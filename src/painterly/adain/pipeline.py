@@ -109,7 +109,7 @@ class AdaINPipeline:
         if margin:  # painted with the network's right-border stripe off the picture, cut below
             x = pad_bottom_right(x, 0, margin)
             if masks is not None:
-                masks = F.pad(masks, (0, margin // MULTIPLE), mode="replicate")
+                masks = F.pad(masks, (0, margin // MULTIPLE, 0, 0), mode="replicate")
         h, wx = x.shape[-2:]
         target = _target_on(stats, n, self.device)
         a = _batch_alpha(alpha, n)

@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from painterly.adain.model import Decoder, load_decoder, pad_to_multiple, save_decoder
+from painterly.adain.model import Decoder, load_decoder, save_decoder
 from painterly.errors import PainterlyError
+from painterly.padding import pad_to_multiple
 from painterly.weights import save_model_file
 
 

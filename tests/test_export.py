@@ -15,12 +15,13 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from painterly.adain.core import adain  # noqa: E402
-from painterly.adain.model import Decoder, Encoder, pad_to_multiple, save_decoder  # noqa: E402
+from painterly.adain.model import Decoder, Encoder, save_decoder  # noqa: E402
 from painterly.cli import main  # noqa: E402
 from painterly.errors import PainterlyError  # noqa: E402
 from painterly.export import export_onnx  # noqa: E402
 from painterly.fast.model import TransformerNet, save_model  # noqa: E402
 from painterly.losses import mean_std  # noqa: E402
+from painterly.padding import pad_to_multiple  # noqa: E402
 
 #: Max abs difference allowed between onnxruntime and PyTorch on [0, 1] pixels.
 TOL = 1e-3

@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import padding
 from ..conv import ConvReLU, PaddedConv2d
 from ..features import FeatureExtractor, build_extractor
 from ..options import UPSAMPLINGS
@@ -157,12 +156,6 @@ class Encoder(nn.Module):
     def layers(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """relu1_1 .. relu4_1 in one pass (for the style loss)."""
         return self.vgg(x, list(STYLE_LAYERS))
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad H and W up to a multiple (so any size round-trips the encoder/decoder):
-    :func:`painterly.padding.pad_to_multiple`, the one padding of every network."""
-    return padding.pad_to_multiple(x, multiple)
 
 
 def save_decoder(decoder: Decoder, path: str, config: dict | None = None,

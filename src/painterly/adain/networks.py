@@ -23,8 +23,9 @@ from torch import nn
 from .. import registry
 from ..device import cast_dtype, resolve_precision
 from ..errors import PainterlyError, echo
+from ..padding import pad_to_multiple
 from .core import Stats, mean_std
-from .model import MULTIPLE, Decoder, Encoder, inference_decoder, pad_to_multiple
+from .model import MULTIPLE, Decoder, Encoder, inference_decoder
 from .tiling import MAX_FEATURE_BYTES, MIN_TILE, STREAMED_BYTES_PER_PIXEL
 
 #: What one untiled pass (or one window of a tiled one) may take on a CPU, so that with the

@@ -39,8 +39,9 @@ from ..image import (
     tensor_to_pil,
 )
 from ..options import DEFAULT_STYLE_SIZE, AdaINOptions, check_style_weights, options_from, require_styles
+from ..padding import pad_to_multiple
 from .core import StyleStats
-from .model import MULTIPLE, pad_to_multiple
+from .model import MULTIPLE
 from .pipeline import AdaINPipeline, ContentStats
 from .tiling import MIN_TILE
 

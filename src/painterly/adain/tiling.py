@@ -19,9 +19,9 @@ from typing import Protocol
 
 import torch
 
-from ..padding import pad_bottom_right
+from ..padding import pad_bottom_right, pad_to_multiple
 from .core import Stats
-from .model import MULTIPLE, pad_to_multiple
+from .model import MULTIPLE
 
 #: Overlap between neighbouring tiles, in pixels. The encoder's receptive field at relu4_1 is
 #: 68 px and the decoder's about 80 px, so with half the overlap as margin each tile's features
@@ -182,7 +182,7 @@ class WholeStats:
 
 def _window(x: torch.Tensor, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
     """Rows ``[y0, y1)`` and columns ``[x0, x1)`` of ``x`` padded to a multiple of 8 (as
-    :func:`~painterly.adain.model.pad_to_multiple` pads the whole image), without padding it:
+    :func:`~painterly.padding.pad_to_multiple` pads the whole image), without padding it:
     a window past the bottom or right edge is padded alone, which gives the same pixels."""
     h, w = x.shape[-2:]
     win = x[..., y0: min(y1, h), x0: min(x1, w)]

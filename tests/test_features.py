@@ -170,7 +170,7 @@ def test_cast_weights_runs_in_bf16_with_float32_preprocessing():
     ext = build_extractor("vgg19", max_layer="relu2_1")
     cast = copy.deepcopy(ext).cast_weights(torch.bfloat16)
     assert next(cast.parameters()).dtype == torch.bfloat16
-    assert cast._mean.dtype == torch.float32  # the ImageNet mean is not rounded to bf16
+    assert cast._pre_bias.dtype == torch.float32  # the ImageNet mean is not rounded to bf16
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         a, b = ext(x, ["relu2_1"])["relu2_1"], cast(x, ["relu2_1"])["relu2_1"]

@@ -32,6 +32,12 @@ def _fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and torch.backends.mkldnn.is_available() and not _tracing())
 
 
+def apply_relu(y: torch.Tensor) -> torch.Tensor:
+    """A layer's ReLU: in place without autograd (no one else holds the conv output), a new
+    tensor with it (its backward needs the output untouched)."""
+    return F.relu(y) if torch.is_grad_enabled() else torch.relu_(y)
+
+
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            padding: int = 0, groups: int = 1, relu: bool = False) -> torch.Tensor:
     """``F.conv2d`` (stride 1, zero ``padding``), with ``relu``: then a ReLU, fused into the
@@ -39,9 +45,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if relu and _fusable(x, weight):
         return _FUSED(x, weight, bias, [padding, padding], [1, 1], [1, 1], groups, "relu", [], "")
     y = F.conv2d(x, weight, bias, padding=padding, groups=groups)
-    if not relu:
-        return y
-    return F.relu(y) if torch.is_grad_enabled() else torch.relu_(y)
+    return apply_relu(y) if relu else y
 
 
 def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -69,7 +73,7 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
     y[..., -1:, :] = strip(x[..., -2:, :])[..., -1:, :]
     y[..., :, :1] = strip(x[..., :, :2])[..., :, :1]
     y[..., :, -1:] = strip(x[..., :, -2:])[..., :, -1:]
-    return F.relu(y) if late else y
+    return apply_relu(y) if late else y
 
 
 def is_3x3_same(conv: nn.Conv2d) -> bool:
@@ -93,8 +97,7 @@ def conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """``relu(conv(x))``, the ReLU fused in where it can be (see the module doc)."""
     if is_3x3_same(conv):
         return conv3x3(x, conv.weight, conv.bias, conv.padding_mode, conv.groups, relu=True)
-    y = conv(x)
-    return F.relu(y) if torch.is_grad_enabled() else torch.relu_(y)
+    return apply_relu(conv(x))
 
 
 class ConvReLU(nn.Module):

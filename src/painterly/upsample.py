@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conv import conv3x3
+from .conv import apply_relu, conv3x3
 
 #: How the four taps of the transposed kernel sum the 3 taps of the conv's (along one axis).
 _TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
@@ -65,9 +65,7 @@ def upsample_conv(x: torch.Tensor, folded_weight: torch.Tensor, bias: torch.Tens
         y = F.conv_transpose2d(x, folded_weight, bias, stride=2, padding=1)
     if smooth:
         return smooth_2x(y, folded_weight.shape[1], relu)
-    if not relu:
-        return y
-    return F.relu(y) if torch.is_grad_enabled() else torch.relu_(y)
+    return apply_relu(y) if relu else y
 
 
 class UpsampleConv2d(nn.Module):

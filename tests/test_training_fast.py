@@ -193,3 +193,34 @@ def test_fast_style_size_sets_the_gram_target_scale(tmp_path):
     assert sized._style_target_size(sized.style_images[0], "s.png") == (192, 128)
     with pytest.raises(PainterlyError, match="style-size and warmup-recon must be >= 0"):
         FastObjective(FastConfig(styles=[str(tmp_path / "s.png")], style_size=-1), train)
+
+
+@pytest.mark.parametrize("loss", ["perceptual", "adain"])
+def test_per_style_weight_multiplies_each_styles_items(data, loss):
+    """--per-style-weight: each item's style terms (and the adain loss's Gram term) times its
+    style's weight, before the batch mean; the content terms are untouched."""
+    from painterly.training.fast import FastObjective
+
+    cfg = TrainConfig(method="fast", crop=32, resize=40)
+    styles = [str(data / "style" / "s1.png"), str(data / "style" / "s2.jpg")]
+    extra = {"gram_weight": 1.0} if loss == "adain" else {}
+    obj = FastObjective(FastConfig(styles=styles, width=8, n_residual=1, style_layers=["relu1_2"],
+                                   loss=loss, **extra), cfg)
+    net = obj.build(torch.device("cpu"))
+    batch = {"content": torch.rand(2, 3, 32, 32), "content_key": torch.tensor([0, 1])}
+    parts = {}
+    for weights in ([], [2.0, 0.0], [0.0, 2.0]):
+        obj.cfg.per_style_weight = weights
+        parts[tuple(weights)] = obj.loss(net, batch, 0)[1]
+    plain, first, second = parts.values()
+    for name in ["style"] + (["gram"] if loss == "adain" else []):
+        assert first[name] > 0 and second[name] > 0
+        assert torch.allclose(first[name] + second[name], 2 * plain[name])
+        assert not torch.allclose(first[name], plain[name])
+    assert torch.equal(first["content"], plain["content"])
+
+
+def test_per_style_weight_needs_one_value_per_style(data):
+    cfg = FastConfig(styles=[str(data / "style" / "s1.png")], per_style_weight=[1.0, 2.0])
+    with pytest.raises(PainterlyError, match="one per --style"):
+        cfg.check()

@@ -150,7 +150,8 @@ def per_sample_features(features: Mapping[str, torch.Tensor],
 def adain_losses(output: Mapping[str, torch.Tensor], target: torch.Tensor,
                  style_stats: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
                  reduce: str = "sum", distance: str = "mse", content_layer: str = "relu4_1",
-                 items: list[dict[str, torch.Tensor]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 items: list[dict[str, torch.Tensor]] | None = None,
+                 weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The AdaIN objective's (content, style) losses, the two figures ``painterly eval`` reports
     and every AdaIN-loss trainer optimizes, of the encoder's features ``output`` of a batch:
 
@@ -161,14 +162,20 @@ def adain_losses(output: Mapping[str, torch.Tensor], target: torch.Tensor,
 
     Both per sample (each normalized by its own targets), then averaged over the batch.
     ``items``: the batch's :func:`per_sample_features` at those layers, where the caller reuses
-    them for another term (one float32 copy of each)."""
+    them for another term (one float32 copy of each). ``weights``: each item's style loss is
+    multiplied by its weight before the mean (a fast network's per-style weights)."""
     lc = per_sample_content_loss(output[content_layer].float(), target)
     items = per_sample_features(output, style_stats) if items is None else items
-    ls = torch.stack([
+    ls = weighted_mean(torch.stack([
         style_loss_mean_std(feats, {k: (m[i:i + 1], sd[i:i + 1]) for k, (m, sd) in style_stats.items()},
                             reduce=reduce, distance=distance)
-        for i, feats in enumerate(items)]).mean()
+        for i, feats in enumerate(items)]), weights)
     return lc, ls
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean of per-item ``values``, each multiplied by its weight first (None: plain mean)."""
+    return values.mean() if weights is None else (values * weights.to(values)).mean()
 
 
 def grid_profile(image: torch.Tensor, period: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -317,6 +317,11 @@ class FastConfig:
                                  help="the content loss's weight")
     style_weight: float = flag(10.0, kind="float", minimum=0.0, group="objective", metavar="W",
                                help="the style loss's weight")
+    per_style_weight: list[float] = key([], kind="floats", minimum=0.0, group="objective",
+                                        metavar="W1,W2",
+                                        help="a multiplier of each style's style terms, in --style "
+                                             "order ([]: all 1): more weight for a painting the "
+                                             "shared network draws too weakly")
     tv_weight: float = _weight(1e-4, "total variation")
     width: int = key(32, kind="int", minimum=1, group="objective",
                      help="transformer: first layer channels (16 = slim)")
@@ -379,6 +384,9 @@ class FastConfig:
                                  "upsamples its own way)")
         if not self.styles:
             raise PainterlyError("fast training needs at least one --style image")
+        if self.per_style_weight and len(self.per_style_weight) != len(self.styles):
+            raise PainterlyError(f"per-style-weight has {len(self.per_style_weight)} value(s) for "
+                                 f"{len(self.styles)} style(s): give one per --style, in order")
         if self.gram_weight > 0 and self.loss_kind() != "adain":
             raise PainterlyError("--gram-weight adds a Gram texture term to the adain loss; the "
                                  "perceptual loss is Gram already (--style-weight)")

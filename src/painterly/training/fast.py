@@ -43,6 +43,7 @@ from ..losses import (
     per_sample_features,
     style_loss_gram,
     tv_loss,
+    weighted_mean,
 )
 from .config import FastConfig, TrainConfig
 from .fast_targets import adain_targets, build_teacher, perceptual_targets, style_target_size, to_luminance
@@ -123,10 +124,10 @@ class FastObjective(Objective):
         lc = sum(torch.stack([content_loss(feats_y[k][i:i + 1].float(), feats_x[k][i:i + 1].float())
                               for i in range(x.shape[0])]).mean() for k in self.cfg.content_layers)
         lc = lc / len(self.cfg.content_layers)
-        ls = torch.stack([
+        ls = weighted_mean(torch.stack([
             style_loss_gram({k: feats_y[k][i:i + 1].float() for k in self.cfg.style_layers},
                             {k: self.targets[k][int(idx[i]):int(idx[i]) + 1] for k in self.cfg.style_layers})
-            for i in range(x.shape[0])]).mean() / len(self.cfg.style_layers)
+            for i in range(x.shape[0])]), self._item_weights(idx)) / len(self.cfg.style_layers)
         return self._total(x, y, target, lc, ls, iteration, stable)
 
     def _adain_loss(self, x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, iteration: int,
@@ -141,15 +142,24 @@ class FastObjective(Objective):
             pixel_target = x if self.teacher is None else self._prep(self.teacher_output(x, idx))
         layers = self.encoder.layers(self._prep(y) if self.cfg.luminance else y)
         items = per_sample_features(layers, STYLE_LAYERS)  # each item against its own painting
-        lc, ls = adain_losses(layers, target, stats, items=items)
+        weights = self._item_weights(idx)
+        lc, ls = adain_losses(layers, target, stats, items=items, weights=weights)
 
         def gram() -> torch.Tensor:
             grams = {k: g[idx] for k, g in self.style_grams.items()}
-            return torch.stack([style_loss_gram(feats, {k: g[i:i + 1] for k, g in grams.items()})
-                                for i, feats in enumerate(items)]).mean() / len(STYLE_LAYERS)
+            return weighted_mean(torch.stack([
+                style_loss_gram(feats, {k: g[i:i + 1] for k, g in grams.items()})
+                for i, feats in enumerate(items)]), weights) / len(STYLE_LAYERS)
 
         extra = add_term(dict(stable), "gram", self.cfg.gram_weight, gram, self.style_ramp(iteration))
         return self._total(x, y, pixel_target, lc, ls, iteration, extra)
+
+    def _item_weights(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """Each batch item's multiplier of its style terms, from its style's ``per_style_weight``
+        (None: all 1)."""
+        if not self.cfg.per_style_weight:
+            return None
+        return torch.tensor(self.cfg.per_style_weight, dtype=torch.float32, device=idx.device)[idx]
 
     def _total(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, lc: torch.Tensor,
                ls: torch.Tensor, iteration: int, extra: Terms | None = None

@@ -317,11 +317,6 @@ class FastConfig:
                                  help="the content loss's weight")
     style_weight: float = flag(10.0, kind="float", minimum=0.0, group="objective", metavar="W",
                                help="the style loss's weight")
-    per_style_weight: list[float] = key([], kind="floats", minimum=0.0, group="objective",
-                                        metavar="W1,W2",
-                                        help="a multiplier of each style's style terms, in --style "
-                                             "order ([]: all 1): more weight for a painting the "
-                                             "shared network draws too weakly")
     tv_weight: float = _weight(1e-4, "total variation")
     width: int = key(32, kind="int", minimum=1, group="objective",
                      help="transformer: first layer channels (16 = slim)")
@@ -363,6 +358,11 @@ class FastConfig:
     shift_weight: float = _weight(0.0, "the photo moved 1-7 px must give the output moved as much")
     upsample: str = _upsample("", "lite: the decoder's 2x upsampling, nearest or bilinear (\"\": the "
                                   "start network's)")
+    per_style_weight: list[float] = key([], kind="floats", minimum=0.0, group="objective",
+                                        metavar="W1,W2",
+                                        help="a multiplier of each style's style terms, in --style "
+                                             "order ([]: all 1): more weight for a painting the "
+                                             "shared network draws too weakly")
 
     def loss_kind(self) -> str:
         """The loss this run trains: ``loss``, or for "auto" adain on the lite network, else

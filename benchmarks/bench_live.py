@@ -106,7 +106,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--fps", type=float, default=30.0, help="the fake camera's frame rate")
-    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--streams", type=int, default=4,
+                    help="pages at once in the last part (0: skip it)")
     ap.add_argument("--configs", default=",".join(f"{m}:{s}" for m, s in CONFIGS))
     ap.add_argument("--inflight", type=int, default=None,
                     help="frames the page keeps in flight (the page's default: 2)")
@@ -133,7 +134,7 @@ def main() -> int:
     own = {c: model_ms(*c) for c in configs}
     if (("fast", 384)) not in own:
         own[("fast", 384)] = model_ms("fast", 384)
-    cfg = ServeConfig(device="cpu", preload_gatys=False, max_live_streams=args.streams)
+    cfg = ServeConfig(device="cpu", preload_gatys=False, max_live_streams=max(1, args.streams))
     print(f"camera 640x480 at {args.fps:g} fps; {args.seconds:g} s per configuration\n")
     print(f"{'config':<10} {'frames/s':>8} {'target':>7} {'model ms':>8} {'lat med':>8} "
           f"{'lat p95':>8} {'p95 1st':>8} {'p95 last':>8} {'x model':>8}")
@@ -162,6 +163,9 @@ def main() -> int:
                 breakdown.append(f"{method}:{size}: capture to sent {f['stages'][0]:.0f} ms, "
                                  f"sent to answered {f['stages'][1]:.0f} (the server's part "
                                  f"{f['stages'][2]:.0f}), answered to shown {f['stages'][3]:.0f}")
+            if args.streams <= 0:
+                print("\nmedian latency by stage:\n  " + "\n  ".join(breakdown))
+                return 0
             # Several streams at once.
             base = single.get(("fast", 384)) or float("nan")
             rss0 = rss_mb()

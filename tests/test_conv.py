@@ -16,7 +16,11 @@ from painterly.conv import ConvReLU, PaddedConv2d, conv3x3, conv_relu
 @pytest.mark.parametrize("shape,groups", [((2, 4, 5, 7), 1), ((1, 3, 2, 2), 1),
                                           ((1, 6, 9, 3), 6), ((1, 4, 1, 5), 1)])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_conv3x3_is_the_conv_of_the_padded_image(mode, shape, groups, channels_last):
+@pytest.mark.parametrize("strips", [True, False])
+def test_conv3x3_is_the_conv_of_the_padded_image(mode, shape, groups, channels_last, strips,
+                                                 monkeypatch):
+    # both ways it runs: the border strips (a large image) and padding first (a small one)
+    monkeypatch.setattr(conv_module, "PAD_FIRST_ELEMENTS", 0 if strips else 1 << 22)
     if mode == "reflect" and min(shape[-2:]) < 2:
         with pytest.raises((RuntimeError, ValueError)):  # as F.pad: nothing to reflect
             conv3x3(torch.zeros(shape), torch.zeros(5, shape[1], 3, 3), None, mode)

@@ -1,11 +1,10 @@
 """3x3 convolutions as the networks run them: their border padding, and a ReLU fused in.
 
 * **Border padding.** A 3x3 conv with one pixel of reflection or replication padding is
-  :func:`conv3x3`: the conv's own zero padding, then its four border lines computed again from
-  padded strips two pixels thick. The same function as padding first; on a CPU it skips
-  oneDNN's slow path for an explicitly padded input (measured in fp32: the bilinear blur, a
-  depthwise 3x3, on 64x96x96 from 1.6 to 0.3 ms; the lite network's 512 px call from 155 to
-  134 ms).
+  :func:`conv3x3`: for a large image the conv's own zero padding, then its four border lines
+  computed again from padded strips two pixels thick (no padded copy of a large image), and
+  for a small one (:data:`PAD_FIRST_ELEMENTS`) the padded image and one conv, where the
+  strips' eight small calls would cost more than the conv. The same function either way.
 * **A fused ReLU.** Without autograd on a CPU, a conv followed by a ReLU is one oneDNN call with
   the ReLU as its post-op (``torch.ops.mkldnn._convolution_pointwise``, the op PyTorch's own
   compiler emits), not a conv and then a pass over its output: measured 15-30% off a 3x3
@@ -20,6 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 _FUSED = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+
+#: Up to this many values an image (C x H x W), :func:`conv3x3` pads first and runs one conv:
+#: the four border strips cost about 0.5 ms of small calls whatever the size (measured, 2
+#: threads, the lite decoder's layers at 384 px: 128->64 at 31x49 in bf16 1.07 -> 0.32 ms,
+#: the full-size blur, 32x248x392, 1.15 -> 0.96 ms, a tie in fp32). Above it the strips win
+#: where it counts, the padded copy's memory (a 1024 px image's last layers: 34M values).
+PAD_FIRST_ELEMENTS = 1 << 22
 
 
 def _tracing() -> bool:
@@ -57,7 +63,8 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
     if mode == "zeros":
         return conv2d(x, weight, bias, 1, groups, relu)
     h, w = x.shape[-2], x.shape[-1]
-    if _tracing() or h < 2 or w < 2 or mode not in ("reflect", "replicate"):
+    if (_tracing() or h < 2 or w < 2 or mode not in ("reflect", "replicate")
+            or x[0].numel() <= PAD_FIRST_ELEMENTS):
         return conv2d(F.pad(x, (1, 1, 1, 1), mode=mode), weight, bias, 0, groups, relu)
 
     # With autograd the ReLU comes after the border lines are written (its backward needs its

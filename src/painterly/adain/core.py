@@ -22,8 +22,8 @@ import torch
 from ..errors import PainterlyError
 from ..losses import mean_std
 
-__all__ = ["SmoothedStats", "StyleStats", "StyleTarget", "adain", "adain_transform", "blend_stats",
-           "masked_adain", "masked_mean_std", "mean_std", "style_target", "trade_off"]
+__all__ = ["SmoothedStats", "StyleStats", "StyleTarget", "adain", "adain_affine", "adain_transform",
+           "blend_stats", "masked_adain", "masked_mean_std", "mean_std", "style_target", "trade_off"]
 
 Stats = tuple[torch.Tensor, torch.Tensor]
 
@@ -45,7 +45,29 @@ def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tens
     passes statistics smoothed over frames); ``eps`` applies only when they are computed here.
     """
     c_mean, c_std = content_stats if content_stats is not None else mean_std(content, eps)
-    return (content - c_mean) / c_std * style_std + style_mean
+    scale, shift = adain_affine(style_mean, style_std, c_mean, c_std)
+    return torch.addcmul(shift, content, scale)
+
+
+def adain_affine(style_mean: torch.Tensor, style_std: torch.Tensor, content_mean: torch.Tensor,
+                 content_std: torch.Tensor, alpha: float | torch.Tensor = 1.0) -> Stats:
+    """AdaIN and the trade-off as the per-channel affine map ``f * scale + shift`` they are:
+    ``(f - m_c) / s_c * s_s + m_s`` is ``f * (s_s / s_c) + (m_s - m_c * s_s / s_c)``, and
+    ``alpha * t + (1 - alpha) * f`` scales both parts. Applied in one pass over the features
+    (``torch.addcmul``) instead of five (a lite call's features at 384 px: 677k values, each
+    pass a fresh tensor); the statistics are ``(N or 1, C, 1, 1)``, so this costs nothing.
+    ``alpha``: a number or one value per item (``1 - alpha`` in its own dtype, as
+    :func:`trade_off`)."""
+    scale = style_std / content_std
+    shift = style_mean - content_mean * scale
+    if isinstance(alpha, torch.Tensor):
+        a = alpha.reshape(-1, 1, 1, 1)
+        keep = (1 - a).to(scale)
+        a = a.to(scale)
+        return a * scale + keep, a * shift
+    if alpha == 1.0:
+        return scale, shift
+    return alpha * scale + (1.0 - alpha), alpha * shift
 
 
 def masked_adain(features: torch.Tensor, masks: torch.Tensor, style_mean: torch.Tensor,
@@ -170,9 +192,11 @@ def adain_transform(features: torch.Tensor, stats: StyleTarget, alpha: float | t
     the trade-off ``alpha * t + (1 - alpha) * features`` (``alpha``: a number, or a tensor of
     one per item).
     """
-    if masks is None:
+    if masks is None:  # AdaIN and the trade-off in one pass (adain_affine)
         s_mean, s_std = style_target(stats)
-        t = adain(features, s_mean, s_std, eps, content_stats)
+        c_mean, c_std = content_stats if content_stats is not None else mean_std(features, eps)
+        scale, shift = adain_affine(s_mean, s_std, c_mean, c_std, alpha)
+        return torch.addcmul(shift, features, scale)
     else:
         if content_stats is not None:
             raise ValueError("content_stats and masks exclude each other (masks use region statistics)")

@@ -23,6 +23,7 @@ Then ``--streams`` pages at once (fast, 384): each page's frames/s against the s
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -98,7 +99,8 @@ def page_figures(page) -> dict:
     third = (shown[-1] - shown[0]) / 3
     first, last = lat[shown <= shown[0] + third], lat[shown >= shown[-1] - third]
     st = np.median(np.array(stages), axis=0) if stages else [float("nan")] * 4
-    return {"stages": st, "fps": (len(shown) - 1) / span, "median": float(np.median(lat)),
+    return {"series": (shown.tolist(), lat.tolist()), "stages": st,
+            "fps": (len(shown) - 1) / span, "median": float(np.median(lat)),
             "p95": float(np.percentile(lat, 95)), "p95_first": float(np.percentile(first, 95)),
             "p95_last": float(np.percentile(last, 95)), "frames": len(shown)}
 
@@ -115,6 +117,12 @@ def main() -> int:
     ap.add_argument("--no-pace", action="store_true",
                     help="the page sends its second frame at once, not when the server is "
                          "about to be free (the old behaviour, for comparison)")
+    ap.add_argument("--early", type=float, default=None,
+                    help="ms earlier than the server's estimated free time the page times a frame "
+                         "to arrive (the page's default: 30%% of the server's time a frame, at "
+                         "least 4)")
+    ap.add_argument("--dump", default=None,
+                    help="write each configuration's frames (shown time, latency) to this JSON")
     ap.add_argument("--screenshot", default=None, help="save the live panel mid-stream here (PNG)")
     args = ap.parse_args()
 
@@ -139,12 +147,12 @@ def main() -> int:
     print(f"camera 640x480 at {args.fps:g} fps; {args.seconds:g} s per configuration\n")
     print(f"{'config':<10} {'frames/s':>8} {'target':>7} {'model ms':>8} {'lat med':>8} "
           f"{'lat p95':>8} {'p95 1st':>8} {'p95 last':>8} {'x model':>8}")
-    single, breakdown = {}, []
+    single, breakdown, dumped = {}, [], {}
     with BackgroundServer(cfg) as srv, sync_playwright() as pw:
         ctx = pw.chromium.launch(executable_path=browser, headless=True,
                                  args=FLAGS + [f"--use-file-for-fake-video-capture={camera}"])
         query = ([f"inflight={args.inflight}"] if args.inflight else []) + \
-            (["pace=0"] if args.no_pace else [])
+            (["pace=0"] if args.no_pace else []) + ([f"early={args.early:g}"] if args.early else [])
         url = f"{srv.url}/" + (f"?{'&'.join(query)}" if query else "")
         try:
             for method, size in configs:
@@ -160,12 +168,16 @@ def main() -> int:
                 m = (own[(method, size)] + model_ms(method, size)) / 2
                 target = 0.7 * min(args.fps, 1000 / m)
                 single[(method, size)] = f["fps"]
+                if args.dump:
+                    dumped[f"{method}:{size}"] = f.get("series")
                 print(f"{method}:{size:<5} {f['fps']:8.1f} {target:7.1f} {m:8.0f} {f['median']:8.0f} "
                       f"{f['p95']:8.0f} {f['p95_first']:8.0f} {f['p95_last']:8.0f} "
                       f"{f['median'] / m:8.2f}", flush=True)
                 breakdown.append(f"{method}:{size}: capture to sent {f['stages'][0]:.0f} ms, "
                                  f"sent to answered {f['stages'][1]:.0f} (the server's part "
                                  f"{f['stages'][2]:.0f}), answered to shown {f['stages'][3]:.0f}")
+            if args.dump:
+                Path(args.dump).write_text(json.dumps(dumped))
             if args.streams <= 0:
                 print("\nmedian latency by stage:\n  " + "\n  ".join(breakdown))
                 return 0

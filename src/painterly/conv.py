@@ -57,9 +57,9 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
             mode: str = "reflect", groups: int = 1, relu: bool = False) -> torch.Tensor:
     """``F.conv2d(F.pad(x, (1, 1, 1, 1), mode=mode), weight, bias, groups=groups)`` for a 3x3
-    kernel (stride 1), computed as the zero-padded conv with its border lines redone (see the
-    module doc); ``relu``: then a ReLU. Differentiable; under tracing it pads first (one graph,
-    the same function)."""
+    kernel (stride 1): padded first for an image of up to :data:`PAD_FIRST_ELEMENTS` values,
+    else the zero-padded conv with its border lines redone (see the module doc); ``relu``: then
+    a ReLU. Differentiable; under tracing it pads first (one graph, the same function)."""
     if mode == "zeros":
         return conv2d(x, weight, bias, 1, groups, relu)
     h, w = x.shape[-2], x.shape[-1]

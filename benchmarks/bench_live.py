@@ -89,8 +89,9 @@ def open_page(browser, url: str, method: str, size: int):
 
 
 def page_figures(page) -> dict:
-    shown, lat, stages = page.evaluate(
-        "[window.painterlyLive.shown, window.painterlyLive.latency, window.painterlyLive.stages]")
+    shown, lat, stages, model = page.evaluate(
+        "[window.painterlyLive.shown, window.painterlyLive.latency, window.painterlyLive.stages, "
+        "window.painterlyLive.model]")
     shown, lat = np.array(shown), np.array(lat)
     if len(shown) < 3:
         return {"fps": 0.0, "median": float("nan"), "p95": float("nan"), "p95_first": float("nan"),
@@ -100,6 +101,7 @@ def page_figures(page) -> dict:
     first, last = lat[shown <= shown[0] + third], lat[shown >= shown[-1] - third]
     st = np.median(np.array(stages), axis=0) if stages else [float("nan")] * 4
     return {"series": (shown.tolist(), lat.tolist()), "stages": st,
+            "painter": float(np.median(model)) if model else float("nan"),
             "fps": (len(shown) - 1) / span, "median": float(np.median(lat)),
             "p95": float(np.percentile(lat, 95)), "p95_first": float(np.percentile(first, 95)),
             "p95_last": float(np.percentile(last, 95)), "frames": len(shown)}
@@ -175,7 +177,8 @@ def main() -> int:
                       f"{f['median'] / m:8.2f}", flush=True)
                 breakdown.append(f"{method}:{size}: capture to sent {f['stages'][0]:.0f} ms, "
                                  f"sent to answered {f['stages'][1]:.0f} (the server's part "
-                                 f"{f['stages'][2]:.0f}), answered to shown {f['stages'][3]:.0f}")
+                                 f"{f['stages'][2]:.0f}, its painter's "
+                                 f"{f['painter']:.0f}), answered to shown {f['stages'][3]:.0f}")
             if args.dump:
                 Path(args.dump).write_text(json.dumps(dumped))
             if args.streams <= 0:

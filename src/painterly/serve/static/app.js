@@ -209,6 +209,9 @@ const live = {
   pending: [], cameraFrames: 0, sentFrame: -1,
   sentAt: 0, shownCapture: -1, shown: [], latency: [], model: [], dropped: 0, errors: [],
   settingsAcks: 0,
+  // the stats line is rewritten at most this often (ms): each rewrite costs the page a layout
+  // and a repaint, and a screen reader an announcement (the line is aria-live)
+  statsMs: 500, statsAt: 0,
   // where a frame's latency goes (ms, the last 300): capture to sent, sent to answered, the
   // server's part of that, answered to shown
   stages: [], sentStamps: new Map(),
@@ -354,6 +357,8 @@ function median(values) {
 
 function updateLiveStats() {
   const now = performance.now();
+  if (now - live.statsAt < live.statsMs) return;
+  live.statsAt = now;
   const recent = live.shown.filter((t) => now - t < 3000);
   const fps = recent.length > 1 ? (recent.length - 1) / ((recent[recent.length - 1] - recent[0]) / 1000) : 0;
   const lat = live.latency.slice(-60), model = live.model.slice(-60);

@@ -75,10 +75,12 @@ def started(ws, size: int = 96) -> None:
 
 
 def settle(srv, timeout: float = 10.0) -> None:
+    """Every stream ended, and the memory they held is back in the server's budget."""
     deadline = time.monotonic() + timeout
-    while srv.service.live.open and time.monotonic() < deadline:
+    while (srv.service.live.open or srv.service.memory.used) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.service.live.open == 0
+    assert srv.service.memory.used == 0
 
 
 def test_frames_are_painted_and_settings_change_mid_stream(server):
@@ -186,6 +188,28 @@ def test_a_client_that_never_reads_is_closed_and_holds_nothing(server, monkeypat
                 break
             time.sleep(0.01)
     settle(server, 5)
+
+
+def test_a_frame_over_the_timeout_closes_the_stream(monkeypatch):
+    from painterly import live as live_loop
+
+    cfg = ServeConfig(device="cpu", preload_gatys=False, timeout=1.0)
+    slow = live_loop.LivePainter.__call__
+
+    def stalled(self, frame):
+        time.sleep(2.5)
+        return slow(self, frame)
+
+    with BackgroundServer(cfg) as srv, connect(srv) as ws:
+        started(ws)
+        monkeypatch.setattr(live_loop.LivePainter, "__call__", stalled)
+        ws.send(frame(jpeg()))
+        err = recv_json(ws)
+        assert err["type"] == "error" and "longer than 1 s" in err["error"]
+        with pytest.raises(Exception):  # noqa: B017 (the close, as the client library raises it)
+            ws.recv(timeout=10)
+        assert ws.close_code == 1011
+        settle(srv)
 
 
 def test_streams_past_the_limit_are_refused_with_a_message(server):

@@ -233,6 +233,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service.executor.shutdown(wait=False, cancel_futures=True)
     service.model_executor.shutdown(wait=False, cancel_futures=True)
     service.live.executor.shutdown(wait=False, cancel_futures=True)
+    service.live.codec.shutdown(wait=False, cancel_futures=True)
 
 
 def create_app(config: ServeConfig | None = None) -> FastAPI:

@@ -10,9 +10,9 @@ The web page's live mode (and any client) speaks this protocol:
 * client -> server, **binary**: a frame: 8 bytes (a little-endian float64 the client chooses,
   its capture time, echoed back) then a JPEG, PNG or WebP image.
 * server -> client, **binary**: the painted frame: the same 8 bytes, a float32 with the
-  network's milliseconds, a float32 with the server's whole milliseconds for the frame (decode,
-  paint, encode: a client paces its frames by it), a uint32 with the frames dropped so far,
-  then a JPEG.
+  network's milliseconds, a float32 with the live thread's milliseconds for the frame (its
+  painting; the decoding and encoding run beside it on a thread of their own: a client paces
+  its frames by it), a uint32 with the frames dropped so far, then a JPEG.
 * server -> client, **text**: ``{"type": "ready", ...}`` on connecting, ``{"type": "error",
   "error": "..."}`` for a frame or settings that could not be used (the stream goes on), and
   before a close (code 1013 for a server at ``--max-live-streams``, 1008 for a missing token,
@@ -71,8 +71,8 @@ log = logging.getLogger("painterly.serve")
 
 #: A frame's header: the client's 8-byte timestamp (echoed back).
 FRAME_HEADER = struct.Struct("<d")
-#: A painted frame's header: the timestamp, the network's ms, the server's ms for the frame
-#: (decode, paint, encode), the frames dropped so far.
+#: A painted frame's header: the timestamp, the network's ms, the live thread's ms for the
+#: frame (its painting), the frames dropped so far.
 PAINTED_HEADER = struct.Struct("<dffI")
 #: JPEG quality of the painted frames sent back.
 LIVE_JPEG_QUALITY = 85
@@ -100,6 +100,10 @@ class LiveHub:
         # Its own torch thread count (per thread): one core is left to the rest of the stream.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="painterly-live",
                                            initializer=_set_threads, initargs=(live_threads(),))
+        # The frames' JPEG decoding and encoding, beside the painting (Pillow lets go of the
+        # GIL): a frame is decoded as it arrives and encoded after it is painted, while the
+        # live thread paints the next one.
+        self.codec = ThreadPoolExecutor(1, thread_name_prefix="painterly-live-codec")
 
     def enter(self) -> bool:
         if self.open >= self.limit:
@@ -145,7 +149,9 @@ class LiveStream:
         # not yet sent (at most two painted frames: a client that stops reading stops the jobs),
         # and when the running job began.
         self.lock = threading.Lock()
-        self.ready: tuple[float, bytes] | None = None
+        self.arrived: tuple[float, bytes] | None = None  # the newest frame, not yet decoded
+        self.decoding = False  # a decode job is queued or running
+        self.ready: tuple[float, np.ndarray] | None = None  # the newest decoded, not yet painted
         self.scheduled = False
         self.outbox: deque[bytes | str] = deque()
         self.unsent = 0
@@ -192,21 +198,24 @@ class LiveStream:
             self.pending_error = _message(exc)
             return
         side = self.painter.settings.size if self.painter.settings else DEFAULT_LIVE_SIZE
-        need = header.pixels * (KEPT_BYTES_PER_PIXEL + DECODE_BYTES_PER_PIXEL) + \
-            WORK_BYTES_PER_PIXEL * min(header.pixels, side * side)
+        painted = min(header.pixels, side * side)
+        # one frame decoded and painted, plus the pipeline's RGB copies: the next frame decoded
+        # while one paints, and two painted frames being encoded
+        need = header.pixels * (KEPT_BYTES_PER_PIXEL + DECODE_BYTES_PER_PIXEL + 3) + \
+            (WORK_BYTES_PER_PIXEL + 6) * painted
         if need > self.reserved:  # a larger frame than before: hold its memory instead
             if not await self.service.memory.acquire(need - self.reserved, cfg.memory_wait):
                 self.pending_error = "server busy: no memory for this frame now (it was dropped)"
                 return
             self.reserved = need
         with self.lock:
-            if self.ready is not None:
+            if self.arrived is not None:
                 self.dropped += 1
-            self.ready = (FRAME_HEADER.unpack_from(data)[0], image)
-            start = not self.scheduled and self._may_paint()
-            self.scheduled = self.scheduled or start
+            self.arrived = (FRAME_HEADER.unpack_from(data)[0], image)
+            start = not self.decoding
+            self.decoding = True
         if start:
-            self._submit()
+            self._submit_decode()
 
     def _take_settings(self, text: str) -> None:
         try:
@@ -227,6 +236,43 @@ class LiveStream:
         return (self.ready is not None and not self.closed and self.painter.ready
                 and not self.configuring and self.pending_settings is None and self.unsent < 2)
 
+    def _submit_decode(self) -> None:
+        """Queue a decode job on the codec thread (the caller set ``decoding``)."""
+        try:
+            self.service.live.codec.submit(self._decode_job)
+        except RuntimeError:  # the server is shutting down
+            with self.lock:
+                self.decoding = False
+
+    def _decode_job(self) -> None:
+        """Decode the newest frame that arrived into the slot the paint jobs take from (the
+        one it replaces there is dropped), and queue a paint job if none is."""
+        with self.lock:
+            item, self.arrived = self.arrived, None
+            if item is None or self.closed:
+                self.decoding = False
+                return
+        stamp, image = item
+        try:
+            frame = np.asarray(decode_upload(image, "camera frame", self.service.config))
+        except Exception as exc:
+            frame, error = None, _failure(exc)
+        with self.lock:
+            if frame is not None:
+                if self.ready is not None:
+                    self.dropped += 1
+                self.ready = (stamp, frame)
+            start = not self.scheduled and self._may_paint()
+            self.scheduled = self.scheduled or start
+            again = self.arrived is not None and not self.closed
+            self.decoding = again
+        if frame is None:
+            self._deliver(error)
+        if start:
+            self._submit()
+        if again:
+            self._submit_decode()
+
     def _submit(self) -> None:
         """Queue a paint job (the caller set ``scheduled``)."""
         try:
@@ -244,44 +290,52 @@ class LiveStream:
                 self.scheduled = False
                 return
             self.painting_since = time.monotonic()
-        stamp, image = item
-        message: bytes | str
+        stamp, frame = item
+        t0 = time.perf_counter()
+        error: str | None = None
         try:
-            jpeg, model_ms, server_ms = self._paint_sync(image)
-            message = PAINTED_HEADER.pack(stamp, model_ms, server_ms, self.dropped) + jpeg
-        except (PainterlyError, HTTPError) as exc:
-            message = _message(exc)
+            painted = self.painter(frame)
+            model_ms = self.painter.model_seconds[-1] * 1000
         except Exception as exc:
-            if is_out_of_memory(exc):
-                message = "out of memory; try a smaller size"
-            else:
-                log.exception("a live frame failed")
-                message = "internal server error"
+            error = _failure(exc)
+        server_ms = (time.perf_counter() - t0) * 1000
         with self.lock:
             self.painting_since = None
-            self.outbox.append(message)
-            if isinstance(message, bytes):
-                self.unsent += 1
+            if error is None:
+                self.unsent += 1  # counted now: the encoding below is on its way to the outbox
             again = self._may_paint()
             self.scheduled = again
         if again:
             self._submit()
+        if error is not None:
+            self._deliver(error)
+            return
+        try:
+            self.service.live.codec.submit(self._encode, painted, stamp, model_ms, server_ms)
+        except RuntimeError:  # the server is shutting down
+            pass
+
+    def _encode(self, painted: np.ndarray, stamp: float, model_ms: float, server_ms: float) -> None:
+        """A painted frame as the client gets it (on the codec thread), into the outbox."""
+        from PIL import Image
+
+        try:
+            jpeg = encode_image(Image.fromarray(painted), "JPEG", quality=LIVE_JPEG_QUALITY)
+        except Exception as exc:
+            with self.lock:
+                self.unsent -= 1
+            self._deliver(_failure(exc))
+            return
+        self._deliver(PAINTED_HEADER.pack(stamp, model_ms, server_ms, self.dropped) + jpeg)
+
+    def _deliver(self, message: bytes | str) -> None:
+        """Hand a painted frame (bytes) or an error (text) to the sending task."""
+        with self.lock:
+            self.outbox.append(message)
         try:
             self.loop.call_soon_threadsafe(self.wake.set)
         except RuntimeError:  # the event loop is gone (the server stopped)
             pass
-
-    def _paint_sync(self, image: bytes) -> tuple[bytes, float, float]:
-        """Decode (limits from the header first), paint, encode, on the live thread: the JPEG,
-        the network's ms and the whole ms."""
-        from PIL import Image
-
-        t0 = time.perf_counter()
-        frame = np.asarray(decode_upload(image, "camera frame", self.service.config))
-        painted = self.painter(frame)
-        model_ms = self.painter.model_seconds[-1] * 1000
-        jpeg = encode_image(Image.fromarray(painted), "JPEG", quality=LIVE_JPEG_QUALITY)
-        return jpeg, model_ms, (time.perf_counter() - t0) * 1000
 
     def _resume(self) -> None:
         """Queue a paint job for a waiting frame when none is queued (after settings changed or
@@ -332,10 +386,14 @@ class LiveStream:
             await asyncio.gather(receiver, return_exceptions=True)
             with self.lock:
                 self.closed = True
-                self.ready = None
+                self.arrived = self.ready = None
                 job = self.job
             if job is not None:  # the memory is the running frame's until it is done
                 await asyncio.wait([asyncio.wrap_future(job)])
+            try:  # and the decoding and encoding queued before the close
+                await asyncio.wrap_future(self.service.live.codec.submit(int))
+            except RuntimeError:  # the server is shutting down
+                pass
             self.service.memory.release(self.reserved)
             self.reserved = 0
 
@@ -481,6 +539,17 @@ class _Closed(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+def _failure(exc: BaseException) -> str:
+    """What a client is told of a frame that failed: the reason for a bad frame or option,
+    the memory for an out-of-memory error, and no more for a bug (logged here)."""
+    if isinstance(exc, (PainterlyError, HTTPError)):
+        return _message(exc)
+    if is_out_of_memory(exc):
+        return "out of memory; try a smaller size"
+    log.error("a live frame failed", exc_info=exc)
+    return "internal server error"
 
 
 def _message(exc: BaseException) -> str:

@@ -205,6 +205,11 @@ const live = {
   // pacing: the server's ms a frame, a frame's ms from capture to the server (both smoothed),
   // and when the server will be free of the frames in flight
   serverMs: 0, leadMs: 0, freeAt: 0, timer: null,
+  // how many of the server's frame times a frame of this page takes: 1 when the page has the
+  // server to itself; more while the server drops this page's frames (other streams take turns
+  // with it, so a frame sent on the server's own time waits, is replaced by the next and is
+  // work thrown away on both sides): it grows while frames are dropped, shrinks back when not
+  paceGain: 1, seenDropped: 0,
   // the frames in flight: [capture time, when it reaches the server]
   pending: [], cameraFrames: 0, sentFrame: -1,
   sentAt: 0, shownCapture: -1, shown: [], latency: [], model: [], dropped: 0, errors: [],
@@ -256,7 +261,7 @@ function pumpLive() {
   }
   if (live.pending.length > 0 && live.pace) {
     // early: a frame that waits briefly costs less than a server left idle
-    const early = live.earlyMs || Math.max(4, 0.3 * live.serverMs);
+    const early = live.earlyMs || Math.max(4, 0.3 * live.serverMs * live.paceGain);
     const wait = live.freeAt - live.leadMs - early - performance.now();
     if (wait > 1) {
       if (!live.timer) live.timer = setTimeout(() => { live.timer = null; pumpLive(); }, wait);
@@ -269,7 +274,7 @@ function pumpLive() {
 // When the server is done with a frame ([capture time, arrival]) if it is busy until
 // freeAt: it takes the frame when the frame arrives or when it is free, whichever is later.
 function queuedAfter(freeAt, frame) {
-  return Math.max(frame[1], freeAt) + live.serverMs;
+  return Math.max(frame[1], freeAt) + live.serverMs * live.paceGain;
 }
 
 function sendLiveFrame() {
@@ -319,6 +324,9 @@ function showLiveFrame(buffer) {
   const serverMs = view.getFloat32(12, true);
   live.serverMs = live.serverMs ? 0.8 * live.serverMs + 0.2 * serverMs : serverMs;
   live.dropped = view.getUint32(16, true);
+  const drops = live.dropped - live.seenDropped;
+  live.seenDropped = live.dropped;
+  live.paceGain = drops > 0 ? Math.min(8, live.paceGain * 1.25) : Math.max(1, live.paceGain * 0.97);
   const answered = performance.now(), sent = live.sentStamps.get(captured);
   // Decoded off the main thread; each frame is drawn when it is ready unless a newer one was
   // (swapping an <img>'s source drops a frame whose load has not finished).

@@ -74,6 +74,15 @@ def started(ws, size: int = 96) -> None:
     assert recv_json(ws)["type"] == "settings"
 
 
+def closed_with(ws, code: int, expected: str) -> None:
+    """The server's last word: an error line saying ``expected``, then a close with ``code``."""
+    err = recv_json(ws)
+    assert err["type"] == "error" and expected in err["error"], err
+    with pytest.raises(Exception):  # noqa: B017 (the close, as the client library raises it)
+        ws.recv(timeout=10)
+    assert ws.close_code == code
+
+
 def settle(srv, timeout: float = 10.0) -> None:
     """Every stream ended, and the memory they held is back in the server's budget."""
     deadline = time.monotonic() + timeout
@@ -204,11 +213,7 @@ def test_a_frame_over_the_timeout_closes_the_stream(monkeypatch):
         started(ws)
         monkeypatch.setattr(live_loop.LivePainter, "__call__", stalled)
         ws.send(frame(jpeg()))
-        err = recv_json(ws)
-        assert err["type"] == "error" and "longer than 1 s" in err["error"]
-        with pytest.raises(Exception):  # noqa: B017 (the close, as the client library raises it)
-            ws.recv(timeout=10)
-        assert ws.close_code == 1011
+        closed_with(ws, 1011, "longer than 1 s")
         settle(srv)
 
 
@@ -216,11 +221,7 @@ def test_streams_past_the_limit_are_refused_with_a_message(server):
     with connect(server) as a, connect(server) as b:
         recv_json(a), recv_json(b)
         with connect(server) as c:
-            err = recv_json(c)
-            assert err["type"] == "error" and "--max-live-streams 2" in err["error"]
-            with pytest.raises(Exception):  # noqa: B017 (the close, as the client library raises it)
-                c.recv(timeout=10)
-            assert c.close_code == 1013
+            closed_with(c, 1013, "--max-live-streams 2")
     settle(server)
     assert server.service.live.refused >= 1
 

@@ -89,8 +89,9 @@ def _set_threads(n: int) -> None:
 
 
 class LiveHub:
-    """The server's live streams: how many are open (at most ``limit``) and the one thread
-    their frames are painted on (a queue of at most one frame per stream: they take turns)."""
+    """The server's live streams: how many are open (at most ``limit``), the one thread their
+    frames are painted on (at most one paint job per stream queued: they take turns) and the
+    one that decodes and encodes their frames."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -122,14 +123,16 @@ class LiveHub:
 
 class LiveStream:
     """One client's stream: its painter, the latest frame and settings, the tasks that receive
-    and send, and the paint jobs on the live thread.
+    and send, and its decode, paint and encode jobs.
 
-    A frame goes from the receiving task to a one-frame slot (``ready``: the newest wins) and a
-    paint job is queued on the live thread for it. A job paints the stream's newest frame and,
-    if another is waiting by then, queues the next job itself, so a stream that keeps the
-    server busy goes from frame to frame without a round trip through the event loop (measured
-    at 2.7 ms between frames, median, lite at 384 px beside a browser on 2 cores: 7% of the
-    frame). Other streams' jobs and settings changes queue on the same thread between them.
+    A frame goes from the receiving task to a one-frame slot (``arrived``), is decoded on the
+    codec thread into a second (``ready``), painted on the live thread and encoded on the codec
+    thread into the outbox the sending task empties; at each slot the newest frame wins. A
+    paint job that finds another frame ready queues the next job itself, so a stream that keeps
+    the server busy goes from frame to frame without a round trip through the event loop
+    (measured at 2.7 ms between frames, median, lite at 384 px beside a browser on 2 cores: 7%
+    of the frame). Other streams' jobs and settings changes queue on the same thread between
+    them.
     """
 
     def __init__(self, service: Any, ws: WebSocket) -> None:
@@ -144,10 +147,10 @@ class LiveStream:
         self.closed = False
         self.dropped = 0
         self.frames = 0
-        # Shared with the live thread, under the lock: the newest frame (timestamp, image) not
-        # yet painted, whether a paint job is queued or running, the painted frames and errors
-        # not yet sent (at most two painted frames: a client that stops reading stops the jobs),
-        # and when the running job began.
+        # Shared with the live and codec threads, under the lock: the two slots and whether a
+        # decode or paint job is queued or running, the painted frames and errors not yet sent
+        # (at most two painted frames: a client that stops reading stops the jobs), and when the
+        # running paint job began.
         self.lock = threading.Lock()
         self.arrived: tuple[float, bytes] | None = None  # the newest frame, not yet decoded
         self.decoding = False  # a decode job is queued or running
@@ -236,6 +239,13 @@ class LiveStream:
         return (self.ready is not None and not self.closed and self.painter.ready
                 and not self.configuring and self.pending_settings is None and self.unsent < 2)
 
+    def _claim_paint(self) -> bool:
+        """Under the lock: whether to queue a paint job now (a frame may be painted and no job
+        is queued), marking one queued if so; the caller then calls :meth:`_submit`."""
+        start = not self.scheduled and self._may_paint()
+        self.scheduled = self.scheduled or start
+        return start
+
     def _submit_decode(self) -> None:
         """Queue a decode job on the codec thread (the caller set ``decoding``)."""
         try:
@@ -262,8 +272,7 @@ class LiveStream:
                 if self.ready is not None:
                     self.dropped += 1
                 self.ready = (stamp, frame)
-            start = not self.scheduled and self._may_paint()
-            self.scheduled = self.scheduled or start
+            start = self._claim_paint()
             again = self.arrived is not None and not self.closed
             self.decoding = again
         if frame is None:
@@ -303,8 +312,8 @@ class LiveStream:
             self.painting_since = None
             if error is None:
                 self.unsent += 1  # counted now: the encoding below is on its way to the outbox
-            again = self._may_paint()
-            self.scheduled = again
+            self.scheduled = False
+            again = self._claim_paint()
         if again:
             self._submit()
         if error is not None:
@@ -341,8 +350,7 @@ class LiveStream:
         """Queue a paint job for a waiting frame when none is queued (after settings changed or
         the client read what was painted)."""
         with self.lock:
-            start = not self.scheduled and self._may_paint()
-            self.scheduled = self.scheduled or start
+            start = self._claim_paint()
             orphan = (self.ready is not None and not self.painter.ready and not self.configuring
                       and self.pending_settings is None)
             if orphan:  # its settings failed: there is nothing to paint it with

@@ -261,7 +261,7 @@ function pumpLive() {
   }
   if (live.pending.length > 0 && live.pace) {
     // early: a frame that waits briefly costs less than a server left idle
-    const early = live.earlyMs || Math.max(4, 0.3 * live.serverMs * live.paceGain);
+    const early = live.earlyMs || Math.max(4, 0.3 * paceMs());
     const wait = live.freeAt - live.leadMs - early - performance.now();
     if (wait > 1) {
       if (!live.timer) live.timer = setTimeout(() => { live.timer = null; pumpLive(); }, wait);
@@ -274,7 +274,12 @@ function pumpLive() {
 // When the server is done with a frame ([capture time, arrival]) if it is busy until
 // freeAt: it takes the frame when the frame arrives or when it is free, whichever is later.
 function queuedAfter(freeAt, frame) {
-  return Math.max(frame[1], freeAt) + live.serverMs * live.paceGain;
+  return Math.max(frame[1], freeAt) + paceMs();
+}
+
+// The server's time for one of this page's frames, as the page paces by it.
+function paceMs() {
+  return live.serverMs * live.paceGain;
 }
 
 function sendLiveFrame() {
